@@ -1,0 +1,200 @@
+"""The blocking driver: a sans-I/O :class:`~protocol.sansio.Connection` on a pyserial port.
+
+Ports are opened only through :func:`serial.serial_for_url`, so a tty path, ``socket://``, ``rfc2217://``
+and ``loop://`` all work.  pyserial errors are translated here, once, into :class:`~protocol.errors.PortError`
+with a hint a technician can act on.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import serial
+
+from .errors import Cancelled, PortError
+from .sansio import ChangeBaud, Connection, Event
+from .trace import log_wire
+
+__all__ = ["CancelToken", "SerialLink", "open_port"]
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 0.02  # longest a read blocks before the loop re-checks cancel and deadlines
+DEFAULT_BAUD = 115200
+
+
+class CancelToken:
+    """A cooperative cancel flag, safe to set from another thread (a GUI button, a signal handler)."""
+
+    def __init__(self) -> None:
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def raise_if_cancelled(self) -> None:
+        if self._cancelled:
+            raise Cancelled("cancelled by the user")
+
+
+def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
+    code = err.errno if isinstance(err, OSError) else None
+    if code is None and err.args and isinstance(err.args[0], int):
+        code = err.args[0]
+    text = str(err)
+    if code in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
+        return (
+            f"permission denied opening {url}",
+            "add your user to the 'dialout' group (sudo usermod -aG dialout $USER), then log in again",
+        )
+    if code == errno.EBUSY or "busy" in text.lower() or "Could not exclusively lock" in text:
+        return (f"{url} is busy", "close the other program using the port (a terminal, a monitor, ModemManager)")
+    if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO) or "No such file" in text:
+        return (f"no such port: {url}", "check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)")
+    if code == errno.ECONNREFUSED or "refused" in text.lower():
+        return (f"connection refused by {url}", "is the emulator or the serial server running?")
+    return (f"cannot use {url}: {text}", None)
+
+
+def open_port(url: str, baud: int = DEFAULT_BAUD, *, exclusive: bool = True) -> serial.SerialBase:
+    """Open ``url`` (any pyserial URL or a device path) raw, 8N1, with no flow control."""
+    try:
+        port = serial.serial_for_url(url, do_not_open=True)
+        port.baudrate = baud
+        port.timeout = POLL_INTERVAL_S
+        port.write_timeout = None
+        if exclusive and isinstance(port, serial.Serial) and hasattr(port, "exclusive"):
+            port.exclusive = True
+        port.open()
+    except (serial.SerialException, OSError, ValueError) as err:
+        message, hint = _hint_for(err, url)
+        raise PortError(message, hint=hint) from err
+    return port
+
+
+class SerialLink:
+    """Drives cores over one open port.  Use as a context manager."""
+
+    def __init__(
+        self,
+        url: str,
+        baud: int = DEFAULT_BAUD,
+        *,
+        port: serial.SerialBase | None = None,
+        exclusive: bool = True,
+    ) -> None:
+        self.url = url
+        self.initial_baud = baud
+        self._port = port if port is not None else open_port(url, baud, exclusive=exclusive)
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        try:
+            self._port.close()
+        except (serial.SerialException, OSError):  # closing a vanished USB device is not worth failing on
+            log.debug("error closing %s", self.url, exc_info=True)
+
+    def __enter__(self) -> SerialLink:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def port(self) -> serial.SerialBase:
+        return self._port
+
+    @property
+    def baud(self) -> int:
+        return int(self._port.baudrate)
+
+    def set_baud(self, baud: int) -> None:
+        self._guard(self._port.flush)
+        self._port.baudrate = baud
+
+    # -- raw I/O, errors translated once --------------------------------------------------------------------
+    def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (serial.SerialException, OSError) as err:
+            message, hint = _hint_for(err, self.url)
+            raise PortError(message, hint=hint) from err
+
+    def write(self, data: bytes) -> None:
+        if data:
+            log_wire("tx", data)
+            self._guard(self._port.write, data)
+
+    def read(self, timeout: float) -> bytes:
+        """Whatever arrives within ``timeout`` seconds (``b""`` on silence: a timeout, never end-of-data)."""
+        self._port.timeout = timeout
+        waiting = self._guard(lambda: self._port.in_waiting)
+        data: bytes = self._guard(self._port.read, max(1, int(waiting)))
+        if data:
+            more = self._guard(lambda: self._port.in_waiting)
+            if more:
+                data += self._guard(self._port.read, int(more))
+            log_wire("rx", data)
+        return data
+
+    def discard_input(self) -> None:
+        self._guard(self._port.reset_input_buffer)
+
+    # -- the driver loop ----------------------------------------------------------------------------------
+    def run(
+        self,
+        conn: Connection,
+        *,
+        until: Callable[[Event], bool] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Event | None:
+        """Run ``conn`` until it is finished, or until an event satisfies ``until`` (that event is returned).
+
+        Every other event goes to ``on_event``.  :class:`ChangeBaud` switches the port after the bytes before
+        it have drained.  Errors raised by the core propagate unchanged; port errors become ``PortError``.
+        """
+        last_activity = time.monotonic()
+        while True:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            out = conn.data_to_send()
+            if out:
+                self.write(out)
+                last_activity = time.monotonic()
+            while (event := conn.next_event()) is not None:
+                if isinstance(event, ChangeBaud):
+                    self.set_baud(event.baud)
+                if until is not None and until(event):
+                    return event
+                if on_event is not None:
+                    on_event(event)
+            out = conn.data_to_send()
+            if out:
+                self.write(out)
+                last_activity = time.monotonic()
+            if conn.finished:
+                return None
+            timeout = conn.timeout
+            wait = POLL_INTERVAL_S
+            if timeout is not None:
+                wait = max(0.0, min(wait, last_activity + timeout - time.monotonic()))
+            data = self.read(wait) if wait > 0 else b""
+            now = time.monotonic()
+            if data:
+                conn.receive_data(data)
+                last_activity = now
+            elif timeout is not None and now - last_activity >= timeout:
+                conn.handle_timeout()
+                last_activity = now
