@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import serial
 
-from .link import POLL_INTERVAL_S, CancelToken, SerialLink
-from .sansio import ChangeBaud, Connection, Event
+from .link import CancelToken, SerialLink
+from .pump import PumpResult, Read, Write, pump
+from .sansio import Connection, Event
 
 __all__ = ["AsyncSerialLink"]
 
@@ -25,7 +26,9 @@ class AsyncSerialLink:
         self._link = link
 
     @classmethod
-    async def open(cls, url: str, baud: int = 115200, *, port: serial.SerialBase | None = None) -> AsyncSerialLink:
+    async def open(
+        cls, url: str, baud: int = 115200, *, port: serial.SerialBase | None = None
+    ) -> AsyncSerialLink:
         link = await asyncio.to_thread(SerialLink, url, baud, port=port)
         return cls(link)
 
@@ -50,37 +53,23 @@ class AsyncSerialLink:
         on_event: Callable[[Event], None] | None = None,
         cancel: CancelToken | None = None,
     ) -> Event | None:
+        """Same contract as :meth:`protocol.link.SerialLink.run`; a task cancel also stops it."""
         link = self._link
-        last_activity = time.monotonic()
-        while True:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            out = conn.data_to_send()
-            if out:
-                await asyncio.to_thread(link.write, out)
-                last_activity = time.monotonic()
-            while (event := conn.next_event()) is not None:
-                if isinstance(event, ChangeBaud):
-                    await asyncio.to_thread(link.set_baud, event.baud)
-                if until is not None and until(event):
-                    return event
-                if on_event is not None:
-                    on_event(event)
-            out = conn.data_to_send()
-            if out:
-                await asyncio.to_thread(link.write, out)
-                last_activity = time.monotonic()
-            if conn.finished:
-                return None
-            timeout = conn.timeout
-            wait = POLL_INTERVAL_S
-            if timeout is not None:
-                wait = max(0.0, min(wait, last_activity + timeout - time.monotonic()))
-            data = await asyncio.to_thread(link.read, wait) if wait > 0 else b""
-            now = time.monotonic()
-            if data:
-                conn.receive_data(data)
-                last_activity = now
-            elif timeout is not None and now - last_activity >= timeout:
-                conn.handle_timeout()
-                last_activity = now
+        steps = pump(conn, time.monotonic(), until=until, on_event=on_event)
+        reply: PumpResult = None
+        try:
+            while True:
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                request = steps.send(reply)
+                reply = None
+                if isinstance(request, Write):
+                    await asyncio.to_thread(link.write, request.data)
+                elif isinstance(request, Read):
+                    data = await asyncio.to_thread(link.read, request.wait) if request.wait > 0 else b""
+                    reply = (data, time.monotonic())
+                else:
+                    await asyncio.to_thread(link.set_baud, request.baud)
+        except StopIteration as stop:
+            result: Event | None = stop.value
+            return result

@@ -35,7 +35,7 @@ class Stm32OtaError(Exception):
 
 
 class ProtocolError(Stm32OtaError):
-    """The conversation broke a protocol rule.  After one, a sans-I/O connection is in a sticky error state."""
+    """The conversation broke a protocol rule; afterwards a sans-I/O core is in a sticky error state."""
 
 
 class LocalProtocolError(ProtocolError):

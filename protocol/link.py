@@ -17,14 +17,14 @@ from typing import Any
 import serial
 
 from .errors import Cancelled, PortError
-from .sansio import ChangeBaud, Connection, Event
+from .pump import POLL_INTERVAL_S, PumpResult, Read, Write, pump
+from .sansio import Connection, Event
 from .trace import log_wire
 
-__all__ = ["CancelToken", "SerialLink", "open_port"]
+__all__ = ["POLL_INTERVAL_S", "CancelToken", "SerialLink", "open_port"]
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_S = 0.02  # longest a read blocks before the loop re-checks cancel and deadlines
 DEFAULT_BAUD = 115200
 
 
@@ -57,7 +57,7 @@ def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
             "add your user to the 'dialout' group (sudo usermod -aG dialout $USER), then log in again",
         )
     if code == errno.EBUSY or "busy" in text.lower() or "Could not exclusively lock" in text:
-        return (f"{url} is busy", "close the other program using the port (a terminal, a monitor, ModemManager)")
+        return (f"{url} is busy", "close the other program using the port (terminal, monitor, ModemManager)")
     if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO) or "No such file" in text:
         return (f"no such port: {url}", "check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)")
     if code == errno.ECONNREFUSED or "refused" in text.lower():
@@ -162,39 +162,25 @@ class SerialLink:
     ) -> Event | None:
         """Run ``conn`` until it is finished, or until an event satisfies ``until`` (that event is returned).
 
-        Every other event goes to ``on_event``.  :class:`ChangeBaud` switches the port after the bytes before
-        it have drained.  Errors raised by the core propagate unchanged; port errors become ``PortError``.
+        Every other event goes to ``on_event``.  :class:`~protocol.sansio.ChangeBaud` switches the port after
+        the bytes before it have drained.  Errors raised by the core propagate unchanged; port errors become
+        ``PortError``.  ``cancel`` is checked at least every :data:`~protocol.pump.POLL_INTERVAL_S`.
         """
-        last_activity = time.monotonic()
-        while True:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            out = conn.data_to_send()
-            if out:
-                self.write(out)
-                last_activity = time.monotonic()
-            while (event := conn.next_event()) is not None:
-                if isinstance(event, ChangeBaud):
-                    self.set_baud(event.baud)
-                if until is not None and until(event):
-                    return event
-                if on_event is not None:
-                    on_event(event)
-            out = conn.data_to_send()
-            if out:
-                self.write(out)
-                last_activity = time.monotonic()
-            if conn.finished:
-                return None
-            timeout = conn.timeout
-            wait = POLL_INTERVAL_S
-            if timeout is not None:
-                wait = max(0.0, min(wait, last_activity + timeout - time.monotonic()))
-            data = self.read(wait) if wait > 0 else b""
-            now = time.monotonic()
-            if data:
-                conn.receive_data(data)
-                last_activity = now
-            elif timeout is not None and now - last_activity >= timeout:
-                conn.handle_timeout()
-                last_activity = now
+        steps = pump(conn, time.monotonic(), until=until, on_event=on_event)
+        reply: PumpResult = None
+        try:
+            while True:
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                request = steps.send(reply)
+                reply = None
+                if isinstance(request, Write):
+                    self.write(request.data)
+                elif isinstance(request, Read):
+                    data = self.read(request.wait) if request.wait > 0 else b""
+                    reply = (data, time.monotonic())
+                else:
+                    self.set_baud(request.baud)
+        except StopIteration as stop:
+            result: Event | None = stop.value
+            return result

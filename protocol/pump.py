@@ -1,0 +1,89 @@
+"""The driver loop, once, as a generator: both drivers (blocking and asyncio) execute it.
+
+``pump`` yields I/O requests (:class:`Write`, :class:`Read`, :class:`SetBaud`); the driver performs each and
+sends back the result (for :class:`Read`, ``(data, now)`` with ``now`` a monotonic time; ``None`` otherwise).
+It needs no clock of its own, so it is as testable as the cores it drives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+from .sansio import ChangeBaud, Connection, Event
+
+__all__ = ["POLL_INTERVAL_S", "IoRequest", "Read", "SetBaud", "Write", "pump"]
+
+POLL_INTERVAL_S = 0.02  # longest a read blocks before the loop re-checks cancel and deadlines
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Read what arrives within ``wait`` seconds; reply ``(data, now)``."""
+
+    wait: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetBaud:
+    """Drain pending output, then switch the port to ``baud``."""
+
+    baud: int
+
+
+IoRequest = Write | Read | SetBaud
+PumpResult = tuple[bytes, float] | None
+
+
+def pump(
+    conn: Connection,
+    start: float,
+    *,
+    until: Callable[[Event], bool] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> Generator[IoRequest, PumpResult, Event | None]:
+    """Run ``conn`` until it finishes (returns ``None``) or an event satisfies ``until`` (returns it).
+
+    Other events go to ``on_event``.  ``start`` is the current monotonic time.  Silence is measured from the
+    last byte either way; when it reaches ``conn.timeout`` the core gets ``handle_timeout()``.
+    """
+    last_activity = now = start
+    while True:
+        out = conn.data_to_send()
+        if out:
+            yield Write(out)
+            last_activity = now
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, ChangeBaud):
+                out = conn.data_to_send()
+                if out:
+                    yield Write(out)
+                yield SetBaud(event.baud)
+            if until is not None and until(event):
+                return event
+            if on_event is not None:
+                on_event(event)
+        out = conn.data_to_send()
+        if out:
+            yield Write(out)
+            last_activity = now
+        if conn.finished:
+            return None
+        timeout = conn.timeout
+        wait = POLL_INTERVAL_S
+        if timeout is not None:
+            wait = max(0.0, min(wait, last_activity + timeout - now))
+        reply = yield Read(wait)
+        assert reply is not None, "the driver must answer Read with (data, now)"
+        data, now = reply
+        if data:
+            conn.receive_data(data)
+            last_activity = now
+        elif timeout is not None and now - last_activity >= timeout:
+            conn.handle_timeout()
+            last_activity = now

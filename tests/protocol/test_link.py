@@ -1,0 +1,148 @@
+"""The drivers: the shared pump generator, the blocking SerialLink and the asyncio AsyncSerialLink."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from protocol.aio import AsyncSerialLink
+from protocol.errors import Cancelled, PortError, ProtocolTimeoutError
+from protocol.link import CancelToken, SerialLink
+from protocol.pump import Read, SetBaud, Write, pump
+from protocol.sansio import ChangeBaud, Event
+
+
+@dataclass(frozen=True, kw_only=True)
+class Echoed(Event):
+    data: bytes
+
+
+class EchoCore:
+    """Sends a message, expects it back (a loop:// port echoes), gives up after ``retries`` timeouts."""
+
+    def __init__(
+        self, message: bytes, *, timeout: float = 0.2, retries: int = 2, baud: int | None = None
+    ) -> None:
+        self._out = bytearray(message)
+        self._expect = message
+        self._got = bytearray()
+        self._events: list[Event] = [ChangeBaud(baud=baud)] if baud else []
+        self._timeout = timeout
+        self._retries = retries
+        self.timeouts = 0
+        self._finished = False
+
+    def receive_data(self, data: bytes) -> None:
+        assert data, "drivers never feed b''"
+        self._got += data
+        if bytes(self._got) == self._expect:
+            self._events.append(Echoed(data=bytes(self._got)))
+            self._finished = True
+
+    def handle_timeout(self) -> None:
+        self.timeouts += 1
+        if self.timeouts > self._retries:
+            self._finished = True
+            raise ProtocolTimeoutError("no echo")
+
+    def data_to_send(self) -> bytes:
+        out, self._out = bytes(self._out), bytearray()
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.pop(0) if self._events else None
+
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+
+def test_pump_yields_io_requests_and_returns_matching_event() -> None:
+    core = EchoCore(b"hello", baud=9600)
+    steps = pump(core, 0.0, until=lambda e: isinstance(e, Echoed))
+    assert next(steps) == Write(b"hello")
+    assert steps.send(None) == SetBaud(9600)
+    request = steps.send(None)
+    assert isinstance(request, Read)
+    with pytest.raises(StopIteration) as stop:
+        steps.send((b"hello", 0.01))
+    assert stop.value.value == Echoed(data=b"hello")
+
+
+def test_pump_calls_handle_timeout_after_silence_measured_from_last_write() -> None:
+    core = EchoCore(b"x", timeout=1.0, retries=5)
+    steps = pump(core, 10.0)
+    assert next(steps) == Write(b"x")
+    request = steps.send(None)
+    assert isinstance(request, Read)
+    request = steps.send((b"", 10.5))  # silence, but not yet the timeout
+    assert core.timeouts == 0
+    steps.send((b"", 11.0))
+    assert core.timeouts == 1
+
+
+def test_serial_link_over_loop_url() -> None:
+    events: list[Event] = []
+    with SerialLink("loop://", 115200) as link:
+        result = link.run(
+            EchoCore(b"\x00\x01abc" * 100), until=lambda e: isinstance(e, Echoed), on_event=events.append
+        )
+    assert isinstance(result, Echoed)
+    assert result.data == b"\x00\x01abc" * 100
+
+
+def test_serial_link_switches_baud_on_change_baud() -> None:
+    with SerialLink("loop://", 115200) as link:
+        link.run(EchoCore(b"ok", baud=921600))
+        assert link.baud == 921600
+
+
+def test_serial_link_times_out_through_the_core() -> None:
+    class Deaf(EchoCore):
+        def receive_data(self, data: bytes) -> None:  # ignores the echo: only silence follows
+            pass
+
+    with SerialLink("loop://", 115200) as link, pytest.raises(ProtocolTimeoutError):
+        link.run(Deaf(b"?", timeout=0.05, retries=1))
+
+
+def test_cancel_token_stops_the_loop() -> None:
+    token = CancelToken()
+    token.cancel()
+    with SerialLink("loop://", 115200) as link, pytest.raises(Cancelled):
+        link.run(EchoCore(b"x"), cancel=token)
+
+
+def test_missing_port_is_a_port_error_with_hint() -> None:
+    with pytest.raises(PortError) as err:
+        SerialLink("/dev/does-not-exist-stm32ota")
+    assert "no such port" in str(err.value)
+    assert err.value.hint
+    assert isinstance(err.value, OSError)
+
+
+def test_refused_socket_is_a_port_error_with_hint() -> None:
+    import socket
+
+    with socket.socket() as s:  # find a free port, then close it so nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(PortError) as err:
+        SerialLink(f"socket://127.0.0.1:{port}")
+    assert err.value.hint
+
+
+def test_async_link_runs_the_same_core() -> None:
+    async def go() -> Event | None:
+        link = await AsyncSerialLink.open("loop://", 115200)
+        async with link:
+            return await link.run(EchoCore(b"async"), until=lambda e: isinstance(e, Echoed))
+
+    result = asyncio.run(go())
+    assert result == Echoed(data=b"async")
