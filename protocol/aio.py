@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import TypeVar
 
 import serial
 
 from .link import CancelToken, SerialLink
-from .pump import PumpResult, Read, Write, pump
+from .pump import IoRequest, PumpResult, Read, Write, pump
 from .sansio import Connection, Event
 
 __all__ = ["AsyncSerialLink"]
+
+T = TypeVar("T")
 
 
 class AsyncSerialLink:
@@ -54,8 +57,13 @@ class AsyncSerialLink:
         cancel: CancelToken | None = None,
     ) -> Event | None:
         """Same contract as :meth:`protocol.link.SerialLink.run`; a task cancel also stops it."""
+        return await self.execute(pump(conn, time.monotonic(), until=until, on_event=on_event), cancel=cancel)
+
+    async def execute(
+        self, steps: Generator[IoRequest, PumpResult, T], *, cancel: CancelToken | None = None
+    ) -> T:
+        """Async twin of :meth:`protocol.link.SerialLink.execute`."""
         link = self._link
-        steps = pump(conn, time.monotonic(), until=until, on_event=on_event)
         reply: PumpResult = None
         try:
             while True:
@@ -71,5 +79,7 @@ class AsyncSerialLink:
                 else:
                     await asyncio.to_thread(link.set_baud, request.baud)
         except StopIteration as stop:
-            result: Event | None = stop.value
+            result: T = stop.value
             return result
+        finally:
+            steps.close()

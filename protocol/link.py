@@ -10,20 +10,21 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import serial
 
 from .errors import Cancelled, PortError
-from .pump import POLL_INTERVAL_S, PumpResult, Read, Write, pump
+from .pump import POLL_INTERVAL_S, IoRequest, PumpResult, Read, Write, pump
 from .sansio import Connection, Event
 from .trace import log_wire
 
 __all__ = ["POLL_INTERVAL_S", "CancelToken", "SerialLink", "open_port"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_BAUD = 115200
 
@@ -166,7 +167,11 @@ class SerialLink:
         the bytes before it have drained.  Errors raised by the core propagate unchanged; port errors become
         ``PortError``.  ``cancel`` is checked at least every :data:`~protocol.pump.POLL_INTERVAL_S`.
         """
-        steps = pump(conn, time.monotonic(), until=until, on_event=on_event)
+        return self.execute(pump(conn, time.monotonic(), until=until, on_event=on_event), cancel=cancel)
+
+    def execute(self, steps: Generator[IoRequest, PumpResult, T], *, cancel: CancelToken | None = None) -> T:
+        """Perform the I/O requests of ``steps`` (a :func:`~protocol.pump.pump` or a flow built from pumps)
+        and return what the generator returns."""
         reply: PumpResult = None
         try:
             while True:
@@ -182,5 +187,7 @@ class SerialLink:
                 else:
                     self.set_baud(request.baud)
         except StopIteration as stop:
-            result: Event | None = stop.value
+            result: T = stop.value
             return result
+        finally:
+            steps.close()
