@@ -1,0 +1,256 @@
+"""The emulator's runtime: one device thread that runs a personality on the line.
+
+A *personality* is the firmware the emulated chip runs (the stm32ota bootloader, ST's AN4657 IAP menu).  It
+is a plain object with three callbacks, all called from the device thread only:
+
+* :meth:`Personality.boot` at every reset (power-on, ``reset()``, a watchdog, after a power cut),
+* :meth:`Personality.on_bytes` with whatever the UART received since the last call,
+* :meth:`Personality.on_idle` periodically (heartbeats, timeouts), at least every :data:`IDLE_TICK_S`.
+
+A callback may block (a flash erase takes its datasheet time × ``time_scale``); while it does, the device is
+not reading its UART, so bytes the host sends meanwhile pile up in the bounded RX buffer and overflow is lost,
+as on silicon.  The runtime owns the line and the flash; it catches :class:`~emulator.flash.PowerCut`,
+persists what the flash holds (half-done operation included), and reboots the personality.  ``stop()``
+flushes the state folder; the CLI calls it on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .faults import FaultPlan, PowerCutTrigger
+from .line import Line
+
+if TYPE_CHECKING:
+    from .chips import ChipProfile
+    from .flash import Flash
+
+__all__ = [
+    "IDLE_TICK_S",
+    "Device",
+    "DeviceContext",
+    "Personality",
+    "PersonalityFactory",
+]
+
+log = logging.getLogger(__name__)
+
+IDLE_TICK_S = 0.02  # longest the device thread waits for UART bytes before calling on_idle
+RESET_SETTLE_S = 0.0  # time between a reset and boot() (the chip's reset pulse is far below any timeout)
+STOP_JOIN_TIMEOUT_S = 10.0  # how long stop() waits for a personality callback to return
+
+
+@runtime_checkable
+class Personality(Protocol):
+    """The firmware the emulated chip runs.  All callbacks run in the device thread."""
+
+    def boot(self, ctx: DeviceContext) -> None:
+        """Called at every reset (power-on, ``ctx.reset()``, reset faults, after power cuts).
+
+        Keep ``ctx``; drop everything else that was in RAM.  The flash and ``ctx.state`` survive."""
+
+    def on_bytes(self, data: bytes) -> None:
+        """Bytes the UART received (already through the line: paced, possibly corrupted or overrun)."""
+
+    def on_idle(self, now: float) -> None:
+        """Called periodically (``now`` = ``ctx.now()``), for heartbeats and timeouts."""
+
+
+PersonalityFactory = Callable[[], Personality]
+
+
+@dataclass
+class DeviceContext:
+    """What the runtime hands a personality at boot.
+
+    ``state`` is the JSON-persisted part of the device (anything that is not flash: security counter, boot
+    counters, resume record, ...): mutate it in place; the runtime writes it with the flash on flush.
+    """
+
+    flash: Flash
+    chip: ChipProfile
+    state: dict[str, Any]
+    time_scale: float
+    trusted_keys: Sequence[Path]
+    log: logging.Logger
+    _device: Device = field(repr=False)
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the host (paced by the line; returns at once)."""
+        self._device.line.write(data)
+
+    def set_baud(self, baud: int) -> None:
+        """Switch the UART to ``baud`` once pending output has drained (the host must follow: until it does,
+        what crosses the line is noise, as on silicon)."""
+        self._device.line.set_baud(baud)
+
+    @property
+    def baud(self) -> int:
+        """The device's current UART rate."""
+        return self._device.line.baud
+
+    def now(self) -> float:
+        """Monotonic seconds."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Busy-wait ``seconds × time_scale`` (CPU work on the chip: the UART is not serviced meanwhile)."""
+        if seconds > 0 and self.time_scale > 0:
+            time.sleep(seconds * self.time_scale)
+
+    def reset(self) -> None:
+        """Request a reboot: the runtime calls ``boot()`` again after the current callback returns."""
+        self._device.request_reset("software reset")
+
+    def flush(self) -> None:
+        """Persist flash and ``state`` now (a real chip's flash is persistent anyway; this only makes the
+        state folder current, e.g. before a long operation)."""
+        self._device.flush()
+
+
+class Device:
+    """The emulated chip: a personality, its flash and the line, run by one thread.
+
+    ``state_dir`` (optional) is the persisted state folder; ``None`` keeps everything in memory.
+    """
+
+    def __init__(
+        self,
+        personality_factory: PersonalityFactory,
+        line: Line,
+        *,
+        chip: ChipProfile | str = "stm32f407vg",
+        state_dir: Path | str | None = None,
+        faults: FaultPlan | None = None,
+        time_scale: float = 0.0,
+        trusted_keys: Sequence[Path | str] = (),
+        name: str = "device",
+    ) -> None:
+        from .chips import CHIPS
+        from .flash import Flash
+        from .state import DeviceState
+
+        self.chip: ChipProfile = CHIPS[chip] if isinstance(chip, str) else chip
+        self.line = line
+        self.faults = faults if faults is not None else FaultPlan()
+        self.time_scale = time_scale
+        self.trusted_keys = tuple(Path(k) for k in trusted_keys)
+        self.log = logging.getLogger(f"emulator.{name}")
+        self._factory = personality_factory
+        self._store = DeviceState.open(Path(state_dir), self.chip) if state_dir is not None else None
+        if self._store is not None:
+            data = self._store.flash
+            self.state: dict[str, Any] = self._store.data
+        else:
+            data = None
+            self.state = {}
+        self._started_at = time.monotonic()
+        self._cut = PowerCutTrigger(self.faults, start=self._started_at)
+        self.flash: Flash = Flash(
+            self.chip, data, time_scale=time_scale, sleep=time.sleep, on_op=self._cut.on_flash_op
+        )
+        self.personality: Personality | None = None
+        self.context: DeviceContext | None = None
+        self.boots = 0
+        self.power_cuts = 0
+        self._reset_reason: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.line.on_reset_fault = lambda: self.request_reset("reset fault")
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the line and the device thread (boots the personality)."""
+        self.line.start()
+        self._thread = threading.Thread(target=self._run, name="emulator-device", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the device thread and the line, then persist the state folder."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(STOP_JOIN_TIMEOUT_S)
+        self.line.stop()
+        self.flush()
+
+    def __enter__(self) -> Device:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def request_reset(self, reason: str) -> None:
+        self._reset_reason = reason
+
+    def flush(self) -> None:
+        """Write flash.bin and state.json (no-op without a state folder)."""
+        with self._lock:
+            if self._store is not None:
+                self._store.save(bytes(self.flash.data), self.state)
+
+    # -- the device thread ---------------------------------------------------------------------------------
+    def _boot(self, reason: str) -> None:
+        from .flash import PowerCut
+
+        self.line.reset_device_side()
+        self.boots += 1
+        self.log.info("boot #%d (%s)", self.boots, reason)
+        self.personality = self._factory()
+        self.context = DeviceContext(
+            flash=self.flash,
+            chip=self.chip,
+            state=self.state,
+            time_scale=self.time_scale,
+            trusted_keys=self.trusted_keys,
+            log=self.log,
+            _device=self,
+        )
+        try:
+            self.personality.boot(self.context)
+        except PowerCut:
+            self._power_cut()
+
+    def _power_cut(self) -> None:
+        self.power_cuts += 1
+        self.log.warning("power cut at flash operation %d: rebooting from what the flash holds", self.flash.ops)
+        self.flush()
+        self._reset_reason = "power cut"
+
+    def _run(self) -> None:
+        from .flash import PowerCut
+
+        try:
+            self._boot("power-on")
+            while not self._stop.is_set():
+                if self._reset_reason is not None:
+                    reason, self._reset_reason = self._reset_reason, None
+                    self._boot(reason)
+                    continue
+                personality = self.personality
+                assert personality is not None
+                try:
+                    if self._cut.due_by_time(time.monotonic()):
+                        raise PowerCut("timed power cut")
+                    data = self.line.read(IDLE_TICK_S)
+                    if data:
+                        personality.on_bytes(data)
+                    personality.on_idle(time.monotonic())
+                except PowerCut:
+                    self._power_cut()
+        except BaseException as err:  # a crash of the emulated firmware must not vanish silently
+            self.error = err
+            self.log.exception("device thread crashed")
+            raise

@@ -1,0 +1,625 @@
+"""The emulated UART line between the host and the device.
+
+The host opens an ordinary serial port: the slave end of a pty pair (``PtyEndpoint``, the default; its path is
+the first line ``stm32ota emulate`` prints) or ``socket://127.0.0.1:PORT`` (``SocketEndpoint``, one client at a
+time).  The :class:`Line` sits between that endpoint and the device and behaves like a UART behind a USB-UART
+adapter:
+
+* **pacing**: both directions carry ``baud / 10`` bytes per second (8N1); a byte reaches the far end one
+  character time after the previous one.  ``pacing=False`` (or ``baud=0`` on the command line) is unthrottled.
+* **turnaround latency**: the first byte of each burst (after the line was idle) is delayed by
+  ``latency_s`` more; USB-UART adapters add 1-16 ms there.
+* **a bounded RX buffer**: the pty is always drained into the line at once (the host never blocks), but the
+  device consumes from a ring of ``rx_buffer`` bytes; bytes that arrive while the device is busy (erasing)
+  and the ring is full are lost (``overruns`` counts them), as with a real UART overrun.
+* **baud changes**: the device's rate switches after its pending output has drained
+  (:meth:`Line.set_baud`); the host's rate is read from the pty's termios (the host sets it with
+  ``tcsetattr``/pyserial as usual).  While the two differ, what crosses the line either way is noise.  On a
+  ``socket://`` endpoint there is no host rate: the host is assumed to follow.
+* **faults** (:mod:`emulator.faults`): bit flips, drops and noise bursts on both directions, a reset after N
+  received bytes, a device that falls silent after N sent bytes.
+
+The device side (:meth:`read`, :meth:`write`, :meth:`set_baud`) is used from the device thread only.
+"""
+
+from __future__ import annotations
+
+import array
+import collections
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import pty
+import select
+import socket
+import struct
+import termios
+import threading
+import time
+import tty
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .faults import FaultPlan, LineFaults
+
+__all__ = [
+    "DEFAULT_BAUD",
+    "DEFAULT_RX_BUFFER",
+    "Endpoint",
+    "Line",
+    "LineStats",
+    "PtyEndpoint",
+    "SocketEndpoint",
+    "host_baud_of",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BAUD = 115200
+DEFAULT_RX_BUFFER = 2048  # bytes the device's UART ring holds while the firmware is busy
+BITS_PER_CHAR = 10  # 8N1: start + 8 data + stop
+READ_CHUNK = 65536
+POLL_S = 0.02  # how often the line threads re-check stop flags and noise timers
+MIN_WAIT_S = 0.0005  # shortest sleep while pacing (below this, sleeps are pure scheduling noise)
+BAUD_SWITCH_TIMEOUT_S = 30.0
+HOST_STALL_S = 0.5  # how long output waits for a host that is not reading before it is lost  # longest set_baud() waits for pending output to drain
+
+# Linux termios2 (arbitrary baud rates): struct termios2 is 4 x u32 flags, c_line, c_cc[19], 2 x u32 speeds.
+_TCGETS2 = 0x802C542A
+_TCSETS2 = 0x402C542B
+_TERMIOS2 = struct.Struct("=4IB19s2I")
+_BOTHER = 0o010000
+_CBAUD = 0o010017
+
+
+def _std_speeds() -> dict[int, int]:
+    speeds: dict[int, int] = {}
+    for name in dir(termios):
+        if name.startswith("B") and name[1:].isdigit():
+            speeds[int(getattr(termios, name))] = int(name[1:])
+    return speeds
+
+
+_SPEED_OF_CONSTANT = _std_speeds()
+
+
+def host_baud_of(fd: int) -> int | None:
+    """The line rate the tty ``fd`` is set to (termios2 where available, else the Bxxx constants)."""
+    try:
+        buf = bytearray(_TERMIOS2.size)
+        fcntl.ioctl(fd, _TCGETS2, buf, True)
+        fields = _TERMIOS2.unpack(buf)
+        ospeed = int(fields[-1])
+        if ospeed:
+            return ospeed
+    except OSError:
+        pass
+    try:
+        attrs = termios.tcgetattr(fd)
+    except termios.error:
+        return None
+    return _SPEED_OF_CONSTANT.get(int(attrs[5]))
+
+
+def _set_tty_baud(fd: int, baud: int) -> None:
+    constant = getattr(termios, f"B{baud}", None)
+    if constant is not None:
+        attrs = termios.tcgetattr(fd)
+        attrs[4] = attrs[5] = constant
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        return
+    buf = bytearray(_TERMIOS2.size)
+    fcntl.ioctl(fd, _TCGETS2, buf, True)
+    iflag, oflag, cflag, lflag, line, cc, _, _ = _TERMIOS2.unpack(buf)
+    cflag = (cflag & ~_CBAUD) | _BOTHER
+    fcntl.ioctl(fd, _TCSETS2, _TERMIOS2.pack(iflag, oflag, cflag, lflag, line, cc, baud, baud))
+
+
+class Endpoint(ABC):
+    """The host-facing end of the line."""
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """What the host opens (a device path or ``socket://127.0.0.1:PORT``)."""
+
+    @abstractmethod
+    def recv(self, timeout: float) -> bytes:
+        """Bytes the host wrote, waiting up to ``timeout`` (``b""`` if none)."""
+
+    @abstractmethod
+    def send(self, data: bytes) -> int:
+        """Hand bytes to the host without blocking; returns how many were taken (the rest is lost)."""
+
+    @abstractmethod
+    def host_baud(self) -> int | None:
+        """The rate the host's side is set to, ``None`` if the transport has none."""
+
+    def set_host_baud(self, baud: int) -> None:  # noqa: B027 - optional for transports without a rate
+        """Preset the host side's rate (what a port reads as before the host configures it)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class PtyEndpoint(Endpoint):
+    """A pty pair in raw mode: the host opens :attr:`url` (the slave), the line owns the master.
+
+    The line keeps its own descriptor of the slave open, so the pty survives hosts coming and going and its
+    termios (the host's baud rate) can be read at any time."""
+
+    def __init__(self) -> None:
+        self._master, self._slave = pty.openpty()
+        tty.setraw(self._master)
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        self._path = os.ttyname(self._slave)
+
+    @property
+    def url(self) -> str:
+        return self._path
+
+    def recv(self, timeout: float) -> bytes:
+        try:
+            ready, _, _ = select.select([self._master], [], [], timeout)
+            if not ready:
+                return b""
+            return os.read(self._master, READ_CHUNK)
+        except BlockingIOError:
+            return b""
+        except OSError as err:
+            if err.errno in (errno.EIO, errno.EBADF):
+                time.sleep(timeout)
+                return b""
+            raise
+
+    def send(self, data: bytes) -> int:
+        try:
+            return os.write(self._master, data)
+        except BlockingIOError:
+            return 0
+        except OSError as err:
+            if err.errno in (errno.EIO, errno.EBADF):
+                return 0
+            raise
+
+    def host_baud(self) -> int | None:
+        return host_baud_of(self._slave)
+
+    def set_host_baud(self, baud: int) -> None:
+        _set_tty_baud(self._slave, baud)
+
+    def pending_to_host(self) -> int:
+        """Bytes written to the host that it has not read yet."""
+        buf = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._slave, termios.FIONREAD, buf, True)
+        except OSError:
+            return 0
+        return int(buf[0])
+
+    def close(self) -> None:
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class SocketEndpoint(Endpoint):
+    """``socket://127.0.0.1:PORT``: a TCP server that serves one client at a time (``port=0`` picks one)."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind((host, port))
+        self._server.listen(1)
+        self._server.setblocking(False)
+        self._host, self.port = self._server.getsockname()[:2]
+        self._client: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"socket://{self._host}:{self.port}"
+
+    def recv(self, timeout: float) -> bytes:
+        client = self._client
+        watch: list[socket.socket] = [self._server] if client is None else [self._server, client]
+        try:
+            ready, _, _ = select.select(watch, [], [], timeout)
+        except (OSError, ValueError):
+            return b""
+        if self._server in ready:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                conn = None
+            if conn is not None:
+                if client is not None:  # one client at a time: a new one replaces a stale one
+                    with contextlib.suppress(OSError):
+                        client.close()
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with self._lock:
+                    self._client = client = conn
+        if client is not None and client in ready:
+            try:
+                data = client.recv(READ_CHUNK)
+            except BlockingIOError:
+                return b""
+            except OSError:
+                data = b""
+            if not data:
+                self._drop_client(client)
+            return data
+        return b""
+
+    def _drop_client(self, client: socket.socket) -> None:
+        with self._lock:
+            if self._client is client:
+                self._client = None
+        with contextlib.suppress(OSError):
+            client.close()
+
+    def send(self, data: bytes) -> int:
+        client = self._client
+        if client is None:
+            return len(data)  # nobody listening: the bytes go into the void
+        try:
+            return client.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            self._drop_client(client)
+            return len(data)
+
+    def host_baud(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._drop_client(self._client)
+        with contextlib.suppress(OSError):
+            self._server.close()
+
+
+@dataclass
+class LineStats:
+    """Counters, for tests and the CLI's exit summary."""
+
+    rx_bytes: int = 0  # bytes that reached the device's RX ring
+    tx_bytes: int = 0  # bytes the device sent that reached the host
+    overruns: int = 0  # bytes lost because the RX ring was full
+    rx_garbled: int = 0  # host bytes that arrived as noise (baud mismatch)
+    tx_garbled: int = 0  # device bytes that arrived as noise (baud mismatch)
+    tx_lost: int = 0  # device bytes nobody took (host not reading, muted)
+
+
+class _Chunk:
+    """Host bytes in flight: byte ``i`` reaches the device at ``start + (i + 1) * char_time``."""
+
+    __slots__ = ("char_time", "data", "taken", "start")
+
+    def __init__(self, start: float, char_time: float, data: bytes) -> None:
+        self.start = start
+        self.char_time = char_time
+        self.data = data
+        self.taken = 0
+
+    def arrived(self, now: float) -> int:
+        if self.char_time <= 0:
+            return len(self.data) if now >= self.start else 0
+        return max(0, min(len(self.data), int((now - self.start) / self.char_time)))
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.data) * self.char_time
+
+
+class _BaudMark:
+    __slots__ = ("baud", "done")
+
+    def __init__(self, baud: int) -> None:
+        self.baud = baud
+        self.done = threading.Event()
+
+
+class Line:
+    """A paced, fault-injecting UART between ``endpoint`` (the host) and the device."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint | None = None,
+        *,
+        baud: int = DEFAULT_BAUD,
+        pacing: bool = True,
+        check_baud: bool = True,
+        latency_s: float = 0.0,
+        rx_buffer: int = DEFAULT_RX_BUFFER,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        if baud <= 0:
+            raise ValueError("baud must be positive (use pacing=False for an unthrottled line)")
+        if rx_buffer <= 0:
+            raise ValueError("rx_buffer must be positive")
+        self.endpoint = endpoint if endpoint is not None else PtyEndpoint()
+        self.initial_baud = baud
+        self._baud = baud
+        self.pacing = pacing
+        self.check_baud = check_baud
+        self.latency_s = max(0.0, latency_s)
+        self.rx_buffer = rx_buffer
+        self.faults = faults if faults is not None else FaultPlan()
+        self.rx_faults = LineFaults(self.faults, "rx")
+        self.tx_faults = LineFaults(self.faults, "tx")
+        self.stats = LineStats()
+        self.on_reset_fault: Callable[[], None] | None = None
+        self._reset_armed = self.faults.reset_after is not None
+        self._cond = threading.Condition()
+        self._inflight: collections.deque[_Chunk] = collections.deque()
+        self._rx = bytearray()
+        self._rx_free_at = 0.0
+        self._tx_cond = threading.Condition()
+        self._tx: collections.deque[bytes | _BaudMark] = collections.deque()
+        self._tx_free_at = 0.0
+        self._sent_by_device = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.endpoint.set_host_baud(baud)
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """What the host opens."""
+        return self.endpoint.url
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        for target, name in ((self._reader, "emulator-line-rx"), (self._writer, "emulator-line-tx")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._tx_cond:
+            self._tx_cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(2.0)
+        self.endpoint.close()
+
+    def __enter__(self) -> Line:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- rates -----------------------------------------------------------------------------------------------
+    @property
+    def baud(self) -> int:
+        """The device's current rate."""
+        return self._baud
+
+    def _char_time(self) -> float:
+        return BITS_PER_CHAR / self._baud if self.pacing else 0.0
+
+    def rates_match(self) -> bool:
+        """True if the host's port is at the device's rate (or the transport has no rate)."""
+        if not self.check_baud:
+            return True
+        host = self.endpoint.host_baud()
+        return host is None or host == self._baud
+
+    # -- device side -----------------------------------------------------------------------------------------
+    def read(self, timeout: float) -> bytes:
+        """What the device's UART received, waiting up to ``timeout`` seconds for the first byte."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                self._settle(now)
+                if self._rx:
+                    data = bytes(self._rx)
+                    self._rx.clear()
+                    return data
+                if now >= deadline or self._stop.is_set():
+                    return b""
+                wait = deadline - now
+                if self._inflight:
+                    chunk = self._inflight[0]
+                    next_at = chunk.start + (chunk.taken + 1) * chunk.char_time
+                    wait = min(wait, max(MIN_WAIT_S, next_at - now))
+                self._cond.wait(wait)
+
+    def _settle(self, now: float) -> None:
+        """Move bytes that have reached the device by ``now`` into the RX ring (overflow is lost)."""
+        while self._inflight:
+            chunk = self._inflight[0]
+            upto = chunk.arrived(now)
+            if upto > chunk.taken:
+                new = chunk.data[chunk.taken : upto]
+                chunk.taken = upto
+                space = self.rx_buffer - len(self._rx)
+                if len(new) > space:
+                    self.stats.overruns += len(new) - space
+                    new = new[:space]
+                self._rx += new
+                self._count_rx(len(new))
+            if chunk.taken < len(chunk.data):
+                return
+            self._inflight.popleft()
+
+    def _count_rx(self, n: int) -> None:
+        before = self.stats.rx_bytes
+        self.stats.rx_bytes += n
+        limit = self.faults.reset_after
+        if self._reset_armed and limit is not None and before < limit <= self.stats.rx_bytes:
+            self._reset_armed = False
+            log.warning("fault: reset after %d received bytes", limit)
+            if self.on_reset_fault is not None:
+                self.on_reset_fault()
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for the host; it leaves at the line's pace (never blocks the device)."""
+        if not data:
+            return
+        with self._tx_cond:
+            self._tx.append(bytes(data))
+            self._tx_cond.notify()
+
+    def set_baud(self, baud: int) -> None:
+        """Switch the device's UART to ``baud`` after pending output has left (blocks until then)."""
+        if baud <= 0:
+            raise ValueError("baud must be positive")
+        mark = _BaudMark(baud)
+        with self._tx_cond:
+            self._tx.append(mark)
+            self._tx_cond.notify()
+        if not mark.done.wait(BAUD_SWITCH_TIMEOUT_S):
+            log.warning("baud switch to %d timed out waiting for output to drain", baud)
+            self._baud = baud
+
+    def reset_device_side(self) -> None:
+        """A chip reset: the RX ring and unsent output are lost, the UART is back at its initial rate."""
+        with self._cond:
+            self._rx.clear()
+        with self._tx_cond:
+            for item in self._tx:
+                if isinstance(item, _BaudMark):
+                    item.done.set()
+            self._tx.clear()
+        self._baud = self.initial_baud
+
+    def rx_pending(self) -> int:
+        """Bytes received by the device but not read yet (for tests)."""
+        with self._cond:
+            self._settle(time.monotonic())
+            return len(self._rx)
+
+    def tx_idle(self) -> bool:
+        """True once every queued byte has left the device."""
+        with self._tx_cond:
+            return not self._tx and time.monotonic() >= self._tx_free_at
+
+    # -- threads ---------------------------------------------------------------------------------------------
+    def _reader(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self.endpoint.recv(POLL_S)
+                now = time.monotonic()
+                noise = self.rx_faults.noise(now)
+                if data:
+                    if not self.rates_match():
+                        self.stats.rx_garbled += len(data)
+                        data = self.rx_faults.garbage(len(data))
+                    data = self.rx_faults.corrupt(data)
+                if noise:
+                    data = data + noise
+                if data:
+                    self._enqueue_rx(now, data)
+        except Exception:
+            log.exception("line reader crashed")
+
+    def _enqueue_rx(self, now: float, data: bytes) -> None:
+        char_time = self._char_time()
+        with self._cond:
+            if self._rx_free_at <= now:  # the line was idle: a new burst pays the adapter's latency
+                start = now + (self.latency_s if self.pacing else 0.0)
+            else:
+                start = self._rx_free_at
+            chunk = _Chunk(start, char_time, data)
+            self._rx_free_at = chunk.end
+            self._inflight.append(chunk)
+            self._cond.notify_all()
+
+    def _writer(self) -> None:
+        try:
+            while not self._stop.is_set():
+                with self._tx_cond:
+                    while not self._tx and not self._stop.is_set():
+                        noise = self.tx_faults.noise(time.monotonic())
+                        if noise:
+                            self._tx.appendleft(noise)
+                            break
+                        self._tx_cond.wait(POLL_S)
+                    if self._stop.is_set():
+                        return
+                    item = self._tx.popleft()
+                if isinstance(item, _BaudMark):
+                    self._sleep_until(self._tx_free_at)
+                    self._baud = item.baud
+                    log.debug("device UART now at %d baud", item.baud)
+                    item.done.set()
+                    continue
+                self._emit(item)
+        except Exception:
+            log.exception("line writer crashed")
+
+    def _sleep_until(self, when: float) -> None:
+        while not self._stop.is_set():
+            wait = when - time.monotonic()
+            if wait <= 0:
+                return
+            time.sleep(min(wait, POLL_S))
+
+    def _emit(self, data: bytes) -> None:
+        now = time.monotonic()
+        char_time = self._char_time()
+        if self._tx_free_at <= now:
+            start = now + (self.latency_s if self.pacing else 0.0)
+        else:
+            start = self._tx_free_at
+        self._tx_free_at = start + len(data) * char_time
+        sent = 0
+        while sent < len(data) and not self._stop.is_set():
+            now = time.monotonic()
+            if char_time > 0:
+                due = min(len(data), int((now - start) / char_time))
+                if due <= sent:
+                    time.sleep(max(MIN_WAIT_S, start + (sent + 1) * char_time - now))
+                    continue
+            else:
+                due = len(data)
+            self._deliver(data[sent:due])
+            sent = due
+
+    def _deliver(self, data: bytes) -> None:
+        """Bytes that just finished crossing the wire towards the host."""
+        mute = self.faults.mute_after
+        if mute is not None:
+            room = max(0, mute - self._sent_by_device)
+            self._sent_by_device += len(data)
+            if room < len(data):
+                self.stats.tx_lost += len(data) - room
+                data = data[:room]
+        if not data:
+            return
+        if not self.rates_match():
+            self.stats.tx_garbled += len(data)
+            data = self.tx_faults.garbage(len(data))
+        data = self.tx_faults.corrupt(data)
+        offset = 0
+        stalled_since: float | None = None
+        while offset < len(data) and not self._stop.is_set():
+            taken = self.endpoint.send(data[offset:])
+            if taken > 0:
+                offset += taken
+                stalled_since = None
+                continue
+            # The host's buffer is full.  A slow reader gets a grace period; a port nobody reads loses the
+            # bytes, as a UART sending into the void does.
+            now = time.monotonic()
+            if stalled_since is None:
+                stalled_since = now
+            elif now - stalled_since > HOST_STALL_S:
+                self.stats.tx_lost += len(data) - offset
+                return
+            time.sleep(MIN_WAIT_S * 4)
+        self.stats.tx_bytes += offset
