@@ -1,0 +1,152 @@
+"""Typed image errors: one subclass of :class:`protocol.errors.ImageError` per failed check.
+
+Every class carries a short stable ``reason`` slug (``bad-magic``, ``digest-mismatch``, ...) that other
+packages (the emulated bootloader, the GUI, the relay) map to status codes or texts.  The slug never changes
+once published; the message is for humans and may.
+"""
+
+from __future__ import annotations
+
+from ..errors import ImageError
+
+__all__ = [
+    "BadMagicError",
+    "BadSignatureError",
+    "BadTlvError",
+    "DigestMismatchError",
+    "ImageError",
+    "ImageTooLargeError",
+    "InputFormatError",
+    "KeyFileError",
+    "MissingTlvError",
+    "OverlapError",
+    "SecurityCounterError",
+    "SparseInputError",
+    "TlvOverrunError",
+    "TruncatedError",
+    "UnknownKeyError",
+    "UnsupportedError",
+    "WrongBoardError",
+    "WrongChipError",
+    "WrongKeyTypeError",
+    "reason_of",
+]
+
+
+class _ReasonedImageError(ImageError):
+    """Base of the typed image errors; ``reason`` is a stable slug."""
+
+    reason: str = "invalid-image"
+
+
+class TruncatedError(_ReasonedImageError):
+    """The data ends before the header, the payload or the TLV area it declares."""
+
+    reason = "truncated"
+
+
+class BadMagicError(_ReasonedImageError):
+    """The header magic is not MCUboot's ``0x96f3b83d`` (or a TLV info magic is wrong)."""
+
+    reason = "bad-magic"
+
+
+class BadTlvError(_ReasonedImageError):
+    """A TLV area or record is malformed: wrong info length, a record that is not allowed where it is."""
+
+    reason = "bad-tlv"
+
+
+class TlvOverrunError(_ReasonedImageError):
+    """A TLV length runs past the end of its TLV area or of the data."""
+
+    reason = "tlv-overrun"
+
+
+class ImageTooLargeError(_ReasonedImageError):
+    """Declared sizes are absurd (bigger than the data or the slot)."""
+
+    reason = "too-large"
+
+
+class MissingTlvError(_ReasonedImageError):
+    """A required TLV (SHA-256, signature, hardware tag, security counter) is absent."""
+
+    reason = "missing-tlv"
+
+
+class DigestMismatchError(_ReasonedImageError):
+    """The SHA-256 over header, payload and protected TLVs differs from the SHA-256 TLV."""
+
+    reason = "digest-mismatch"
+
+
+class BadSignatureError(_ReasonedImageError):
+    """The signature does not verify with the key it names."""
+
+    reason = "bad-signature"
+
+
+class UnknownKeyError(_ReasonedImageError):
+    """The image was signed by a key that is not among the trusted keys."""
+
+    reason = "unknown-key"
+
+
+class WrongKeyTypeError(_ReasonedImageError):
+    """The key is of the wrong kind (e.g. an ECDSA key for an Ed25519 signature, RSA, X25519)."""
+
+    reason = "wrong-key-type"
+
+
+class WrongChipError(_ReasonedImageError):
+    """The hardware-compatibility tag names another chip (DEV_ID)."""
+
+    reason = "wrong-chip"
+
+
+class WrongBoardError(_ReasonedImageError):
+    """The hardware-compatibility tag names another board."""
+
+    reason = "wrong-board"
+
+
+class SecurityCounterError(_ReasonedImageError):
+    """The image's security counter is lower than the device's (a rollback)."""
+
+    reason = "security-counter"
+
+
+class UnsupportedError(_ReasonedImageError):
+    """A valid MCUboot feature we do not handle (encrypted or compressed images, RSA, SHA-384...)."""
+
+    reason = "unsupported"
+
+
+class KeyFileError(_ReasonedImageError):
+    """A key file cannot be read as a PEM/DER private or public key."""
+
+    reason = "bad-key-file"
+
+
+class InputFormatError(_ReasonedImageError):
+    """An input file (.bin, .hex, .srec, .elf) is malformed."""
+
+    reason = "bad-input"
+
+
+class OverlapError(_ReasonedImageError):
+    """Two records or segments of an input file write the same address."""
+
+    reason = "overlap"
+
+
+class SparseInputError(_ReasonedImageError):
+    """An input file spans an absurd address range (gaps that would fill megabytes with 0xFF)."""
+
+    reason = "sparse-input"
+
+
+def reason_of(err: BaseException) -> str:
+    """The stable reason slug of ``err`` (``"invalid-image"`` for a plain :class:`ImageError`)."""
+    return getattr(err, "reason", "invalid-image")

@@ -1,0 +1,255 @@
+"""Build and sign MCUboot images the way ``imgtool sign`` does, byte for byte.
+
+Ed25519 signatures are deterministic, so for the same key, input and options :func:`sign_image` returns
+exactly what ``imgtool sign`` writes.  ECDSA signatures are randomised; they differ from imgtool's but
+verify the same way.
+
+Layout decisions copied from imgtool 2.x:
+
+* ``pad_header`` prepends ``header_size`` erased bytes; without it the input must start with
+  ``header_size`` zero bytes (room for the header the linker left).
+* protected TLVs, in this order: SEC_CNT, then custom TLVs in the order given.
+* unprotected TLVs: SHA256, then KEYHASH (or PUBKEY with ``public_key_format="full"``), then the signature.
+* ``pad`` fills with the erased value up to ``slot_size`` and writes the boot magic at the very end;
+  ``confirm`` (which implies ``pad``) also sets ``image_ok``; ``test`` leaves it erased.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from typing import Literal
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
+
+from .errors import ImageError, ImageTooLargeError
+from .hwtag import HW_TAG_TLV, HardwareTag
+from .keys import PrivateKey, key_hash, public_key_der, signature_tlv_type
+from .mcuboot import (
+    DEFAULT_MAX_ALIGN,
+    DEFAULT_MAX_SECTORS,
+    IMAGE_F_NON_BOOTABLE,
+    IMAGE_F_RAM_LOAD,
+    IMAGE_F_ROM_FIXED,
+    IMAGE_HEADER_SIZE,
+    IMAGE_OK_SET,
+    TLV_VENDOR_MAX,
+    TLV_VENDOR_MIN,
+    VALID_ALIGNS,
+    VALID_MAX_ALIGNS,
+    ImageHeader,
+    ImageVersion,
+    Tlv,
+    TlvType,
+    align_up,
+    assemble_tlv_area,
+    boot_magic,
+    trailer_size,
+)
+
+__all__ = ["ECDSA_PADDED_SIG_LEN", "PublicKeyFormat", "SecurityCounter", "parse_custom_tlv", "sign_image"]
+
+PublicKeyFormat = Literal["hash", "full"]
+SecurityCounter = int | Literal["auto"] | None
+ECDSA_PADDED_SIG_LEN = 72
+_ERASED_VALUES = (0x00, 0xFF)
+_MAX_U32 = 0xFFFFFFFF
+
+
+def parse_custom_tlv(tag: str, value: str) -> tuple[int, bytes]:
+    """imgtool's ``--custom-tlv TAG VALUE``: ``VALUE`` is ``0x``-prefixed hex bytes or a UTF-8 string."""
+    try:
+        tlv_type = int(tag, 0)
+    except ValueError:
+        raise ImageError(f"custom TLV tag {tag!r} is not an integer (e.g. 0xa0)") from None
+    _check_custom_type(tlv_type)
+    if value.startswith("0x"):
+        digits = value[2:]
+        if len(digits) % 2:
+            raise ImageError(f"custom TLV 0x{tlv_type:x} value has an odd number of hex digits")
+        try:
+            return tlv_type, bytes.fromhex(digits)
+        except ValueError:
+            raise ImageError(f"custom TLV 0x{tlv_type:x} value {value!r} is not hex") from None
+    return tlv_type, value.encode("utf-8")
+
+
+def _check_custom_type(tlv_type: int) -> None:
+    if not TLV_VENDOR_MIN <= tlv_type <= TLV_VENDOR_MAX:
+        raise ImageError(
+            f"invalid custom TLV type 0x{tlv_type:04x}:"
+            f" allowed 0x{TLV_VENDOR_MIN:04x}..0x{TLV_VENDOR_MAX:04x}"
+        )
+
+
+def _sign(key: PrivateKey, hashed: bytes, digest: bytes, *, pad_sig: bool) -> bytes:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        # imgtool (and MCUboot) sign the SHA-256 digest with Ed25519, not the image itself.
+        return key.sign(digest)
+    signature = key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    if pad_sig:
+        signature += bytes(ECDSA_PADDED_SIG_LEN - len(signature))
+    return signature
+
+
+def sign_image(
+    firmware: bytes,
+    key: PrivateKey | None,
+    *,
+    version: ImageVersion | str = "0",
+    header_size: int = IMAGE_HEADER_SIZE,
+    pad_header: bool = False,
+    align: int = 1,
+    max_align: int | None = None,
+    slot_size: int = 0,
+    pad: bool = False,
+    confirm: bool = False,
+    test: bool = False,
+    security_counter: SecurityCounter = None,
+    custom_tlvs: Sequence[tuple[int, bytes]] = (),
+    hw_tag: HardwareTag | None = None,
+    public_key_format: PublicKeyFormat = "hash",
+    max_sectors: int = DEFAULT_MAX_SECTORS,
+    overwrite_only: bool = False,
+    erased_val: int = 0xFF,
+    load_addr: int = 0,
+    rom_fixed: int | None = None,
+    non_bootable: bool = False,
+    pad_sig: bool = False,
+) -> bytes:
+    """The signed image for ``firmware`` (raw bytes of the application, as flat binary).
+
+    ``key=None`` builds an unsigned image (SHA256 TLV only), like ``imgtool sign`` without ``-k``.
+    ``hw_tag`` adds the stm32ota hardware-compatibility tag after ``custom_tlvs``.
+    Raises :class:`ImageError` for options imgtool would refuse.
+    """
+    if isinstance(version, str):
+        version = ImageVersion.parse(version)
+    if header_size < IMAGE_HEADER_SIZE or header_size > 0xFFFF:
+        raise ImageError(f"header size {header_size:#x} must be between {IMAGE_HEADER_SIZE} and 0xffff")
+    if align not in VALID_ALIGNS:
+        raise ImageError(f"invalid alignment {align}: one of {', '.join(map(str, VALID_ALIGNS))}")
+    effective_max_align = max(DEFAULT_MAX_ALIGN, align) if max_align is None else max_align
+    if effective_max_align not in VALID_MAX_ALIGNS:
+        raise ImageError(f"invalid max alignment {effective_max_align}: one of 8, 16, 32")
+    if erased_val not in _ERASED_VALUES:
+        raise ImageError("erased value must be 0x00 or 0xff")
+    if load_addr and rom_fixed:
+        raise ImageError("load address (RAM load) and ROM-fixed address cannot both be set")
+    if confirm or test:
+        pad = True  # a confirmed image needs a trailer to carry image_ok
+    if pad and slot_size <= 0:
+        raise ImageError("--pad needs the slot size (-S)")
+
+    body = bytes(firmware)
+    if pad_header:
+        body = bytes([erased_val]) * header_size + body
+    elif any(body[:header_size]):
+        raise ImageError(
+            f"the input does not start with {header_size:#x} zero bytes for the header",
+            hint="add --pad-header, or link the application to leave room for the header",
+        )
+    if len(body) < header_size:
+        raise ImageError("the input is shorter than the header it should hold; use --pad-header")
+    image_size = len(body) - header_size
+    if image_size > _MAX_U32:
+        raise ImageTooLargeError("too-large: the image does not fit the 32-bit size field")
+
+    # Protected TLVs: security counter, then custom TLVs (the hardware tag last).
+    protected: list[Tlv] = []
+    if security_counter is not None:
+        counter = (
+            (version.major << 24) + (version.minor << 16) + version.revision
+            if security_counter == "auto"
+            else security_counter
+        )
+        if not 0 <= counter <= _MAX_U32:
+            raise ImageError(f"security counter {counter} does not fit 32 bits")
+        protected.append(Tlv(type=TlvType.SEC_CNT, value=struct.pack("<I", counter), protected=True))
+    seen: set[int] = set()
+    customs = list(custom_tlvs)
+    if hw_tag is not None:
+        customs.append((HW_TAG_TLV, hw_tag.pack()))
+    for tlv_type, value in customs:
+        _check_custom_type(tlv_type)
+        if tlv_type in seen:
+            raise ImageError(f"custom TLV 0x{tlv_type:x} given twice")
+        seen.add(tlv_type)
+        protected.append(Tlv(type=tlv_type, value=bytes(value), protected=True))
+    protected_area = assemble_tlv_area(protected, protected=True)
+
+    flags = 0
+    if load_addr:
+        flags |= IMAGE_F_RAM_LOAD
+    if rom_fixed:
+        flags |= IMAGE_F_ROM_FIXED
+    if non_bootable:
+        flags |= IMAGE_F_NON_BOOTABLE
+    header = ImageHeader(
+        load_addr=rom_fixed or load_addr,
+        header_size=header_size,
+        protected_tlv_size=len(protected_area),
+        image_size=image_size,
+        flags=flags,
+        version=version,
+    )
+    packed = header.pack()
+    hashed = packed + body[len(packed) :] + protected_area
+    digest = hashlib.sha256(hashed).digest()
+
+    unprotected = [Tlv(type=TlvType.SHA256, value=digest)]
+    if key is not None:
+        if public_key_format == "hash":
+            unprotected.append(Tlv(type=TlvType.KEYHASH, value=key_hash(key)))
+        elif public_key_format == "full":
+            unprotected.append(Tlv(type=TlvType.PUBKEY, value=public_key_der(key)))
+        else:
+            raise ImageError(f"public key format must be 'hash' or 'full', not {public_key_format!r}")
+        unprotected.append(
+            Tlv(type=signature_tlv_type(key), value=_sign(key, hashed, digest, pad_sig=pad_sig))
+        )
+    image = hashed + assemble_tlv_area(unprotected, protected=False)
+
+    if slot_size > 0:
+        tsize = trailer_size(
+            align=align, max_align=effective_max_align, max_sectors=max_sectors, overwrite_only=overwrite_only
+        )
+        if len(image) + tsize > slot_size:
+            raise ImageTooLargeError(
+                f"too-large: image size ({len(image):#x}) + trailer ({tsize:#x}) exceeds the slot size"
+                f" {slot_size:#x}"
+            )
+        if pad:
+            image += _trailer_padding(
+                slot_size - len(image),
+                tsize,
+                max_align=effective_max_align,
+                erased_val=erased_val,
+                confirm=confirm,
+                test=test,
+                overwrite_only=overwrite_only,
+            )
+    return image
+
+
+def _trailer_padding(
+    padding: int,
+    tsize: int,
+    *,
+    max_align: int,
+    erased_val: int,
+    confirm: bool,
+    test: bool,
+    overwrite_only: bool,
+) -> bytes:
+    """Erased bytes up to the end of the slot, the boot magic last, ``image_ok`` set when confirmed."""
+    magic = boot_magic(max_align)
+    out = bytearray([erased_val]) * (padding - tsize)
+    out += bytearray([erased_val]) * (tsize - len(magic))
+    out += magic
+    if confirm and not overwrite_only:
+        image_ok_index = -(align_up(len(magic), max_align) + max_align)
+        out[image_ok_index] = IMAGE_OK_SET
+    return bytes(out)
