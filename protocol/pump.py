@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .sansio import ChangeBaud, Connection, Event
 
-__all__ = ["POLL_INTERVAL_S", "IoRequest", "Read", "SetBaud", "Write", "pump"]
+__all__ = ["POLL_INTERVAL_S", "IoRequest", "PumpResult", "Read", "SetBaud", "Write", "pump", "with_deadline"]
+
+T = TypeVar("T")
 
 POLL_INTERVAL_S = 0.02  # longest a read blocks before the loop re-checks cancel and deadlines
 
@@ -87,3 +90,22 @@ def pump(
         elif timeout is not None and now - last_activity >= timeout:
             conn.handle_timeout()
             last_activity = now
+
+
+def with_deadline(
+    steps: Generator[IoRequest, PumpResult, T], deadline: float | None
+) -> Generator[IoRequest, PumpResult, T | None]:
+    """Run ``steps`` until it returns, or until a read reply shows the monotonic time past ``deadline``
+    (then ``steps`` is closed and ``None`` returned).  ``deadline=None`` never stops it."""
+    reply: PumpResult = None
+    try:
+        while True:
+            request = steps.send(reply)
+            reply = yield request
+            if deadline is not None and reply is not None and reply[1] >= deadline:
+                return None
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+    finally:
+        steps.close()

@@ -146,3 +146,20 @@ def test_async_link_runs_the_same_core() -> None:
 
     result = asyncio.run(go())
     assert result == Echoed(data=b"async")
+
+
+def test_with_deadline_stops_a_pump_that_would_run_forever() -> None:
+    from protocol.pump import with_deadline
+
+    class Idle(EchoCore):
+        @property
+        def timeout(self) -> float | None:
+            return None
+
+    steps = with_deadline(pump(Idle(b""), 0.0), 5.0)
+    request = next(steps)
+    assert isinstance(request, Read)
+    assert isinstance(steps.send((b"", 1.0)), Read)
+    with pytest.raises(StopIteration) as stop:
+        steps.send((b"", 5.0))
+    assert stop.value.value is None
