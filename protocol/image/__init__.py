@@ -36,6 +36,7 @@ from .errors import (
     reason_of,
 )
 from .hwtag import ANY_BOARD, CHIP_IDS, HW_TAG_TLV, HardwareTag, chip_id_from_name
+from .info import describe_image, format_image
 from .keys import (
     KEY_TYPES,
     KeyType,
@@ -122,6 +123,8 @@ __all__ = [
     "WrongKeyTypeError",
     "check_digest",
     "chip_id_from_name",
+    "describe_image",
+    "format_image",
     "generate_key",
     "guess_format",
     "key_hash",
