@@ -7,11 +7,11 @@ is a plain object with three callbacks, all called from the device thread only:
 * :meth:`Personality.on_bytes` with whatever the UART received since the last call,
 * :meth:`Personality.on_idle` periodically (heartbeats, timeouts), at least every :data:`IDLE_TICK_S`.
 
-A callback may block (a flash erase takes its datasheet time × ``time_scale``); while it does, the device is
-not reading its UART, so bytes the host sends meanwhile pile up in the bounded RX buffer and overflow is lost,
-as on silicon.  The runtime owns the line and the flash; it catches :class:`~emulator.flash.PowerCut`,
-persists what the flash holds (half-done operation included), and reboots the personality.  ``stop()``
-flushes the state folder; the CLI calls it on SIGINT/SIGTERM.
+A callback may block (a flash erase takes its datasheet time scaled by ``time_scale``); while it does, the
+device is not reading its UART, so bytes the host sends meanwhile pile up in the bounded RX buffer and
+overflow is lost, as on silicon.  The runtime owns the line and the flash; it catches
+:class:`~emulator.flash.PowerCut`, persists what the flash holds (half-done operation included), and reboots
+the personality.  ``stop()`` flushes the state folder; the CLI calls it on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ __all__ = [
     "DeviceContext",
     "Personality",
     "PersonalityFactory",
+    "build_device",
+    "default_trusted_keys",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,9 +102,9 @@ class DeviceContext:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        """Busy-wait ``seconds × time_scale`` (CPU work on the chip: the UART is not serviced meanwhile)."""
+        """Busy-wait ``seconds * time_scale`` (CPU work on the chip: the UART is not serviced meanwhile)."""
         if seconds > 0 and self.time_scale > 0:
-            time.sleep(seconds * self.time_scale)
+            self._device._busy_sleep(seconds * self.time_scale)
 
     def reset(self) -> None:
         """Request a reboot: the runtime calls ``boot()`` again after the current callback returns."""
@@ -143,7 +145,8 @@ class Device:
         self.trusted_keys = tuple(Path(k) for k in trusted_keys)
         self.log = logging.getLogger(f"emulator.{name}")
         self._factory = personality_factory
-        self._store = DeviceState.open(Path(state_dir), self.chip) if state_dir is not None else None
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self._store = DeviceState.open(self.state_dir, self.chip) if self.state_dir is not None else None
         if self._store is not None:
             data = self._store.flash
             self.state: dict[str, Any] = self._store.data
@@ -153,7 +156,7 @@ class Device:
         self._started_at = time.monotonic()
         self._cut = PowerCutTrigger(self.faults, start=self._started_at)
         self.flash: Flash = Flash(
-            self.chip, data, time_scale=time_scale, sleep=time.sleep, on_op=self._cut.on_flash_op
+            self.chip, data, time_scale=time_scale, sleep=self._busy_sleep, on_op=self._cut.on_flash_op
         )
         self.personality: Personality | None = None
         self.context: DeviceContext | None = None
@@ -165,6 +168,12 @@ class Device:
         self._lock = threading.Lock()
         self.error: BaseException | None = None
         self.line.on_reset_fault = lambda: self.request_reset("reset fault")
+
+    def _busy_sleep(self, seconds: float) -> None:
+        """Flash operations and CPU work: the firmware does not service its UART meanwhile."""
+        if seconds > 0:
+            with self.line.busy():
+                time.sleep(seconds)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -225,7 +234,9 @@ class Device:
 
     def _power_cut(self) -> None:
         self.power_cuts += 1
-        self.log.warning("power cut at flash operation %d: rebooting from what the flash holds", self.flash.ops)
+        self.log.warning(
+            "power cut at flash operation %d: rebooting from what the flash holds", self.flash.ops
+        )
         self.flush()
         self._reset_reason = "power cut"
 
@@ -254,3 +265,107 @@ class Device:
             self.error = err
             self.log.exception("device thread crashed")
             raise
+
+
+# -- building a device from command-line style options ------------------------------------------------
+
+_REPO_KEYS = Path(__file__).resolve().parent.parent / "assets" / "keys"
+_PACKAGED_KEYS = Path(__file__).resolve().parent / "assets"
+
+
+def default_trusted_keys() -> list[Path]:
+    """The dev public key(s): ``assets/keys/*.pub.pem`` in a checkout, else any packaged with the emulator."""
+    for folder in (_REPO_KEYS, _PACKAGED_KEYS):
+        if folder.is_dir():
+            keys = sorted(p for p in folder.glob("*.pem") if "pub" in p.name.lower())
+            if keys:
+                return keys
+    return []
+
+
+def _personality_factory(mode: str, iap_quirks: str | None) -> PersonalityFactory:
+    from protocol.errors import Stm32OtaError
+
+    if mode == "iap":
+        from .iap import IapPersonality, parse_quirks
+
+        quirks = parse_quirks(iap_quirks if iap_quirks is not None else "all")
+        return lambda: IapPersonality(quirks=quirks)
+    if mode == "ota":
+        from .ota import OtaPersonality
+
+        return OtaPersonality
+    raise Stm32OtaError(f"unknown emulator mode {mode!r}", hint="use --mode ota or --mode iap")
+
+
+def build_device(
+    *,
+    mode: str = "ota",
+    chip: str = "stm32f407vg",
+    baud: int = 115200,
+    pacing: bool = True,
+    latency_s: float = 0.0,
+    rx_buffer: int | None = None,
+    state_dir: Path | str | None = None,
+    trusted_keys: Sequence[Path | str] | None = None,
+    faults: FaultPlan | None = None,
+    time_scale: float = 1.0,
+    socket_port: int | None = None,
+    iap_quirks: str | None = None,
+    personality_factory: PersonalityFactory | None = None,
+) -> Device:
+    """A ready-to-start :class:`Device` on a new pty (or ``socket://127.0.0.1:socket_port``).
+
+    ``baud=0`` means an unthrottled line that ignores the host's rate.  ``state_dir=None`` makes a new temp
+    folder (the device still persists there, so a power cut reboots from it).  ``trusted_keys=None`` trusts
+    the dev key."""
+    import tempfile
+
+    from protocol.errors import Stm32OtaError
+
+    from .chips import CHIPS
+    from .line import DEFAULT_BAUD, DEFAULT_RX_BUFFER, Line, PtyEndpoint, SocketEndpoint
+
+    if chip not in CHIPS:
+        raise Stm32OtaError(f"unknown chip {chip!r}", hint=f"choose one of: {', '.join(sorted(CHIPS))}")
+    if baud < 0:
+        raise Stm32OtaError(
+            f"invalid baud rate {baud}", hint="use a positive rate, or 0 for an unthrottled line"
+        )
+    if time_scale < 0:
+        raise Stm32OtaError(
+            f"invalid time scale {time_scale}", hint="0 = instant flash, 1 = datasheet timing"
+        )
+    factory = (
+        personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks)
+    )
+    if state_dir is None:
+        state_dir = tempfile.mkdtemp(prefix="stm32ota-emu-")
+    keys = default_trusted_keys() if trusted_keys is None else [Path(k) for k in trusted_keys]
+    for key in keys:
+        if not key.is_file():
+            raise Stm32OtaError(f"trusted key not found: {key}", hint="pass --trust with a public key .pem")
+    endpoint = SocketEndpoint(socket_port) if socket_port is not None else PtyEndpoint()
+    try:
+        line = Line(
+            endpoint,
+            baud=baud or DEFAULT_BAUD,
+            pacing=pacing and baud > 0,
+            check_baud=baud > 0,
+            latency_s=latency_s,
+            rx_buffer=rx_buffer or DEFAULT_RX_BUFFER,
+            faults=faults,
+        )
+        return Device(
+            factory,
+            line,
+            chip=chip,
+            state_dir=state_dir,
+            faults=faults,
+            time_scale=time_scale,
+            trusted_keys=keys,
+            name=mode,
+        )
+    except BaseException:
+        endpoint.close()
+        raise

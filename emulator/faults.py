@@ -191,20 +191,23 @@ class LineFaults:
     def __init__(self, plan: FaultPlan, direction: str) -> None:
         self.plan = plan
         self._rng = random.Random(f"{plan.seed}:{direction}")
-        self._bits_to_flip = self._gap(plan.flip)
-        self._bytes_to_drop = self._gap(plan.drop)
+        self._flip_rng = random.Random(f"{plan.seed}:{direction}:flip")
+        self._drop_rng = random.Random(f"{plan.seed}:{direction}:drop")
+        self._bits_to_flip = self._gap(plan.flip, self._flip_rng)
+        self._bytes_to_drop = self._gap(plan.drop, self._drop_rng)
         self._next_noise: float | None = None
         self.flipped = 0
         self.dropped = 0
         self.noise_bytes = 0
 
-    def _gap(self, p: float) -> int | None:
+    @staticmethod
+    def _gap(p: float, rng: random.Random) -> int | None:
         """Trials until the next success of a Bernoulli(p) stream (geometric), ``None`` if p == 0."""
         if p <= 0:
             return None
         if p >= 1:
             return 0
-        u = 1.0 - self._rng.random()  # (0, 1]
+        u = 1.0 - rng.random()  # (0, 1]
         return int(math.log(u) / math.log1p(-p))
 
     def corrupt(self, data: bytes) -> bytes:
@@ -220,7 +223,7 @@ class LineFaults:
                 out[pos // 8] ^= 1 << (pos % 8)
                 self.flipped += 1
                 pos += 1
-                self._bits_to_flip = self._gap(self.plan.flip) or 0
+                self._bits_to_flip = self._gap(self.plan.flip, self._flip_rng) or 0
             self._bits_to_flip -= nbits - pos
         if self._bytes_to_drop is not None:
             keep = bytearray()
@@ -231,7 +234,7 @@ class LineFaults:
                 keep += out[pos:cut]
                 self.dropped += 1
                 pos = cut + 1
-                self._bytes_to_drop = self._gap(self.plan.drop) or 0
+                self._bytes_to_drop = self._gap(self.plan.drop, self._drop_rng) or 0
             keep += out[pos:]
             self._bytes_to_drop -= n - pos
             out = keep

@@ -1,17 +1,19 @@
 """The emulated UART line between the host and the device.
 
-The host opens an ordinary serial port: the slave end of a pty pair (``PtyEndpoint``, the default; its path is
-the first line ``stm32ota emulate`` prints) or ``socket://127.0.0.1:PORT`` (``SocketEndpoint``, one client at a
-time).  The :class:`Line` sits between that endpoint and the device and behaves like a UART behind a USB-UART
-adapter:
+The host opens an ordinary serial port: the slave end of a pty pair (``PtyEndpoint``, the default; its path
+is the first line ``stm32ota emulate`` prints) or ``socket://127.0.0.1:PORT`` (``SocketEndpoint``, one client
+at a time).  The :class:`Line` sits between that endpoint and the device and behaves like a UART behind a
+USB-UART adapter:
 
 * **pacing**: both directions carry ``baud / 10`` bytes per second (8N1); a byte reaches the far end one
   character time after the previous one.  ``pacing=False`` (or ``baud=0`` on the command line) is unthrottled.
 * **turnaround latency**: the first byte of each burst (after the line was idle) is delayed by
   ``latency_s`` more; USB-UART adapters add 1-16 ms there.
 * **a bounded RX buffer**: the pty is always drained into the line at once (the host never blocks), but the
-  device consumes from a ring of ``rx_buffer`` bytes; bytes that arrive while the device is busy (erasing)
-  and the ring is full are lost (``overruns`` counts them), as with a real UART overrun.
+  device consumes from a ring of ``rx_buffer`` bytes; bytes that arrive while the device is busy
+  (:meth:`Line.busy`: a flash erase or program, CPU work) and the ring is full are lost (``overruns`` counts
+  them), as with a real UART overrun.  Outside busy periods the firmware keeps up with the line (Python's
+  scheduling jitter in the emulator is not the firmware's fault).
 * **baud changes**: the device's rate switches after its pending output has drained
   (:meth:`Line.set_baud`); the host's rate is read from the pty's termios (the host sets it with
   ``tcsetattr``/pyserial as usual).  While the two differ, what crosses the line either way is noise.  On a
@@ -40,7 +42,7 @@ import threading
 import time
 import tty
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .faults import FaultPlan, LineFaults
@@ -65,7 +67,7 @@ READ_CHUNK = 65536
 POLL_S = 0.02  # how often the line threads re-check stop flags and noise timers
 MIN_WAIT_S = 0.0005  # shortest sleep while pacing (below this, sleeps are pure scheduling noise)
 BAUD_SWITCH_TIMEOUT_S = 30.0
-HOST_STALL_S = 0.5  # how long output waits for a host that is not reading before it is lost  # longest set_baud() waits for pending output to drain
+HOST_STALL_S = 0.5  # how long output waits for a host that is not reading before it is lost
 
 # Linux termios2 (arbitrary baud rates): struct termios2 is 4 x u32 flags, c_line, c_cc[19], 2 x u32 speeds.
 _TCGETS2 = 0x802C542A
@@ -289,6 +291,7 @@ class SocketEndpoint(Endpoint):
 class LineStats:
     """Counters, for tests and the CLI's exit summary."""
 
+    host_bytes: int = 0  # bytes the host wrote (drained from the endpoint)
     rx_bytes: int = 0  # bytes that reached the device's RX ring
     tx_bytes: int = 0  # bytes the device sent that reached the host
     overruns: int = 0  # bytes lost because the RX ring was full
@@ -300,7 +303,7 @@ class LineStats:
 class _Chunk:
     """Host bytes in flight: byte ``i`` reaches the device at ``start + (i + 1) * char_time``."""
 
-    __slots__ = ("char_time", "data", "taken", "start")
+    __slots__ = ("char_time", "data", "start", "taken")
 
     def __init__(self, start: float, char_time: float, data: bytes) -> None:
         self.start = start
@@ -339,11 +342,13 @@ class Line:
         latency_s: float = 0.0,
         rx_buffer: int = DEFAULT_RX_BUFFER,
         faults: FaultPlan | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if baud <= 0:
             raise ValueError("baud must be positive (use pacing=False for an unthrottled line)")
         if rx_buffer <= 0:
             raise ValueError("rx_buffer must be positive")
+        self._clock = clock
         self.endpoint = endpoint if endpoint is not None else PtyEndpoint()
         self.initial_baud = baud
         self._baud = baud
@@ -365,6 +370,8 @@ class Line:
         self._tx: collections.deque[bytes | _BaudMark] = collections.deque()
         self._tx_free_at = 0.0
         self._sent_by_device = 0
+        self._host_gone = False
+        self._busy = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.endpoint.set_host_baud(baud)
@@ -420,10 +427,10 @@ class Line:
     # -- device side -----------------------------------------------------------------------------------------
     def read(self, timeout: float) -> bytes:
         """What the device's UART received, waiting up to ``timeout`` seconds for the first byte."""
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
         with self._cond:
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 self._settle(now)
                 if self._rx:
                     data = bytes(self._rx)
@@ -446,7 +453,7 @@ class Line:
             if upto > chunk.taken:
                 new = chunk.data[chunk.taken : upto]
                 chunk.taken = upto
-                space = self.rx_buffer - len(self._rx)
+                space = self.rx_buffer - len(self._rx) if self._busy else len(new)
                 if len(new) > space:
                     self.stats.overruns += len(new) - space
                     new = new[:space]
@@ -455,6 +462,21 @@ class Line:
             if chunk.taken < len(chunk.data):
                 return
             self._inflight.popleft()
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """The device firmware is busy (a flash operation, CPU work) and does not service its UART: bytes
+        arriving meanwhile fill the RX ring, and what does not fit is lost (overrun).  Outside ``busy()``
+        the firmware keeps up with the line."""
+        with self._cond:
+            self._settle(self._clock())
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._settle(self._clock())
+                self._busy -= 1
 
     def _count_rx(self, n: int) -> None:
         before = self.stats.rx_bytes
@@ -500,21 +522,22 @@ class Line:
     def rx_pending(self) -> int:
         """Bytes received by the device but not read yet (for tests)."""
         with self._cond:
-            self._settle(time.monotonic())
+            self._settle(self._clock())
             return len(self._rx)
 
     def tx_idle(self) -> bool:
         """True once every queued byte has left the device."""
         with self._tx_cond:
-            return not self._tx and time.monotonic() >= self._tx_free_at
+            return not self._tx and self._clock() >= self._tx_free_at
 
     # -- threads ---------------------------------------------------------------------------------------------
     def _reader(self) -> None:
         try:
             while not self._stop.is_set():
                 data = self.endpoint.recv(POLL_S)
-                now = time.monotonic()
+                now = self._clock()
                 noise = self.rx_faults.noise(now)
+                host_bytes = len(data)
                 if data:
                     if not self.rates_match():
                         self.stats.rx_garbled += len(data)
@@ -524,6 +547,7 @@ class Line:
                     data = data + noise
                 if data:
                     self._enqueue_rx(now, data)
+                self.stats.host_bytes += host_bytes
         except Exception:
             log.exception("line reader crashed")
 
@@ -544,7 +568,7 @@ class Line:
             while not self._stop.is_set():
                 with self._tx_cond:
                     while not self._tx and not self._stop.is_set():
-                        noise = self.tx_faults.noise(time.monotonic())
+                        noise = self.tx_faults.noise(self._clock())
                         if noise:
                             self._tx.appendleft(noise)
                             break
@@ -564,13 +588,13 @@ class Line:
 
     def _sleep_until(self, when: float) -> None:
         while not self._stop.is_set():
-            wait = when - time.monotonic()
+            wait = when - self._clock()
             if wait <= 0:
                 return
             time.sleep(min(wait, POLL_S))
 
     def _emit(self, data: bytes) -> None:
-        now = time.monotonic()
+        now = self._clock()
         char_time = self._char_time()
         if self._tx_free_at <= now:
             start = now + (self.latency_s if self.pacing else 0.0)
@@ -579,7 +603,7 @@ class Line:
         self._tx_free_at = start + len(data) * char_time
         sent = 0
         while sent < len(data) and not self._stop.is_set():
-            now = time.monotonic()
+            now = self._clock()
             if char_time > 0:
                 due = min(len(data), int((now - start) / char_time))
                 if due <= sent:
@@ -612,14 +636,16 @@ class Line:
             if taken > 0:
                 offset += taken
                 stalled_since = None
+                self._host_gone = False
                 continue
             # The host's buffer is full.  A slow reader gets a grace period; a port nobody reads loses the
-            # bytes, as a UART sending into the void does.
-            now = time.monotonic()
+            # bytes, as a UART sending into the void does (and keeps losing them at once until it reads).
+            now = self._clock()
             if stalled_since is None:
                 stalled_since = now
-            elif now - stalled_since > HOST_STALL_S:
+            if self._host_gone or now - stalled_since > HOST_STALL_S:
+                self._host_gone = True
                 self.stats.tx_lost += len(data) - offset
-                return
+                break
             time.sleep(MIN_WAIT_S * 4)
         self.stats.tx_bytes += offset
