@@ -57,6 +57,8 @@ _ELFCLASS32 = 1
 _ELFCLASS64 = 2
 _ELFDATA2LSB = 1
 _ELFDATA2MSB = 2
+_SHF_ALLOC = 0x2
+_SHT_NOBITS = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,9 +210,36 @@ def load_srec(data: bytes, *, fill: int = DEFAULT_FILL, max_span: int = DEFAULT_
     return Firmware(address=start, data=flat, entry=entry, segments=segments)
 
 
+def _elf_section_ranges(data: bytes, e: str, elf_class: int) -> list[tuple[int, int]] | None:
+    """File ranges of the allocated sections with contents, or ``None`` without a usable section table."""
+    if elf_class == _ELFCLASS32:
+        shoff = struct.unpack_from(e + "I", data, 32)[0]
+        shentsize, shnum = struct.unpack_from(e + "HH", data, 46)
+        sh_format, sh_size = e + "IIIIII", 40
+    else:
+        shoff = struct.unpack_from(e + "Q", data, 40)[0]
+        shentsize, shnum = struct.unpack_from(e + "HH", data, 58)
+        sh_format, sh_size = e + "IIQQQQ", 64
+    if shoff == 0 or shnum == 0 or shentsize < sh_size or shoff + shnum * shentsize > len(data):
+        return None
+    ranges = []
+    for index in range(shnum):
+        _name, sh_type, flags, _addr, offset, size = struct.unpack_from(
+            sh_format, data, shoff + index * shentsize
+        )
+        if flags & _SHF_ALLOC and sh_type != _SHT_NOBITS and size:
+            ranges.append((offset, offset + size))
+    return ranges
+
+
 def load_elf(data: bytes, *, fill: int = DEFAULT_FILL, max_span: int = DEFAULT_MAX_SPAN) -> Firmware:
-    """The PT_LOAD segments of an ELF file (32 or 64 bit), placed at their physical (load) addresses."""
-    if len(data) < 52 or data[:4] != _ELF_MAGIC:
+    """The PT_LOAD segments of an ELF file (32 or 64 bit), placed at their physical (load) addresses.
+
+    Like ``objcopy -O binary``, only the allocated sections count: when the linker put the ELF and program
+    headers into the first segment (it does when there is room below the first section in the same page),
+    those header bytes are not firmware and are trimmed off.
+    """
+    if len(data) < 64 or data[:4] != _ELF_MAGIC:
         raise InputFormatError("bad-input: not an ELF file (bad magic or too short)")
     elf_class, encoding = data[4], data[5]
     if elf_class not in (_ELFCLASS32, _ELFCLASS64) or encoding not in (_ELFDATA2LSB, _ELFDATA2MSB):
@@ -221,8 +250,6 @@ def load_elf(data: bytes, *, fill: int = DEFAULT_FILL, max_span: int = DEFAULT_M
         phentsize, phnum = struct.unpack_from(e + "HH", data, 42)
         ph_format, ph_size = e + "IIIIIIII", 32
     else:
-        if len(data) < 64:
-            raise InputFormatError("bad-input: ELF64 header truncated")
         entry, phoff = struct.unpack_from(e + "QQ", data, 24)
         phentsize, phnum = struct.unpack_from(e + "HH", data, 54)
         ph_format, ph_size = e + "IIQQQQQQ", 56
@@ -230,32 +257,27 @@ def load_elf(data: bytes, *, fill: int = DEFAULT_FILL, max_span: int = DEFAULT_M
         raise InputFormatError("bad-input: the ELF file has no program headers (an object file, not linked?)")
     if phentsize < ph_size or phoff + phnum * phentsize > len(data):
         raise InputFormatError("bad-input: ELF program header table runs past the end of the file")
+    sections = _elf_section_ranges(data, e, elf_class)
     pieces: list[tuple[int, bytes]] = []
     for index in range(phnum):
         fields = struct.unpack_from(ph_format, data, phoff + index * phentsize)
         if elf_class == _ELFCLASS32:
-            p_type, p_offset, _vaddr, p_paddr, p_filesz = (
-                fields[0],
-                fields[1],
-                fields[2],
-                fields[3],
-                fields[4],
-            )
+            p_type, p_offset, p_paddr, p_filesz = fields[0], fields[1], fields[3], fields[4]
         else:
-            p_type, p_offset, _vaddr, p_paddr, p_filesz = (
-                fields[0],
-                fields[2],
-                fields[3],
-                fields[4],
-                fields[5],
-            )
+            p_type, p_offset, p_paddr, p_filesz = fields[0], fields[2], fields[4], fields[5]
         if p_type != _PT_LOAD or p_filesz == 0:
             continue
         if p_offset + p_filesz > len(data):
             raise InputFormatError(f"bad-input: ELF segment {index} runs past the end of the file")
-        pieces.append((p_paddr, data[p_offset : p_offset + p_filesz]))
-    start, flat, segments = flatten(pieces, fill=fill, max_span=max_span)
-    return Firmware(address=start, data=flat, entry=entry, segments=segments)
+        start, end = p_offset, p_offset + p_filesz
+        if sections is not None:
+            inside = [(max(a, start), min(b, end)) for a, b in sections if a < end and b > start]
+            if not inside:
+                continue  # only headers in this segment
+            start, end = min(a for a, _ in inside), max(b for _, b in inside)
+        pieces.append((p_paddr + start - p_offset, data[start:end]))
+    first, flat, segments = flatten(pieces, fill=fill, max_span=max_span)
+    return Firmware(address=first, data=flat, entry=entry, segments=segments)
 
 
 def guess_format(name: str, data: bytes = b"") -> str:

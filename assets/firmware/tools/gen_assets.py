@@ -1,0 +1,186 @@
+"""Generate src/assets_big.c: the data of the ~256 KiB demo build (tables, strings, fonts, icons).
+
+Real firmware is code plus data that compresses moderately: lookup tables, message catalogues, bitmap fonts,
+images, calibration data.  This script makes such data deterministically (fixed seed), so the big demo image
+has a realistic deflate ratio (about 2x) for the transfer benchmarks.  Run by the Makefile; the output is
+committed so nobody needs Python to build the firmware.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+import sys
+from pathlib import Path
+
+SEED = 0x5732_07A1
+FONT_SIZES = ((8, 8), (8, 16), (16, 24), (24, 32))
+GLYPHS = 96  # ASCII 0x20..0x7f
+ICONS = 20
+ICON_SIZE = 48
+MESSAGES = 420
+LANGUAGES = ("en", "de", "fr")
+CAL_POINTS = 6144
+
+WORDS = (
+    "sensor value range error timeout flash sector erase write verify image slot primary secondary "
+    "bootloader update firmware version signature digest counter rollback voltage current temperature "
+    "pressure humidity calibration offset gain channel input output motor speed position limit alarm "
+    "warning fault reset watchdog clock oscillator battery charge level network link packet checksum "
+    "retry buffer overflow underflow queue task stack heap memory register interrupt timer pwm adc dac "
+    "uart spi i2c can usb gpio pin port mode state idle active ready busy done failed ok invalid valid"
+).split()
+STEMS = {"de": ("ung", "en", "ler", "keit", "sch"), "fr": ("tion", "eur", "ment", "ique", "ée")}
+
+
+def c_array(ctype: str, name: str, values: list[int], per_line: int, fmt: str) -> str:
+    lines = [f"const {ctype} {name}[{len(values)}] = {{"]
+    for i in range(0, len(values), per_line):
+        lines.append("    " + ", ".join(fmt.format(v) for v in values[i : i + per_line]) + ",")
+    lines.append("};")
+    return "\n".join(lines)
+
+
+def sine_table() -> list[int]:
+    return [round(32767 * math.sin(2 * math.pi * i / 4096)) & 0xFFFF for i in range(4096)]
+
+
+def crc32_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+def gamma_table(gamma: float) -> list[int]:
+    return [round(255 * (i / 255) ** gamma) for i in range(256)]
+
+
+def glyph(rng: random.Random, width: int, height: int) -> list[int]:
+    """A glyph-like bitmap: a few thick strokes between points of a 3x5 grid, scaled to the cell."""
+    pixels = [[0] * width for _ in range(height)]
+    points = [(x, y) for x in range(3) for y in range(5)]
+    thickness = max(1, width // 8)
+    for _ in range(rng.randint(2, 4)):
+        (x0, y0), (x1, y1) = rng.sample(points, 2)
+        steps = 2 * max(width, height)
+        for s in range(steps + 1):
+            t = s / steps
+            px = round((x0 + (x1 - x0) * t) * (width - 1 - thickness) / 2)
+            py = round((y0 + (y1 - y0) * t) * (height - 1 - thickness) / 4)
+            for dy in range(thickness):
+                for dx in range(thickness):
+                    pixels[py + dy][px + dx] = 1
+    out = []
+    for row in pixels:
+        for byte in range(0, width, 8):
+            bits = 0
+            for b in range(8):
+                bits = (bits << 1) | row[byte + b]
+            out.append(bits)
+    return out
+
+
+def icon(rng: random.Random) -> list[int]:
+    """A 48x48 RGB565 icon: a gradient background, a shape, sensor-like noise."""
+    base = [rng.randrange(256) for _ in range(3)]
+    cx, cy, r = rng.randrange(12, 36), rng.randrange(12, 36), rng.randrange(8, 18)
+    shape_colour = [rng.randrange(256) for _ in range(3)]
+    out = []
+    for y in range(ICON_SIZE):
+        for x in range(ICON_SIZE):
+            if (x - cx) ** 2 + (y - cy) ** 2 < r * r:
+                rgb = shape_colour
+            else:
+                rgb = [(c + x * 2 + y) % 256 for c in base]
+            noise = rng.randrange(-6, 7)
+            red, green, blue = (min(255, max(0, c + noise)) for c in rgb)
+            out.append(((red >> 3) << 11) | ((green >> 2) << 5) | (blue >> 3))
+    return out
+
+
+def message(rng: random.Random, lang: str, number: int) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(5, 11))]
+    if lang in STEMS:
+        words = [w + rng.choice(STEMS[lang]) if rng.random() < 0.5 else w for w in words]
+    text = " ".join(words).capitalize()
+    code = rng.randrange(0x10000)
+    return f"E{number:03d} [0x{code:04x}] {text}: %s (%d)"
+
+
+def calibration(rng: random.Random) -> list[int]:
+    values = []
+    for i in range(CAL_POINTS):
+        ideal = 1.0 + 0.02 * math.sin(i / 97) + 0.001 * i / CAL_POINTS
+        values.append(struct.unpack("<I", struct.pack("<f", ideal + rng.gauss(0, 0.002)))[0])
+    return values
+
+
+def main(out: Path) -> None:
+    rng = random.Random(SEED)
+    parts = [
+        "/* Generated by tools/gen_assets.py: data of the big demo build.  Do not edit. */",
+        "#include <stdint.h>",
+        "#include <stddef.h>",
+        "",
+        c_array("int16_t", "k_sine_q15", [v - 0x10000 if v >= 0x8000 else v for v in sine_table()], 12, "{:6d}"),
+        c_array("uint32_t", "k_crc32_table", crc32_table(), 6, "0x{:08x}u"),
+    ]
+    for name, gamma in (("k_gamma_22", 2.2), ("k_gamma_18", 1.8), ("k_gamma_inv", 1 / 2.2)):
+        parts.append(c_array("uint8_t", name, gamma_table(gamma), 16, "{:3d}"))
+    for width, height in FONT_SIZES:
+        data: list[int] = []
+        for _ in range(GLYPHS):
+            data += glyph(rng, width, height)
+        parts.append(c_array("uint8_t", f"k_font_{width}x{height}", data, 16, "0x{:02x}"))
+    icons: list[int] = []
+    for _ in range(ICONS):
+        icons += icon(rng)
+    parts.append(c_array("uint16_t", "k_icons_rgb565", icons, 12, "0x{:04x}"))
+    parts.append(c_array("uint32_t", "k_calibration_f32", calibration(rng), 6, "0x{:08x}u"))
+    for lang in LANGUAGES:
+        msgs = [message(rng, lang, i) for i in range(MESSAGES)]
+        parts.append(f"const char *const k_messages_{lang}[{MESSAGES}] = {{")
+        parts += [f'    "{m}",' for m in msgs]
+        parts.append("};")
+    parts.append(
+        """
+static uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    crc = ~crc;
+    while (len--) {
+        crc = k_crc32_table[(crc ^ *p++) & 0xFFu] ^ (crc >> 8);
+    }
+    return ~crc;
+}
+
+void assets_selftest(void (*puts_fn)(const char *))
+{
+    uint32_t crc = 0;
+    crc = crc32_update(crc, k_sine_q15, sizeof k_sine_q15);
+    crc = crc32_update(crc, k_font_8x8, sizeof k_font_8x8);
+    crc = crc32_update(crc, k_font_8x16, sizeof k_font_8x16);
+    crc = crc32_update(crc, k_font_16x24, sizeof k_font_16x24);
+    crc = crc32_update(crc, k_font_24x32, sizeof k_font_24x32);
+    crc = crc32_update(crc, k_icons_rgb565, sizeof k_icons_rgb565);
+    crc = crc32_update(crc, k_calibration_f32, sizeof k_calibration_f32);
+    crc = crc32_update(crc, k_gamma_22, sizeof k_gamma_22);
+    crc = crc32_update(crc, k_gamma_18, sizeof k_gamma_18);
+    crc = crc32_update(crc, k_gamma_inv, sizeof k_gamma_inv);
+    puts_fn(k_messages_en[crc % 420u]);
+    puts_fn(k_messages_de[(crc >> 9) % 420u]);
+    puts_fn(k_messages_fr[(crc >> 18) % 420u]);
+    puts_fn("\\nassets self-test done\\n");
+}
+"""
+    )
+    out.write_text("\n".join(parts) + "\n")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "src" / "assets_big.c")
