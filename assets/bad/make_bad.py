@@ -59,15 +59,17 @@ BAD_IMAGES: dict[str, BadImage] = {
     ),
     "truncated.bin": BadImage("truncated", "demo 1.1.0 cut 40 bytes short, inside the signature TLV"),
     "bad-magic.bin": BadImage("bad-magic", "demo 1.1.0 with the header magic changed"),
-    "tlv-overrun.bin": BadImage("tlv-overrun", "demo 1.1.0 whose signature TLV declares more bytes than exist"),
+    "tlv-overrun.bin": BadImage("tlv-overrun", "demo 1.1.0 whose signature TLV is longer than its area"),
     "huge-size.bin": BadImage("too-large", "demo 1.1.0 whose header declares a 4 GiB payload"),
     "bad-signature.bin": BadImage(
-        "bad-signature", "demo 1.1.0 carrying the (valid) signature of demo 1.0.0: a signature over other bytes"
+        "bad-signature",
+        "demo 1.1.0 with demo 1.0.0's valid signature: signed other bytes",
     ),
     "unsigned.bin": BadImage("missing-tlv", "demo 1.1.0 with a SHA-256 TLV but no key and no signature"),
     "no-hw-tag.bin": BadImage("missing-tlv", "demo 1.1.0 signed without the hardware tag"),
     "wrong-key-type.bin": BadImage(
-        "wrong-key-type", "demo 1.1.0 whose PUBKEY TLV is the (trusted) ECDSA key but whose signature is Ed25519"
+        "wrong-key-type",
+        "demo 1.1.0 whose PUBKEY is the trusted ECDSA key, signature Ed25519",
     ),
     "unprotected-tlv.bin": BadImage(
         "bad-tlv", "demo 1.1.0 with a custom TLV slipped into the unprotected (unsigned) area"
@@ -97,7 +99,9 @@ def build() -> dict[str, bytes]:
     tampered = bytearray(good)
     tampered[0x200 + len(fw_110) // 2] ^= 0x01
     out["tampered.bin"] = bytes(tampered)
-    out["wrong-key.bin"] = sign_image(fw_110, untrusted, version="1.1.0", security_counter=2, hw_tag=tag, **SIGN)
+    out["wrong-key.bin"] = sign_image(
+        fw_110, untrusted, version="1.1.0", security_counter=2, hw_tag=tag, **SIGN
+    )
     out["wrong-chip.bin"] = sign_image(
         fw_110, key, version="1.1.0", security_counter=2, hw_tag=HardwareTag(chip_id=F103), **SIGN
     )
@@ -123,9 +127,13 @@ def build() -> dict[str, bytes]:
     out["unsigned.bin"] = sign_image(fw_110, None, version="1.1.0", security_counter=2, hw_tag=tag, **SIGN)
     out["no-hw-tag.bin"] = sign_image(fw_110, key, version="1.1.0", security_counter=2, **SIGN)
     full = parse_image(
-        sign_image(fw_110, key, version="1.1.0", security_counter=2, hw_tag=tag, public_key_format="full", **SIGN)
+        sign_image(
+            fw_110, key, version="1.1.0", security_counter=2, hw_tag=tag, public_key_format="full", **SIGN
+        )
     )
-    swapped = [t if t.type != TlvType.PUBKEY else Tlv(type=t.type, value=public_key_der(ec_key)) for t in full.tlvs]
+    swapped = [
+        t if t.type != TlvType.PUBKEY else Tlv(type=t.type, value=public_key_der(ec_key)) for t in full.tlvs
+    ]
     out["wrong-key-type.bin"] = _replace_unprotected(good, swapped)
     out["unprotected-tlv.bin"] = _replace_unprotected(
         good, [*parsed.tlvs, Tlv(type=0x00A1, value=b"not signed")]

@@ -23,14 +23,15 @@ MESSAGES = 420
 LANGUAGES = ("en", "de", "fr")
 CAL_POINTS = 6144
 
-WORDS = (
+_WORD_TEXT = (
     "sensor value range error timeout flash sector erase write verify image slot primary secondary "
     "bootloader update firmware version signature digest counter rollback voltage current temperature "
     "pressure humidity calibration offset gain channel input output motor speed position limit alarm "
     "warning fault reset watchdog clock oscillator battery charge level network link packet checksum "
     "retry buffer overflow underflow queue task stack heap memory register interrupt timer pwm adc dac "
     "uart spi i2c can usb gpio pin port mode state idle active ready busy done failed ok invalid valid"
-).split()
+)
+WORDS = _WORD_TEXT.split()
 STEMS = {"de": ("ung", "en", "ler", "keit", "sch"), "fr": ("tion", "eur", "ment", "ique", "ée")}
 
 
@@ -127,7 +128,9 @@ def main(out: Path) -> None:
         "#include <stdint.h>",
         "#include <stddef.h>",
         "",
-        c_array("int16_t", "k_sine_q15", [v - 0x10000 if v >= 0x8000 else v for v in sine_table()], 12, "{:6d}"),
+        c_array(
+            "int16_t", "k_sine_q15", [v - 0x10000 if v >= 0x8000 else v for v in sine_table()], 12, "{:6d}"
+        ),
         c_array("uint32_t", "k_crc32_table", crc32_table(), 6, "0x{:08x}u"),
     ]
     for name, gamma in (("k_gamma_22", 2.2), ("k_gamma_18", 1.8), ("k_gamma_inv", 1 / 2.2)):
@@ -183,4 +186,8 @@ void assets_selftest(void (*puts_fn)(const char *))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "src" / "assets_big.c")
+    main(
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parents[1] / "src" / "assets_big.c"
+    )
