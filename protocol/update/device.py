@@ -108,6 +108,7 @@ class _State(Enum):
 class _Request:
     ftype: FrameType
     seq: int
+    payload: bytes
     begin: BeginRequest | None = None
     baud: int = 0
 
@@ -170,8 +171,9 @@ class DeviceConnection:
         self._state = _State.IDLE
         self._request: _Request | None = None
         self._transfer: _Transfer | None = None
-        self._last_reply: tuple[int, int, bytes] | None = None  # (seq, command, frame)
+        self._last_reply: tuple[int, int, bytes, bytes] | None = None  # seq, command, its payload, reply
         self._old_baud = baud
+        self._inbound: tuple[int, int, bytes] | None = None  # the command frame being dispatched
 
     # -- Connection ------------------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
@@ -224,7 +226,7 @@ class DeviceConnection:
     def reply_info(self, info: DeviceInfo) -> None:
         request = self._take(FrameType.INFO)
         if request is not None:
-            self._reply(request.ftype, request.seq, Status.OK, info.encode())
+            self._reply(request.ftype, request.seq, Status.OK, info.encode(), request.payload)
 
     def accept_transfer(self, resume_offset: int = 0) -> None:
         """Accept BEGIN; the data phase starts at uncompressed ``resume_offset`` (0 unless resuming)."""
@@ -241,7 +243,7 @@ class DeviceConnection:
         self._transfer = _Transfer(begin, request.seq, resume_offset, window, block)
         self._state = _State.DATA
         body = BeginReply(resume_offset=resume_offset, window=window, block_size=block).encode()
-        self._reply(FrameType.BEGIN, request.seq, Status.OK, body)
+        self._reply(FrameType.BEGIN, request.seq, Status.OK, body, request.payload)
 
     def block_written(self, offset: int) -> None:
         """Everything of the image below absolute ``offset`` is in flash: release window credit."""
@@ -262,7 +264,7 @@ class DeviceConnection:
         if request.ftype in (FrameType.INFO, FrameType.BEGIN):
             self._request = request
             raise LocalProtocolError("answer INFO with reply_info() and BEGIN with accept_transfer()")
-        self._reply(request.ftype, request.seq, Status.OK)
+        self._reply(request.ftype, request.seq, Status.OK, payload=request.payload)
         if request.ftype == FrameType.END:
             self._transfer = None
             self._state = _State.IDLE
@@ -281,7 +283,7 @@ class DeviceConnection:
         request = self._request
         if request is not None:
             self._request = None
-            self._reply(request.ftype, request.seq, status)
+            self._reply(request.ftype, request.seq, status, payload=request.payload)
             if request.ftype == FrameType.END:
                 self._transfer = None
                 self._state = _State.IDLE
@@ -324,10 +326,15 @@ class DeviceConnection:
         self._request = None
         return request
 
-    def _reply(self, command: int, seq: int, status: int, body: bytes = b"") -> None:
+    def _reply(
+        self, command: int, seq: int, status: int, body: bytes = b"", payload: bytes | None = None
+    ) -> None:
+        """Queue a REPLY; cache it against the command's ``payload`` (or the frame being handled)."""
         frame = encode_frame(FrameType.REPLY, seq, Reply(command=command, status=status, body=body).encode())
-        if command not in _NO_CACHE:
-            self._last_reply = (seq, command, frame)
+        if payload is None and self._inbound is not None and self._inbound[:2] == (seq, command):
+            payload = self._inbound[2]
+        if command not in _NO_CACHE and payload is not None:
+            self._last_reply = (seq, command, payload, frame)
         self._out.append(frame)
 
     def _on_frame(self, frame: Frame) -> None:
@@ -336,6 +343,13 @@ class DeviceConnection:
             self._state = _State.IDLE
             self._events.append(BaudChanged(baud=self.baud))
         ftype = frame.type
+        last = self._last_reply
+        if last is not None and (last[0], last[1], last[2]) == (frame.seq, ftype, frame.payload):
+            self._out.append(last[3])  # the reply was lost: send it again, do not act twice
+            return
+        # the cache answers only an immediate, identical repeat: any other frame retires it, so a restarted
+        # host whose sequence numbers happen to collide is never answered from the past
+        self._last_reply = None
         if ftype == FrameType.DATA:
             self._on_data(frame)
             return
@@ -344,17 +358,16 @@ class DeviceConnection:
                 self._reply(ftype, frame.seq, Status.UNSUPPORTED)
             return  # device-to-host frame types (an echo on the line): ignore
         cmd = FrameType(ftype)
-        last = self._last_reply
-        if last is not None and last[0] == frame.seq and last[1] == cmd:
-            self._out.append(last[2])  # the reply was lost: send it again, do not act twice
-            return
         request = self._request
         if request is not None and request.seq == frame.seq and request.ftype == cmd:
             return  # still working on it
+        self._inbound = (frame.seq, cmd, frame.payload)
         try:
             self._dispatch(cmd, frame.seq, frame.payload)
         except RemoteProtocolError:
             self._reply(cmd, frame.seq, Status.BAD_FRAME)
+        finally:
+            self._inbound = None
 
     def _busy(self, cmd: FrameType, seq: int) -> bool:
         if self._request is not None:
@@ -381,12 +394,12 @@ class DeviceConnection:
             self._reply(cmd, seq, Status.OK)
         elif cmd == FrameType.INFO:
             if not self._busy(cmd, seq):
-                self._request = _Request(cmd, seq)
+                self._request = _Request(cmd, seq, payload)
                 self._events.append(InfoRequested())
         elif cmd == FrameType.BEGIN:
-            self._on_begin(seq, BeginRequest.decode(payload))
+            self._on_begin(seq, payload, BeginRequest.decode(payload))
         elif cmd == FrameType.END:
-            self._on_end(seq, EndRequest.decode(payload))
+            self._on_end(seq, payload, EndRequest.decode(payload))
         elif cmd == FrameType.CHANGE_BAUD:
             self._on_change_baud(seq, payload)
         else:
@@ -413,7 +426,7 @@ class DeviceConnection:
             event = RollbackRequested()
         else:
             event = RebootRequested()
-        self._request = _Request(cmd, seq)
+        self._request = _Request(cmd, seq, payload)
         self._events.append(event)
 
     def _on_change_baud(self, seq: int, payload: bytes) -> None:
@@ -428,10 +441,10 @@ class DeviceConnection:
         elif baud == 0 or (self.baud_rates and baud not in self.baud_rates):
             self._reply(cmd, seq, Status.BAUD_UNSUPPORTED)
         elif not self._busy(cmd, seq):
-            self._request = _Request(cmd, seq, baud=baud)
+            self._request = _Request(cmd, seq, payload, baud=baud)
             self._events.append(BaudChangeRequested(baud=baud))
 
-    def _on_begin(self, seq: int, begin: BeginRequest) -> None:
+    def _on_begin(self, seq: int, payload: bytes, begin: BeginRequest) -> None:
         cmd = FrameType.BEGIN
         if self._request is not None and self._request.ftype != FrameType.BEGIN:
             self._reply(cmd, seq, Status.BUSY)
@@ -459,7 +472,7 @@ class DeviceConnection:
                 block_size=begin.block_size,
                 wbits=begin.wbits,
             )
-        self._request = _Request(cmd, seq, begin=begin)
+        self._request = _Request(cmd, seq, payload, begin=begin)
         self._events.append(
             TransferRequested(
                 slot=begin.slot,
@@ -470,7 +483,7 @@ class DeviceConnection:
             )
         )
 
-    def _on_end(self, seq: int, end: EndRequest) -> None:
+    def _on_end(self, seq: int, payload: bytes, end: EndRequest) -> None:
         cmd = FrameType.END
         transfer = self._transfer
         if transfer is None or self._state is not _State.DATA or self._request is not None:
@@ -486,7 +499,7 @@ class DeviceConnection:
         if transfer.out_pos != transfer.request.size:
             self._end_transfer(transfer, Status.SIZE_MISMATCH, seq=seq, command=cmd)
             return
-        self._request = _Request(cmd, seq)
+        self._request = _Request(cmd, seq, payload)
         self._events.append(TransferEnded(size=transfer.request.size))
 
     def _end_transfer(
