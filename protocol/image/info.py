@@ -119,9 +119,7 @@ def format_image(info: dict[str, Any]) -> str:
             if isinstance(value, dict):
                 value = f"chip 0x{value['chip_id']:03x}, board {value['board_id']}"
             value = f" = {value}" if value is not None else ""
-            lines.append(
-                f"  0x{t['type']:04x} {t['type_name']:<16} len {t['len']:>3}  {_short(t['data'])}{value}"
-            )
+            lines.append(f"  0x{t['type']:04x} {t['type_name']:<16} len {t['len']:>3}  {_short(t['data'])}{value}")
         if not info[key]:
             lines.append("  (none)")
     trailer = info["trailer"]

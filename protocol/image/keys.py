@@ -14,7 +14,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from .errors import KeyFileError, WrongKeyTypeError
+from .errors import ImageError, KeyFileError, WrongKeyTypeError
 from .mcuboot import TlvType
 
 __all__ = [
@@ -48,9 +48,7 @@ def generate_key(kind: str) -> PrivateKey:
         return ed25519.Ed25519PrivateKey.generate()
     if kind == "ecdsa-p256":
         return ec.generate_private_key(ec.SECP256R1())
-    raise WrongKeyTypeError(
-        f"wrong-key-type: unsupported key type {kind!r}; use one of {', '.join(KEY_TYPES)}"
-    )
+    raise WrongKeyTypeError(f"wrong-key-type: unsupported key type {kind!r}; use one of {', '.join(KEY_TYPES)}")
 
 
 def _check_supported(key: object) -> PrivateKey | PublicKey:
@@ -100,6 +98,8 @@ def load_public_key(data: bytes) -> PublicKey:
                 key = serialization.load_der_public_key(data)
             except ValueError:
                 return public_key(load_private_key(data))
+    except ImageError:
+        raise
     except (ValueError, UnsupportedAlgorithm) as err:
         raise KeyFileError("bad-key-file: not a readable public key (PEM or DER)") from err
     checked = _check_supported(key)

@@ -224,9 +224,7 @@ def _elf_section_ranges(data: bytes, e: str, elf_class: int) -> list[tuple[int, 
         return None
     ranges = []
     for index in range(shnum):
-        _name, sh_type, flags, _addr, offset, size = struct.unpack_from(
-            sh_format, data, shoff + index * shentsize
-        )
+        _name, sh_type, flags, _addr, offset, size = struct.unpack_from(sh_format, data, shoff + index * shentsize)
         if flags & _SHF_ALLOC and sh_type != _SHT_NOBITS and size:
             ranges.append((offset, offset + size))
     return ranges

@@ -197,9 +197,7 @@ class ImageVersion:
         """Parse imgtool's ``maj[.min[.rev[+build]]]``."""
         match = _VERSION_RE.match(text.strip())
         if match is None:
-            raise ImageError(
-                f"invalid version {text!r}: expected maj.min.rev+build with later parts optional"
-            )
+            raise ImageError(f"invalid version {text!r}: expected maj.min.rev+build with later parts optional")
         major, minor, revision, build = (int(g) if g else 0 for g in match.groups())
         return cls(major=major, minor=minor, revision=revision, build=build)
 
@@ -241,9 +239,7 @@ class ImageHeader:
         """Decode the first 32 bytes of ``data`` (no validation beyond length)."""
         if len(data) < IMAGE_HEADER_SIZE:
             raise TruncatedError(f"truncated: {len(data)} bytes, an image header needs {IMAGE_HEADER_SIZE}")
-        magic, load, hdr, ptlv, size, flags, major, minor, rev, build, _pad = struct.unpack_from(
-            _HEADER_FORMAT, data
-        )
+        magic, load, hdr, ptlv, size, flags, major, minor, rev, build, _pad = struct.unpack_from(_HEADER_FORMAT, data)
         version = ImageVersion(major=major, minor=minor, revision=rev, build=build)
         return cls(
             magic=magic,

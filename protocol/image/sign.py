@@ -79,8 +79,7 @@ def parse_custom_tlv(tag: str, value: str) -> tuple[int, bytes]:
 def _check_custom_type(tlv_type: int) -> None:
     if not TLV_VENDOR_MIN <= tlv_type <= TLV_VENDOR_MAX:
         raise ImageError(
-            f"invalid custom TLV type 0x{tlv_type:04x}:"
-            f" allowed 0x{TLV_VENDOR_MIN:04x}..0x{TLV_VENDOR_MAX:04x}"
+            f"invalid custom TLV type 0x{tlv_type:04x}: allowed 0x{TLV_VENDOR_MIN:04x}..0x{TLV_VENDOR_MAX:04x}"
         )
 
 
@@ -207,9 +206,7 @@ def sign_image(
             unprotected.append(Tlv(type=TlvType.PUBKEY, value=public_key_der(key)))
         else:
             raise ImageError(f"public key format must be 'hash' or 'full', not {public_key_format!r}")
-        unprotected.append(
-            Tlv(type=signature_tlv_type(key), value=_sign(key, hashed, digest, pad_sig=pad_sig))
-        )
+        unprotected.append(Tlv(type=signature_tlv_type(key), value=_sign(key, hashed, digest, pad_sig=pad_sig)))
     image = hashed + assemble_tlv_area(unprotected, protected=False)
 
     if slot_size > 0:
@@ -218,8 +215,7 @@ def sign_image(
         )
         if len(image) + tsize > slot_size:
             raise ImageTooLargeError(
-                f"too-large: image size ({len(image):#x}) + trailer ({tsize:#x}) exceeds the slot size"
-                f" {slot_size:#x}"
+                f"too-large: image size ({len(image):#x}) + trailer ({tsize:#x}) exceeds the slot size {slot_size:#x}"
             )
         if pad:
             image += _trailer_padding(

@@ -165,9 +165,7 @@ def _verify_signature(pub: PublicKey, sig_tlv: Tlv, image: Image) -> None:
     try:
         if isinstance(pub, ed25519.Ed25519PublicKey):
             if len(signature) != _ED25519_SIG_SIZE:
-                raise BadSignatureError(
-                    f"bad-signature: an Ed25519 signature has 64 bytes, not {len(signature)}"
-                )
+                raise BadSignatureError(f"bad-signature: an Ed25519 signature has 64 bytes, not {len(signature)}")
             pub.verify(signature, image.digest)
         else:
             # imgtool --pad-sig pads the DER signature with zeros to 72 bytes; the DER length says how much
@@ -228,11 +226,7 @@ def verify_parsed(
                 failure = failure or UnknownKeyError(
                     f"unknown-key: the image was signed by key {current_hash.hex()[:16]}..., which is not"
                     " among the trusted keys"
-                    + (
-                        " (only its hash is known; the image must carry the full key)"
-                        if known_hash_only
-                        else ""
-                    ),
+                    + (" (only its hash is known; the image must carry the full key)" if known_hash_only else ""),
                     hint="check -k: the image was signed with another key",
                 )
                 continue
@@ -263,9 +257,7 @@ def verify_parsed(
         counter = struct.unpack("<I", counter_tlv.value)[0]
     if min_security_counter is not None:
         if counter is None:
-            raise MissingTlvError(
-                "missing-tlv: the image has no security counter; rollback protection needs one"
-            )
+            raise MissingTlvError("missing-tlv: the image has no security counter; rollback protection needs one")
         if counter < min_security_counter:
             raise SecurityCounterError(
                 f"security-counter: the image's security counter {counter} is below the device's"

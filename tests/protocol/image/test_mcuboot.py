@@ -1,4 +1,4 @@
-"""The image format: header, version, TLV areas, trailer; parse_image fed whole, in prefixes, with trailing bytes."""
+"""The image format: header, version, TLV areas, trailer; parse_image whole, in prefixes, with trailing bytes."""
 
 from __future__ import annotations
 
@@ -30,9 +30,7 @@ from .conftest import DEMO_SIGN, FIRMWARE
 
 @pytest.fixture(scope="module")
 def signed(ed_key, fw_110) -> bytes:
-    return sign_image(
-        fw_110, ed_key, version="1.1.0+7", security_counter=2, custom_tlvs=[(0xA5, b"xy")], **DEMO_SIGN
-    )
+    return sign_image(fw_110, ed_key, version="1.1.0+7", security_counter=2, custom_tlvs=[(0xA5, b"xy")], **DEMO_SIGN)
 
 
 def test_version_parse_and_str() -> None:

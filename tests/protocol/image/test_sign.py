@@ -52,9 +52,7 @@ def test_unsigned_has_only_the_digest(fw_100) -> None:
 
 
 def test_full_public_key(ed_key, fw_100) -> None:
-    image = parse_image(
-        sign_image(fw_100, ed_key, version="1.0.0", pad_header=True, public_key_format="full")
-    )
+    image = parse_image(sign_image(fw_100, ed_key, version="1.0.0", pad_header=True, public_key_format="full"))
     assert image.public_key_der == public_key_der(ed_key)
     assert image.key_hash == key_hash(ed_key)
     assert verify_image(sign_image(fw_100, ed_key, version="1", pad_header=True), keys=[ed_key.public_key()])

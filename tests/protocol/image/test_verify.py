@@ -47,9 +47,7 @@ def _with_tlvs(image: bytes, tlvs: list[Tlv]) -> bytes:
 
 
 def test_accepts_good_image(good: bytes, ed_key) -> None:
-    verified = verify_image(
-        good, keys=[ed_key.public_key()], chip_id=0x413, board_id=5, min_security_counter=2
-    )
+    verified = verify_image(good, keys=[ed_key.public_key()], chip_id=0x413, board_id=5, min_security_counter=2)
     assert str(verified.version) == "1.1.0+0"
     assert verified.key_hash == key_hash(ed_key)
     assert verified.key_type == "ed25519" and verified.signature_type == "ED25519"
@@ -103,9 +101,7 @@ def test_bad_signature_over_other_bytes(good: bytes, ed_key, fw_100) -> None:
 
 
 def test_bad_signature_wrong_length(good: bytes, ed_key) -> None:
-    tlvs = [
-        t if t.type != TlvType.ED25519 else Tlv(type=t.type, value=b"x" * 10) for t in parse_image(good).tlvs
-    ]
+    tlvs = [t if t.type != TlvType.ED25519 else Tlv(type=t.type, value=b"x" * 10) for t in parse_image(good).tlvs]
     with pytest.raises(BadSignatureError):
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
@@ -141,10 +137,7 @@ def test_rsa_signature_is_wrong_key_type(good: bytes, ed_key) -> None:
 
 
 def test_garbage_pubkey_tlv(good: bytes, ed_key) -> None:
-    tlvs = [
-        Tlv(type=TlvType.PUBKEY, value=b"junk") if t.type == TlvType.KEYHASH else t
-        for t in parse_image(good).tlvs
-    ]
+    tlvs = [Tlv(type=TlvType.PUBKEY, value=b"junk") if t.type == TlvType.KEYHASH else t for t in parse_image(good).tlvs]
     with pytest.raises(KeyFileError):
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
@@ -244,9 +237,7 @@ def test_missing_tag(ed_key, fw_110) -> None:
 
 
 def test_board(ed_key, fw_110) -> None:
-    image = sign_image(
-        fw_110, ed_key, version="1", hw_tag=HardwareTag(chip_id=0x413, board_id=3), **DEMO_SIGN
-    )
+    image = sign_image(fw_110, ed_key, version="1", hw_tag=HardwareTag(chip_id=0x413, board_id=3), **DEMO_SIGN)
     keys = [ed_key.public_key()]
     assert verify_image(image, keys=keys, chip_id=0x413, board_id=3)
     with pytest.raises(WrongBoardError):
