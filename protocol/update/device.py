@@ -326,9 +326,7 @@ class DeviceConnection:
         self._request = None
         return request
 
-    def _reply(
-        self, command: int, seq: int, status: int, body: bytes = b"", payload: bytes | None = None
-    ) -> None:
+    def _reply(self, command: int, seq: int, status: int, body: bytes = b"", payload: bytes | None = None) -> None:
         """Queue a REPLY; cache it against the command's ``payload`` (or the frame being handled)."""
         frame = encode_frame(FrameType.REPLY, seq, Reply(command=command, status=status, body=body).encode())
         if payload is None and self._inbound is not None and self._inbound[:2] == (seq, command):
@@ -449,9 +447,7 @@ class DeviceConnection:
         if self._request is not None and self._request.ftype != FrameType.BEGIN:
             self._reply(cmd, seq, Status.BUSY)
             return
-        if begin.compressed and (
-            Option.DEFLATE not in self.options or not 0 < begin.wbits <= self.deflate_wbits
-        ):
+        if begin.compressed and (Option.DEFLATE not in self.options or not 0 < begin.wbits <= self.deflate_wbits):
             self._reply(cmd, seq, Status.UNSUPPORTED)
             return
         if begin.size == 0 or (begin.block_size and begin.block_size < MIN_BLOCK_SIZE):

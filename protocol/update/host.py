@@ -337,9 +337,7 @@ class HostConnection:
             wbits = DEFAULT_DEFLATE_WBITS
             if self.info is not None:
                 if Option.DEFLATE not in self.info.options:
-                    raise LocalProtocolError(
-                        "the device does not offer compression", hint="flash without --compress"
-                    )
+                    raise LocalProtocolError("the device does not offer compression", hint="flash without --compress")
                 if self.info.deflate_wbits:
                     wbits = self.info.deflate_wbits
             wbits = max(MIN_DEFLATE_WBITS, min(MAX_DEFLATE_WBITS, wbits))
@@ -482,9 +480,7 @@ class HostConnection:
         if pending is None or frame.seq != pending.seq or reply.command != pending.ftype:
             log.debug("ignoring stale reply (seq %d, command 0x%02x)", frame.seq, reply.command)
             return
-        if self._state is _State.BAUD_SYNC or (
-            self._baud_switch is not None and pending.ftype == FrameType.SYNC
-        ):
+        if self._state is _State.BAUD_SYNC or (self._baud_switch is not None and pending.ftype == FrameType.SYNC):
             self._on_sync_reply(reply)
             return
         if reply.status != Status.OK:
@@ -670,9 +666,7 @@ class HostConnection:
 
     def _on_ack(self, transfer: _Transfer, ack: Ack) -> None:
         if ack.next > transfer.sent or ack.limit < ack.next:
-            raise RemoteProtocolError(
-                f"device acknowledged block {ack.next} but only {transfer.sent} were sent"
-            )
+            raise RemoteProtocolError(f"device acknowledged block {ack.next} but only {transfer.sent} were sent")
         self._busy = False
         progressed = ack.next > transfer.acked or ack.limit > transfer.limit or ack.written > transfer.written
         if progressed:

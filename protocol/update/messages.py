@@ -175,9 +175,7 @@ class FlashLayout:
         base, size, nruns = r.unpack("IIB")
         runs = tuple(SectorRun(count=c, size=s) for c, s in (r.unpack("HI") for _ in range(nruns)))
         nslots = r.u8()
-        slots = tuple(
-            SlotRegion(index=i, address=a, size=s) for i, a, s in (r.unpack("BII") for _ in range(nslots))
-        )
+        slots = tuple(SlotRegion(index=i, address=a, size=s) for i, a, s in (r.unpack("BII") for _ in range(nslots)))
         return cls(base=base, size=size, sectors=runs, slots=slots)
 
 
@@ -246,9 +244,7 @@ class DeviceInfo:
     chip_id: int = 0
     board_id: int = 0
     uid: bytes = bytes(UID_SIZE)
-    flash: FlashLayout = field(
-        default_factory=lambda: FlashLayout(base=0x08000000, size=0, sectors=(), slots=())
-    )
+    flash: FlashLayout = field(default_factory=lambda: FlashLayout(base=0x08000000, size=0, sectors=(), slots=()))
     slots: tuple[SlotInfo, ...] = ()
     max_block: int = 1024
     max_window: int = 16
@@ -390,10 +386,7 @@ class BeginRequest:
 
     def encode(self) -> bytes:
         flags = (_BEGIN_COMPRESSED if self.compressed else 0) | (_BEGIN_RESUME if self.resume else 0)
-        return (
-            self._S.pack(self.slot, flags, self.window, self.wbits, self.block_size, 0, self.size)
-            + self.digest
-        )
+        return self._S.pack(self.slot, flags, self.window, self.wbits, self.block_size, 0, self.size) + self.digest
 
     @classmethod
     def decode(cls, data: bytes) -> BeginRequest:

@@ -62,9 +62,7 @@ def make_info(dev: DeviceConnection, partial: PartialTransfer | None = None) -> 
             ),
         ),
         slots=(
-            SlotInfo(
-                index=0, state=SlotState.CONFIRMED, version=(1, 0, 0, 0), image_size=1000, digest=bytes(32)
-            ),
+            SlotInfo(index=0, state=SlotState.CONFIRMED, version=(1, 0, 0, 0), image_size=1000, digest=bytes(32)),
             SlotInfo(index=1, state=SlotState.EMPTY),
         ),
         max_block=dev.max_block,
@@ -114,9 +112,7 @@ class Owner:
                     offset = p.written
                 else:
                     self.flash[:] = b"\xff" * SLOT_SIZE
-                self.partial = PartialTransfer(
-                    slot=event.slot, size=event.size, written=offset, digest=event.digest
-                )
+                self.partial = PartialTransfer(slot=event.slot, size=event.size, written=offset, digest=event.digest)
                 dev.accept_transfer(offset)
             elif isinstance(event, BlockReceived):
                 if self.log_every_block:

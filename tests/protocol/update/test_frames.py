@@ -83,12 +83,7 @@ def test_with_trailing_bytes(ftype: int, seq: int, payload: bytes) -> None:
 def test_resync_after_garbage_full_of_sof_bytes() -> None:
     d = FrameDecoder()
     garbage = bytes([SOF, 0, SOF, SOF, 1, 2, 3, SOF]) * 10
-    d.feed(
-        garbage
-        + encode_frame(FrameType.ACK, 4, b"x" * 12)
-        + b"\x00\x11"
-        + encode_frame(FrameType.LOG, 0, b"z")
-    )
+    d.feed(garbage + encode_frame(FrameType.ACK, 4, b"x" * 12) + b"\x00\x11" + encode_frame(FrameType.LOG, 0, b"z"))
     frames = decode_all(d)
     assert [f.type for f in frames] == [FrameType.ACK, FrameType.LOG]
     assert d.discarded == len(garbage) + 2
@@ -166,9 +161,7 @@ def test_any_bytes_never_raise_and_stay_bounded(data: bytes, cuts: list[int]) ->
     st.binary(max_size=600),
     st.integers(1, 97),
 )
-def test_frame_survives_leading_garbage(
-    garbage: bytes, ftype: int, seq: int, payload: bytes, step: int
-) -> None:
+def test_frame_survives_leading_garbage(garbage: bytes, ftype: int, seq: int, payload: bytes, step: int) -> None:
     data = garbage + encode_frame(ftype, seq, payload)
     d = FrameDecoder()
     got = []
