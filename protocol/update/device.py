@@ -175,6 +175,21 @@ class DeviceConnection:
         self._old_baud = baud
         self._inbound: tuple[int, int, bytes] | None = None  # the command frame being dispatched
 
+    @classmethod
+    def from_info(
+        cls, info: DeviceInfo, *, baud: int = DEFAULT_BAUD, log_level: int | None = LogLevel.INFO
+    ) -> DeviceConnection:
+        """A core enforcing exactly the limits ``info`` reports (block, window, options, deflate window, rates)."""
+        return cls(
+            max_block=info.max_block,
+            max_window=info.max_window,
+            options=info.options,
+            deflate_wbits=info.deflate_wbits,
+            baud_rates=info.baud_rates,
+            baud=baud,
+            log_level=log_level,
+        )
+
     # -- Connection ------------------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         self._decoder.feed(data)

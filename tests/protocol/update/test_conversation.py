@@ -661,3 +661,11 @@ def test_restarted_host_with_colliding_sequence_numbers_is_not_answered_from_the
     wire.host = HostConnection(first_seq=first_seq)  # same sequence numbers again
     done = transfer(wire, image)
     assert done.resumed_from > 0 and flashed(wire, image)
+
+
+def test_device_from_info_enforces_the_reported_limits() -> None:
+    from .helpers import make_info
+
+    info = make_info(DeviceConnection(max_block=512, max_window=3, options=Option.RESUME, baud_rates=(9600,)))
+    dev = DeviceConnection.from_info(info)
+    assert (dev.max_block, dev.max_window, dev.options, dev.baud_rates) == (512, 3, Option.RESUME, (9600,))
