@@ -78,9 +78,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "verify",
         help="check an image: digest, key, signature (and chip tag, security counter); exit 0 only if valid",
     )
-    p.add_argument(
-        "-k", "--key", action="append", default=[], metavar="KEY.pem", help="trusted key (repeatable)"
-    )
+    p.add_argument("-k", "--key", action="append", default=[], metavar="KEY.pem", help="trusted key (repeatable)")
     p.add_argument("--chip", metavar="DEV_ID", help="require the hardware tag to name this chip")
     p.add_argument("--board", type=_int, default=None, help="require the tag to fit this board")
     p.add_argument("--min-security-counter", type=_int, default=None, help="reject lower security counters")
@@ -88,9 +86,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("image", metavar="IMAGE")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_verify")
 
-    p = sub.add_parser(
-        "inspect", help="show an image: header, version, sizes, digest, TLVs, signature, key hash"
-    )
+    p = sub.add_parser("inspect", help="show an image: header, version, sizes, digest, TLVs, signature, key hash")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("image", metavar="IMAGE")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_inspect")

@@ -74,9 +74,7 @@ def _out() -> ConsoleReporter:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     if os.path.exists(args.key) and not args.force:
-        raise KeyFileError(
-            f"bad-key-file: {args.key} exists; refusing to overwrite a key", hint="use --force"
-        )
+        raise KeyFileError(f"bad-key-file: {args.key} exists; refusing to overwrite a key", hint="use --force")
     key = generate_key(args.type)
     _write(args.key, private_key_to_pem(key), "key file", mode=_KEY_FILE_MODE)
     ConsoleReporter().message(f"wrote {args.type} key {args.key} (key hash {key_hash(key).hex()})")
@@ -218,9 +216,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             }
         )
     else:
-        extra = (
-            f", security counter {verified.security_counter}" if verified.security_counter is not None else ""
-        )
+        extra = f", security counter {verified.security_counter}" if verified.security_counter is not None else ""
         tag = f", {verified.hw_tag}" if verified.hw_tag is not None else ""
         _out().message(
             f"{args.image}: OK: version {verified.version}, {verified.signature_type} signature by key"

@@ -99,18 +99,14 @@ def build() -> dict[str, bytes]:
     tampered = bytearray(good)
     tampered[0x200 + len(fw_110) // 2] ^= 0x01
     out["tampered.bin"] = bytes(tampered)
-    out["wrong-key.bin"] = sign_image(
-        fw_110, untrusted, version="1.1.0", security_counter=2, hw_tag=tag, **SIGN
-    )
+    out["wrong-key.bin"] = sign_image(fw_110, untrusted, version="1.1.0", security_counter=2, hw_tag=tag, **SIGN)
     out["wrong-chip.bin"] = sign_image(
         fw_110, key, version="1.1.0", security_counter=2, hw_tag=HardwareTag(chip_id=F103), **SIGN
     )
     out["wrong-board.bin"] = sign_image(
         fw_110, key, version="1.1.0", security_counter=2, hw_tag=HardwareTag(chip_id=F407, board_id=7), **SIGN
     )
-    out["security-counter-0.bin"] = sign_image(
-        fw_110, key, version="1.1.1", security_counter=0, hw_tag=tag, **SIGN
-    )
+    out["security-counter-0.bin"] = sign_image(fw_110, key, version="1.1.1", security_counter=0, hw_tag=tag, **SIGN)
     out["truncated.bin"] = good[:-40]
     out["bad-magic.bin"] = b"\x00" + good[1:]
     sig_tlv = parsed.find(TlvType.ED25519)[0]
@@ -127,17 +123,11 @@ def build() -> dict[str, bytes]:
     out["unsigned.bin"] = sign_image(fw_110, None, version="1.1.0", security_counter=2, hw_tag=tag, **SIGN)
     out["no-hw-tag.bin"] = sign_image(fw_110, key, version="1.1.0", security_counter=2, **SIGN)
     full = parse_image(
-        sign_image(
-            fw_110, key, version="1.1.0", security_counter=2, hw_tag=tag, public_key_format="full", **SIGN
-        )
+        sign_image(fw_110, key, version="1.1.0", security_counter=2, hw_tag=tag, public_key_format="full", **SIGN)
     )
-    swapped = [
-        t if t.type != TlvType.PUBKEY else Tlv(type=t.type, value=public_key_der(ec_key)) for t in full.tlvs
-    ]
+    swapped = [t if t.type != TlvType.PUBKEY else Tlv(type=t.type, value=public_key_der(ec_key)) for t in full.tlvs]
     out["wrong-key-type.bin"] = _replace_unprotected(good, swapped)
-    out["unprotected-tlv.bin"] = _replace_unprotected(
-        good, [*parsed.tlvs, Tlv(type=0x00A1, value=b"not signed")]
-    )
+    out["unprotected-tlv.bin"] = _replace_unprotected(good, [*parsed.tlvs, Tlv(type=0x00A1, value=b"not signed")])
     assert set(out) == set(BAD_IMAGES)
     return out
 

@@ -94,10 +94,8 @@ def icon(rng: random.Random) -> list[int]:
     out = []
     for y in range(ICON_SIZE):
         for x in range(ICON_SIZE):
-            if (x - cx) ** 2 + (y - cy) ** 2 < r * r:
-                rgb = shape_colour
-            else:
-                rgb = [(c + x * 2 + y) % 256 for c in base]
+            inside = (x - cx) ** 2 + (y - cy) ** 2 < r * r
+            rgb = shape_colour if inside else [(c + x * 2 + y) % 256 for c in base]
             noise = rng.randrange(-6, 7)
             red, green, blue = (min(255, max(0, c + noise)) for c in rgb)
             out.append(((red >> 3) << 11) | ((green >> 2) << 5) | (blue >> 3))
@@ -128,9 +126,7 @@ def main(out: Path) -> None:
         "#include <stdint.h>",
         "#include <stddef.h>",
         "",
-        c_array(
-            "int16_t", "k_sine_q15", [v - 0x10000 if v >= 0x8000 else v for v in sine_table()], 12, "{:6d}"
-        ),
+        c_array("int16_t", "k_sine_q15", [v - 0x10000 if v >= 0x8000 else v for v in sine_table()], 12, "{:6d}"),
         c_array("uint32_t", "k_crc32_table", crc32_table(), 6, "0x{:08x}u"),
     ]
     for name, gamma in (("k_gamma_22", 2.2), ("k_gamma_18", 1.8), ("k_gamma_inv", 1 / 2.2)):
@@ -186,8 +182,4 @@ void assets_selftest(void (*puts_fn)(const char *))
 
 
 if __name__ == "__main__":
-    main(
-        Path(sys.argv[1])
-        if len(sys.argv) > 1
-        else Path(__file__).resolve().parents[1] / "src" / "assets_big.c"
-    )
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "src" / "assets_big.c")
