@@ -257,6 +257,9 @@ class HostConnection:
             assert self._pending is not None
             if self._busy:
                 return BUSY_TIMEOUT_S
+            if self._pending.ftype == FrameType.CHANGE_BAUD:
+                # the reply may be lost after the device switched: resend only once it has surely reverted
+                return BAUD_SYNC_WINDOW_S + BAUD_REVERT_MARGIN_S
             return COMMAND_TIMEOUT_S + self._line_time(len(self._pending.frame))
         if state is _State.DATA:
             if self._busy:

@@ -14,6 +14,7 @@ from protocol.update import (
     ActivateRequested,
     BaudChanged,
     BaudChangeFailed,
+    BaudChangeRequested,
     BlockReceived,
     CommandComplete,
     DeviceConnection,
@@ -669,3 +670,17 @@ def test_device_from_info_enforces_the_reported_limits() -> None:
     info = make_info(DeviceConnection(max_block=512, max_window=3, options=Option.RESUME, baud_rates=(9600,)))
     dev = DeviceConnection.from_info(info)
     assert (dev.max_block, dev.max_window, dev.options, dev.baud_rates) == (512, 3, Option.RESUME, (9600,))
+
+
+def test_lost_change_baud_reply_is_retried_after_the_device_reverted() -> None:
+    wire = pair()
+    wire.host.change_baud(921600)
+    wire.dev.receive_data(wire.host.data_to_send())
+    wire.owner.service()
+    wire.dev.data_to_send()  # the OK (at the old rate) is lost; the device switches anyway
+    wire._device_baud_events()
+    assert wire.dev_baud == 921600
+    event = wire.run(lambda e: isinstance(e, (BaudChanged, BaudChangeFailed)))
+    assert event == BaudChanged(baud=921600)
+    assert wire.host.baud == wire.dev.baud == 921600
+    assert sum(isinstance(e, BaudChangeRequested) for e in wire.owner.events) == 2
