@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "sign",
         help="make a signed MCUboot image (byte-identical to imgtool sign)",
-        description="IN may be .bin, Intel HEX, S-record or ELF; OUT is the signed binary.",
+        description="IN may be .bin, Intel HEX, S-record or ELF; OUT is the signed binary, or Intel HEX when"
+        " its name ends in .hex (like imgtool).",
     )
     p.add_argument("-k", "--key", metavar="KEY.pem", help="private key (without it: unsigned, SHA-256 only)")
     p.add_argument("-v", "--version", required=True, help="image version maj.min.rev+build")
@@ -69,6 +70,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-F", "--rom-fixed", type=_int, default=None, help="fixed ROM address (sets ROM_FIXED)")
     p.add_argument("--non-bootable", action="store_true", help="mark the image non-bootable")
     p.add_argument("--pad-sig", action="store_true", help="pad ECDSA signatures to 72 bytes")
+    p.add_argument("-x", "--hex-addr", type=_int, default=None, help="flash address of a .hex OUT (default: IN's)")
     p.add_argument("--input-format", choices=("bin", "hex", "srec", "elf"), help="default: from IN")
     p.add_argument("infile", metavar="IN")
     p.add_argument("outfile", metavar="OUT")

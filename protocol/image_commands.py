@@ -23,9 +23,11 @@ from .image import (
     describe_image,
     format_image,
     generate_key,
+    guess_format,
     key_hash,
     key_type,
     load_file,
+    load_hex,
     load_private_key,
     load_public_key,
     parse_custom_tlv,
@@ -38,7 +40,9 @@ from .image import (
     verify_parsed,
 )
 from .image.keys import public_key
+from .image.mcuboot import DEFAULT_MAX_ALIGN
 from .image.sign import SecurityCounter
+from .image.writers import padded_image_pieces, to_intel_hex
 
 __all__ = ["cmd_getpub", "cmd_inspect", "cmd_keygen", "cmd_sign", "cmd_verify"]
 
@@ -167,14 +171,40 @@ def cmd_sign(args: argparse.Namespace) -> int:
         non_bootable=args.non_bootable,
         pad_sig=args.pad_sig,
     )
+    if args.outfile.lower().endswith(".hex"):
+        image = _as_hex(image, args, firmware.address)
     _write(args.outfile, image, "image")
     signed = f"signed {key_type(key)}" if key is not None else "unsigned"
     ConsoleReporter().message(f"wrote {args.outfile}: {len(image)} bytes, version {args.version}, {signed}")
     return 0
 
 
+def _as_hex(image: bytes, args: argparse.Namespace, input_address: int | None) -> bytes:
+    """The signed image as imgtool writes a .hex OUT: at its flash address, the padding left out."""
+    if args.hex_addr is not None:
+        base = args.hex_addr
+    elif input_address is not None:
+        base = input_address - args.header_size if args.pad_header else input_address
+    else:
+        raise ImageError(
+            "a .hex output needs the image's flash address", hint="give --hex-addr (the slot address, e.g. 0x08020000)"
+        )
+    pieces: list[tuple[int, bytes]] = [(base, image)]
+    if args.pad or args.confirm or args.test:
+        max_align = args.max_align if args.max_align is not None else max(DEFAULT_MAX_ALIGN, args.align)
+        pieces = padded_image_pieces(
+            image,
+            base=base,
+            slot_size=args.slot_size,
+            max_align=max_align,
+            image_ok=args.confirm or args.test,
+            overwrite_only=args.overwrite_only,
+        )
+    return to_intel_hex(pieces)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    image = parse_image(_read(args.image, "image"))
+    image = parse_image(_read_image(args.image))
     trusted: list[PublicKey] = [public_key(load_public_key(_read(k, "key file"))) for k in args.key]
     chip = chip_id_from_name(args.chip) if args.chip else None
     if not trusted:
@@ -225,8 +255,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_image(path: str) -> bytes:
+    """An image file; a .hex (as imgtool sign writes it) is read back into the binary image."""
+    data = _read(path, "image")
+    if guess_format(path, data) == "hex":
+        return load_hex(data).data
+    return data
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    info = describe_image(parse_image(_read(args.image, "image")))
+    info = describe_image(parse_image(_read_image(args.image)))
     if args.json:
         write_json({"file": args.image, **info})
     else:

@@ -79,6 +79,7 @@ from .mcuboot import (
 )
 from .sign import parse_custom_tlv, sign_image
 from .verify import TrustedKey, VerifiedImage, check_digest, verify_image, verify_parsed
+from .writers import padded_image_pieces, to_intel_hex
 
 __all__ = [
     "ANY_BOARD",
@@ -138,6 +139,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "load_srec",
+    "padded_image_pieces",
     "parse_custom_tlv",
     "parse_image",
     "private_key_to_pem",
@@ -146,6 +148,7 @@ __all__ = [
     "public_key_to_pem",
     "reason_of",
     "sign_image",
+    "to_intel_hex",
     "trailer_size",
     "verify_image",
     "verify_parsed",

@@ -233,6 +233,28 @@ def test_imgtool_hex_input_matches_our_bin(imgtool: str, tmp_path: Path) -> None
     assert (tmp_path / "theirs.bin").read_bytes() == (FIRMWARE / "demo-1.0.0.signed.bin").read_bytes()
 
 
+HEX_OUT: list[tuple[str, list[str], Path]] = [
+    ("hex-in", [], FIRMWARE / "demo-1.0.0.hex"),
+    ("hex-in-confirm", ["--confirm"], FIRMWARE / "demo-1.0.0.hex"),
+    ("hex-in-test-align16", ["--test", "--align", "16"], FIRMWARE / "demo-1.0.0.hex"),
+    ("hex-in-pad-max-align32", ["--pad", "--max-align", "32"], FIRMWARE / "demo-1.0.0.hex"),
+    ("hex-in-overwrite-only", ["--confirm", "--overwrite-only"], FIRMWARE / "demo-1.0.0.hex"),
+    ("bin-in-hex-addr", ["-x", "0x08020000"], DEMO),
+    ("bin-in-hex-addr-confirm", ["-x", "0x08080000", "--confirm"], DEMO),
+]
+
+
+@pytest.mark.parametrize(("extra", "source"), [h[1:] for h in HEX_OUT], ids=[h[0] for h in HEX_OUT])
+def test_hex_output_identical_to_imgtool(imgtool: str, tmp_path: Path, extra: list[str], source: Path) -> None:
+    """imgtool writes Intel HEX when OUT ends in .hex (without the padding, with the trailer fields); so do we."""
+    options = [*HDR, "-S", "0x20000", "-v", "1.2.3", "-s", "4", *extra]
+    _imgtool(imgtool, "sign", "-k", ED_KEY, *options, source, tmp_path / "theirs.hex")
+    _ours("sign", "-k", ED_KEY, *options, source, tmp_path / "ours.hex")
+    assert (tmp_path / "ours.hex").read_text() == (tmp_path / "theirs.hex").read_text()
+    _ours("verify", "-k", ED_KEY, tmp_path / "theirs.hex")
+    assert "correctly validated" in _imgtool(imgtool, "verify", "-k", ED_KEY, tmp_path / "ours.hex").stdout
+
+
 def test_fresh_objcopy_inputs_sign_like_the_bin(tmp_path: Path) -> None:
     """HEX, S-record and ELF made now with arm-none-eabi-objcopy (or intelhex) sign to the committed image."""
     elf = FIRMWARE / "demo-1.0.0.elf"

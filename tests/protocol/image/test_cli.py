@@ -270,3 +270,34 @@ def test_inspect_padded_and_tampered(tmp_path: Path, capsys) -> None:
 def test_inspect_broken(capsys) -> None:
     code, _, err = run(capsys, "inspect", BAD / "bad-magic.bin")
     assert code == 1 and "bad-magic" in err and "hint:" in err
+
+
+def test_sign_hex_output(tmp_path: Path, capsys) -> None:
+    out_file = tmp_path / "o.hex"
+    code, _, _ = run(
+        capsys,
+        "sign",
+        "-k",
+        DEV_ED25519,
+        *SIGN_ARGS,
+        "-v",
+        "1.0.0",
+        "-s",
+        "1",
+        "--chip",
+        "0x413",
+        "--confirm",
+        FIRMWARE / "demo-1.0.0.elf",
+        out_file,
+    )
+    assert code == 0 and out_file.read_bytes().startswith(b":020000040802F0\n:100000003DB8F396")
+    code, out, _ = run(capsys, "inspect", out_file)
+    assert code == 0 and "confirmed" in out
+    assert run(capsys, "verify", "-k", DEV_ED25519, "--chip", "0x413", out_file)[0] == 0
+
+
+def test_sign_hex_output_needs_an_address(tmp_path: Path, capsys) -> None:
+    code, _, err = run(
+        capsys, "sign", "-k", DEV_ED25519, *SIGN_ARGS, "-v", "1", FIRMWARE / "demo-1.0.0.bin", tmp_path / "o.hex"
+    )
+    assert code == 1 and "--hex-addr" in err
