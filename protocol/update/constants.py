@@ -64,7 +64,7 @@ MAX_DEFLATE_WBITS = 15
 # --- timing -------------------------------------------------------------------------------------------------
 DEFAULT_BAUD = 115200  # the start rate, and the rate a failed baud switch falls back to
 COMMAND_TIMEOUT_S = 0.5  # silence before a command is sent again (same sequence number)
-COMMAND_RETRIES = 3  # resends of one command before ProtocolTimeoutError
+COMMAND_RETRIES = 5  # resends of one command before ProtocolTimeoutError
 BUSY_REPORT_INTERVAL_S = 1.0  # a busy device sends a PROGRESS frame at least this often
 BUSY_TIMEOUT_S = 3.0  # silence the host tolerates after a PROGRESS frame (3 missed reports)
 ACK_TIMEOUT_BASE_S = 0.5  # data-phase silence, plus two block times at the current baud

@@ -281,7 +281,7 @@ class Wire:
 
 def pair(*, seed: int = 0, dev_kwargs: dict[str, object] | None = None, **wire_kwargs: object) -> Wire:
     dev = DeviceConnection(baud_rates=BAUDS, **(dev_kwargs or {}))  # type: ignore[arg-type]
-    host = HostConnection()
+    host = HostConnection(first_seq=seed % 256)  # deterministic (the default is random)
     return Wire(host=host, dev=dev, owner=Owner(dev=dev), seed=seed, **wire_kwargs)  # type: ignore[arg-type]
 
 

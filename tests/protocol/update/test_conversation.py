@@ -684,3 +684,47 @@ def test_lost_change_baud_reply_is_retried_after_the_device_reverted() -> None:
     assert event == BaudChanged(baud=921600)
     assert wire.host.baud == wire.dev.baud == 921600
     assert sum(isinstance(e, BaudChangeRequested) for e in wire.owner.events) == 2
+
+
+# --- property and soak sweeps ---------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 40_000),
+    drop=st.sampled_from([0.0, 0.05, 0.2]),
+    corrupt=st.sampled_from([0.0, 0.05, 0.2]),
+    chunk=st.sampled_from([0, 1, 97, 1500]),
+    window=st.integers(1, 16),
+    block=st.sampled_from([64, 1000, 1024, 4096]),
+    compress=st.booleans(),
+)
+def test_any_lossy_link_delivers_the_image_or_fails_typed(
+    seed: int, size: int, drop: float, corrupt: float, chunk: int, window: int, block: int, compress: bool
+) -> None:
+    wire = pair(seed=seed, drop=drop, corrupt=corrupt, chunk=chunk)
+    image = image_bytes(size, seed=seed, compressible=compress)
+    try:
+        transfer(wire, image, window=window, block_size=block, compress=compress)
+    except (ProtocolTimeoutError, RemoteProtocolError):
+        assert drop or corrupt  # a clean link never fails
+        return
+    assert flashed(wire, image)
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("seed", range(40))
+def test_soak_lossy_transfers_with_resume(seed: int) -> None:
+    wire = pair(seed=seed, drop=0.05, corrupt=0.05, chunk=400)
+    wire.host = HostConnection(first_seq=seed)
+    image = image_bytes(120_000, seed=seed, compressible=bool(seed % 2))
+    wire.host.begin_transfer(image, compress=bool(seed % 2))
+    wire.run(lambda e: isinstance(e, Progress) and e.phase == "transfer" and e.done >= 40_000)
+    wire.host = HostConnection(first_seq=seed + 100)
+    done = transfer(wire, image, compress=bool(seed % 2))
+    assert done.resumed_from >= 40_000
+    assert flashed(wire, image)
