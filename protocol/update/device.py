@@ -28,7 +28,8 @@ event (``next_event()``)                     owner answers with
 
 At any time the owner may call ``report_progress(phase, done, total)`` (a PROGRESS frame: "busy, still
 alive"; send one at least every ``BUSY_REPORT_INTERVAL_S`` while busy), ``log(level, text, timestamp_ms)``,
-and, during the data phase, ``reject(status)`` to end it with a failure (a flash error).  PING, SYNC,
+and, during the data phase, ``fail_transfer(status)`` to end it with a failure (a flash error;
+``reject(status)`` does the same when no request is pending).  PING, SYNC,
 SET_LOG and ABORT are answered by the core itself.
 
 The core never raises on input: any byte stream yields events or nothing.  Owner API misuse (answering
@@ -308,6 +309,16 @@ class DeviceConnection:
             self._end_transfer(transfer, status)
             return
         raise LocalProtocolError("nothing to reject: no request pending and no transfer running")
+
+    def fail_transfer(self, status: int) -> None:
+        """End the running data phase with failure ``status`` (a flash error while writing a block), whatever
+        request may be pending.  The host raises ``DeviceError(status)``; the owner gets ``AbortRequested``."""
+        if status == Status.OK or not 0 < status <= 0xFFFF:
+            raise LocalProtocolError(f"fail_transfer() needs a failure status, not {status}")
+        transfer = self._transfer
+        if transfer is None or self._state is not _State.DATA:
+            raise LocalProtocolError("no transfer is running")
+        self._end_transfer(transfer, status)
 
     def report_progress(self, phase: str, done: int, total: int) -> None:
         """Send a PROGRESS frame ("busy, still alive").  ``phase``: erase, program, verify, copy, busy."""

@@ -136,7 +136,7 @@ class Owner:
             end = offset + len(data)
             if self.fail_write_at is not None and offset <= self.fail_write_at < end:
                 self._unwritten.clear()
-                self.dev.reject(self.fail_write_status)
+                self.dev.fail_transfer(self.fail_write_status)
                 return
             self.flash[offset:end] = data
             assert self.partial is not None

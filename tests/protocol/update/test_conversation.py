@@ -32,7 +32,7 @@ from protocol.update import (
 )
 from protocol.update.messages import encode_data_block
 
-from .helpers import BAUDS, Owner, Wire, image_bytes, pair
+from .helpers import BAUDS, Owner, Wire, image_bytes, make_info, pair
 
 
 def is_(cls: type[Event]) -> object:
@@ -728,3 +728,38 @@ def test_soak_lossy_transfers_with_resume(seed: int) -> None:
     done = transfer(wire, image, compress=bool(seed % 2))
     assert done.resumed_from >= 40_000
     assert flashed(wire, image)
+
+
+def test_owner_misuse_is_a_local_error() -> None:
+    dev = DeviceConnection()
+    with pytest.raises(LocalProtocolError):
+        dev.reject(Status.INTERNAL)  # nothing pending
+    with pytest.raises(LocalProtocolError):
+        dev.reject(Status.OK)
+    with pytest.raises(LocalProtocolError):
+        dev.fail_transfer(Status.PROGRAM_FAILED)  # no transfer
+    host = HostConnection(first_seq=1)
+    host.request_info()
+    dev.receive_data(host.data_to_send())
+    assert isinstance(dev.next_event(), InfoRequested)
+    with pytest.raises(LocalProtocolError):
+        dev.complete()  # INFO needs reply_info
+    with pytest.raises(LocalProtocolError):
+        dev.accept_transfer()
+    dev.reply_info(make_info(dev))
+    dev.complete()  # nothing pending any more: ignored (a late answer)
+    dev.block_written(100)  # no transfer: ignored
+
+
+def test_flash_error_while_a_request_is_pending_still_ends_the_transfer() -> None:
+    wire = pair()
+    wire.host.begin_transfer(image_bytes(50_000))
+    wire.run(is_(TransferStarted))
+    rogue = HostConnection(first_seq=50)
+    rogue.request_info()
+    wire.dev.receive_data(rogue.data_to_send())
+    assert wire.dev.pending == FrameType.INFO
+    wire.dev.fail_transfer(Status.ERASE_FAILED)
+    with pytest.raises(DeviceError) as info:
+        wire.run(is_(TransferComplete))
+    assert info.value.status == Status.ERASE_FAILED
