@@ -31,7 +31,7 @@ from .errors import (
     WrongKeyTypeError,
 )
 from .hwtag import ANY_BOARD, HW_TAG_TLV, HardwareTag
-from .keys import KeyType, PublicKey, key_hash, key_type, public_key, public_key_from_der
+from .keys import KeyType, PrivateKey, PublicKey, key_hash, key_type, public_key, public_key_from_der
 from .mcuboot import (
     IMAGE_F_COMPRESSED_ARM_THUMB,
     IMAGE_F_COMPRESSED_LZMA1,
@@ -47,8 +47,9 @@ from .mcuboot import (
 
 __all__ = ["TrustedKey", "VerifiedImage", "check_digest", "verify_image", "verify_parsed"]
 
-TrustedKey = PublicKey | bytes
-"""A public key, or the 32-byte SHA-256 key hash (then the image must carry the full PUBKEY)."""
+TrustedKey = PublicKey | PrivateKey | bytes
+"""A public key (a private key stands for its public half), or the 32-byte SHA-256 key hash (then the image
+must carry the full PUBKEY)."""
 
 _UNSUPPORTED_FLAGS = {
     IMAGE_F_ENCRYPTED_AES128: "encrypted (AES-128)",

@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,14 +179,16 @@ def test_both_reject_tampered_ecdsa(imgtool: str, tmp_path: Path) -> None:
     assert stm32ota(["verify", "-k", str(EC_KEY), str(path)]) == 1
 
 
-def _dumpinfo(tool: str, path: Path) -> dict:
-    return json.loads(_imgtool(tool, "dumpinfo", "-f", "json", path).stdout)
+def _dumpinfo(tool: str, path: Path) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads(_imgtool(tool, "dumpinfo", "-f", "json", path).stdout)
+    return info
 
 
-def _inspect(capsys: pytest.CaptureFixture[str], path: Path) -> dict:
+def _inspect(capsys: pytest.CaptureFixture[str], path: Path) -> dict[str, Any]:
     capsys.readouterr()
     assert stm32ota(["inspect", "--json", str(path)]) == 0
-    return json.loads(capsys.readouterr().out)
+    info: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return info
 
 
 @pytest.mark.parametrize(

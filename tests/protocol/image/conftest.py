@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ BAD = ASSETS / "bad"
 DEV_ED25519 = KEYS / "dev-ed25519-DO-NOT-USE-IN-PRODUCTION.pem"
 DEV_ECDSA = KEYS / "dev-ecdsa-p256-DO-NOT-USE-IN-PRODUCTION.pem"
 # Same options as assets/firmware/Makefile.
-DEMO_SIGN = {"header_size": 0x200, "pad_header": True, "align": 8, "slot_size": 0x60000}
+DEMO_SIGN: dict[str, Any] = {"header_size": 0x200, "pad_header": True, "align": 8, "slot_size": 0x60000}
 
 
 @pytest.fixture(scope="session")

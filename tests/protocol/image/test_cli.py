@@ -15,13 +15,13 @@ from .conftest import BAD, DEV_ECDSA, DEV_ED25519, FIRMWARE, KEYS
 SIGN_ARGS = ["-H", "0x200", "--pad-header", "--align", "8", "-S", "0x60000"]
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
+def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def test_keygen_and_getpub(tmp_path: Path, capsys) -> None:
+def test_keygen_and_getpub(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key_file = tmp_path / "k.pem"
     code, _, err = run(capsys, "keygen", "-k", key_file, "-t", "ecdsa-p256")
     assert code == 0 and "key hash" in err
@@ -39,13 +39,13 @@ def test_keygen_and_getpub(tmp_path: Path, capsys) -> None:
     assert raw.read_bytes() == public_key_der(key)
 
 
-def test_getpub_raw_to_stdout(capsysbinary) -> None:
+def test_getpub_raw_to_stdout(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     assert main(["getpub", "-k", str(DEV_ED25519), "-e", "raw"]) == 0
     out = capsysbinary.readouterr().out
     assert out == public_key_der(load_private_key(DEV_ED25519.read_bytes()))
 
 
-def test_keygen_refuses_overwrite(tmp_path: Path, capsys) -> None:
+def test_keygen_refuses_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key_file = tmp_path / "k.pem"
     key_file.write_text("precious")
     code, _, err = run(capsys, "keygen", "-k", key_file, "-t", "ed25519")
@@ -55,7 +55,7 @@ def test_keygen_refuses_overwrite(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize("source", ["demo-1.1.0.bin"])
-def test_sign_reproduces_committed_demo(tmp_path: Path, capsys, source: str) -> None:
+def test_sign_reproduces_committed_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str) -> None:
     out_file = tmp_path / "o.bin"
     code, _, err = run(
         capsys,
@@ -77,14 +77,14 @@ def test_sign_reproduces_committed_demo(tmp_path: Path, capsys, source: str) -> 
 
 
 @pytest.mark.parametrize("source", ["demo-1.0.0.elf", "demo-1.0.0.hex", "demo-1.0.0.srec", "demo-1.0.0.bin"])
-def test_sign_any_input_format(tmp_path: Path, capsys, source: str) -> None:
+def test_sign_any_input_format(tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str) -> None:
     out_file = tmp_path / "o.bin"
     argv = ["sign", "-k", DEV_ED25519, *SIGN_ARGS, "-v", "1.0.0", "-s", "1", "--custom-tlv", "0xa0", "0x13040000"]
     assert run(capsys, *argv, FIRMWARE / source, out_file)[0] == 0
     assert out_file.read_bytes() == (FIRMWARE / "demo-1.0.0.signed.bin").read_bytes()
 
 
-def test_sign_options(tmp_path: Path, capsys) -> None:
+def test_sign_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_file = tmp_path / "o.bin"
     code, _, err = run(
         capsys,
@@ -125,7 +125,7 @@ def test_sign_options(tmp_path: Path, capsys) -> None:
     assert image.public_key_der is not None
 
 
-def test_sign_unsigned(tmp_path: Path, capsys) -> None:
+def test_sign_unsigned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_file = tmp_path / "o.bin"
     code, _, err = run(capsys, "sign", *SIGN_ARGS, "-v", "1", FIRMWARE / "demo-1.0.0.bin", out_file)
     assert code == 0 and "unsigned" in err
@@ -142,19 +142,19 @@ def test_sign_unsigned(tmp_path: Path, capsys) -> None:
         (["-v", "1.2.3.4"], "invalid version"),
     ],
 )
-def test_sign_errors(tmp_path: Path, capsys, extra: list[str], message: str) -> None:
+def test_sign_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:
     argv = ["sign", "-k", DEV_ED25519, *SIGN_ARGS, "-v", "1", *extra, FIRMWARE / "demo-1.0.0.bin", tmp_path / "o"]
     code, _, err = run(capsys, *argv)
     assert code == 1 and message in err and err.startswith("stm32ota: error:")
 
 
-def test_sign_without_pad_header_says_what_to_do(tmp_path: Path, capsys) -> None:
+def test_sign_without_pad_header_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["sign", "-k", DEV_ED25519, "-H", "0x200", "-S", "0x60000", "-v", "1"]
     code, _, err = run(capsys, *argv, FIRMWARE / "demo-1.0.0.bin", tmp_path / "o")
     assert code == 1 and "hint: add --pad-header" in err
 
 
-def test_sign_missing_input_and_key(tmp_path: Path, capsys) -> None:
+def test_sign_missing_input_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "sign", "-k", DEV_ED25519, *SIGN_ARGS, "-v", "1", tmp_path / "none.bin", tmp_path / "o")
     assert code == 1 and "cannot read" in err
     code, _, err = run(
@@ -163,13 +163,13 @@ def test_sign_missing_input_and_key(tmp_path: Path, capsys) -> None:
     assert code == 1 and "cannot read key file" in err
 
 
-def test_sign_with_public_key_fails(tmp_path: Path, capsys) -> None:
+def test_sign_with_public_key_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pub = KEYS / "dev-ed25519-DO-NOT-USE-IN-PRODUCTION.pub.pem"
     code, _, err = run(capsys, "sign", "-k", pub, *SIGN_ARGS, "-v", "1", FIRMWARE / "demo-1.0.0.bin", tmp_path / "o")
     assert code == 1 and "bad-key-file" in err
 
 
-def test_verify_ok(capsys) -> None:
+def test_verify_ok(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "verify", "-k", DEV_ED25519, FIRMWARE / "demo-1.1.0.signed.bin")
     assert code == 0 and "OK: version 1.1.0+0" in out and "security counter 2" in out
     code, out, _ = run(
@@ -205,7 +205,9 @@ def test_verify_ok(capsys) -> None:
         ("bad-signature.bin", [], "bad-signature"),
     ],
 )
-def test_verify_says_which_check_failed(capsys, image: str, extra: list[str], reason: str) -> None:
+def test_verify_says_which_check_failed(
+    capsys: pytest.CaptureFixture[str], image: str, extra: list[str], reason: str
+) -> None:
     code, _, err = run(capsys, "verify", "-k", DEV_ED25519, *extra, BAD / image)
     assert code == 1 and f"stm32ota: error: {reason}:" in err
     code, out, _ = run(capsys, "verify", "-k", DEV_ED25519, "--json", *extra, BAD / image)
@@ -218,18 +220,18 @@ def test_verify_says_which_check_failed(capsys, image: str, extra: list[str], re
         }
 
 
-def test_verify_checks_need_a_key(capsys) -> None:
+def test_verify_checks_need_a_key(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "verify", "--chip", "0x413", FIRMWARE / "demo-1.1.0.signed.bin")
     assert code == 1 and "need a key" in err
 
 
-def test_verify_digest_only(capsys) -> None:
+def test_verify_digest_only(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "verify", "--json", FIRMWARE / "demo-1.1.0.signed.bin")
     assert code == 0 and json.loads(out)["signature_checked"] is False
     assert run(capsys, "verify", BAD / "tampered.bin")[0] == 1
 
 
-def test_inspect_text(capsys) -> None:
+def test_inspect_text(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "inspect", FIRMWARE / "demo-big-1.2.0.signed.bin")
     assert code == 0
     for text in (
@@ -244,7 +246,7 @@ def test_inspect_text(capsys) -> None:
         assert text in out
 
 
-def test_inspect_json(capsys) -> None:
+def test_inspect_json(capsys: pytest.CaptureFixture[str]) -> None:
     path = FIRMWARE / "demo-1.0.0.signed.bin"
     code, out, _ = run(capsys, "inspect", "--json", path)
     info = json.loads(out)
@@ -258,7 +260,7 @@ def test_inspect_json(capsys) -> None:
     assert verify_image(path.read_bytes(), keys=[load_private_key(DEV_ED25519.read_bytes())])
 
 
-def test_inspect_padded_and_tampered(tmp_path: Path, capsys) -> None:
+def test_inspect_padded_and_tampered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_file = tmp_path / "o.bin"
     run(capsys, "sign", "-k", DEV_ED25519, *SIGN_ARGS, "--test", "-v", "1", FIRMWARE / "demo-1.0.0.bin", out_file)
     code, out, _ = run(capsys, "inspect", out_file)
@@ -267,12 +269,12 @@ def test_inspect_padded_and_tampered(tmp_path: Path, capsys) -> None:
     assert code == 0 and "DOES NOT MATCH" in out
 
 
-def test_inspect_broken(capsys) -> None:
+def test_inspect_broken(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "inspect", BAD / "bad-magic.bin")
     assert code == 1 and "bad-magic" in err and "hint:" in err
 
 
-def test_sign_hex_output(tmp_path: Path, capsys) -> None:
+def test_sign_hex_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_file = tmp_path / "o.hex"
     code, _, _ = run(
         capsys,
@@ -296,7 +298,7 @@ def test_sign_hex_output(tmp_path: Path, capsys) -> None:
     assert run(capsys, "verify", "-k", DEV_ED25519, "--chip", "0x413", out_file)[0] == 0
 
 
-def test_sign_hex_output_needs_an_address(tmp_path: Path, capsys) -> None:
+def test_sign_hex_output_needs_an_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(
         capsys, "sign", "-k", DEV_ED25519, *SIGN_ARGS, "-v", "1", FIRMWARE / "demo-1.0.0.bin", tmp_path / "o.hex"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
@@ -84,7 +86,7 @@ def test_unknown_kind() -> None:
         generate_key("rsa-2048")
 
 
-def _pem(key) -> bytes:
+def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | x25519.X25519PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -99,7 +101,9 @@ def _pem(key) -> bytes:
     ],
     ids=["rsa", "p384", "x25519"],
 )
-def test_unsupported_key_kinds(make) -> None:
+def test_unsupported_key_kinds(
+    make: Callable[[], rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | x25519.X25519PrivateKey],
+) -> None:
     pem = _pem(make())
     with pytest.raises(WrongKeyTypeError) as info:
         load_private_key(pem)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_elf_with_data_segment_uses_load_address() -> None:
     assert all(0x08020000 <= a < 0x08080000 for a, _ in firmware.segments)
 
 
-def test_intelhex_generated_input(fw_100) -> None:
+def test_intelhex_generated_input(fw_100: bytes) -> None:
     intelhex = pytest.importorskip("intelhex")
     ih = intelhex.IntelHex()
     ih.frombytes(fw_100, offset=SLOT_APP)
@@ -245,7 +246,7 @@ def test_bin() -> None:
         load_bin(b"")
 
 
-def test_load_firmware_dispatch(fw_100) -> None:
+def test_load_firmware_dispatch(fw_100: bytes) -> None:
     assert load_firmware(fw_100, "bin", address=1).data == fw_100
     with pytest.raises(InputFormatError, match="unknown input format"):
         load_firmware(fw_100, "uf2")
@@ -261,7 +262,7 @@ def test_guess_format() -> None:
     assert guess_format("noext", b"\x00\x01") == "bin"
 
 
-def test_load_file_missing(tmp_path) -> None:
+def test_load_file_missing(tmp_path: Path) -> None:
     with pytest.raises(InputFormatError, match="cannot read"):
         load_file(tmp_path / "nope.hex")
 

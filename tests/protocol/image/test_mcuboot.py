@@ -14,6 +14,7 @@ from protocol.image import (
     ImageHeader,
     ImageTooLargeError,
     ImageVersion,
+    PrivateKey,
     Tlv,
     TlvOverrunError,
     TlvType,
@@ -29,7 +30,7 @@ from .conftest import DEMO_SIGN, FIRMWARE
 
 
 @pytest.fixture(scope="module")
-def signed(ed_key, fw_110) -> bytes:
+def signed(ed_key: PrivateKey, fw_110: bytes) -> bytes:
     return sign_image(fw_110, ed_key, version="1.1.0+7", security_counter=2, custom_tlvs=[(0xA5, b"xy")], **DEMO_SIGN)
 
 
@@ -68,7 +69,7 @@ def test_header_unpack_short() -> None:
         ImageHeader.unpack(b"\x3d\xb8\xf3\x96")
 
 
-def test_parse_fields(signed: bytes, fw_110: bytes, ed_key) -> None:
+def test_parse_fields(signed: bytes, fw_110: bytes, ed_key: PrivateKey) -> None:
     image = parse_image(signed)
     assert image.header.header_size == 0x200
     assert image.header.image_size == len(fw_110) + 0x200 - 0x200
@@ -210,7 +211,7 @@ def test_area_too_big() -> None:
 
 
 @pytest.mark.parametrize("max_align", [8, 16, 32])
-def test_trailer_of_padded_image(ed_key, fw_110, max_align: int) -> None:
+def test_trailer_of_padded_image(ed_key: PrivateKey, fw_110: bytes, max_align: int) -> None:
     data = sign_image(
         fw_110,
         ed_key,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from protocol.errors import ImageError
 from protocol.image import (
     HardwareTag,
     ImageTooLargeError,
+    PrivateKey,
     TlvType,
     key_hash,
     parse_custom_tlv,
@@ -22,48 +24,48 @@ from protocol.image import (
 from protocol.image.mcuboot import BOOT_MAGIC, IMAGE_F_NON_BOOTABLE, IMAGE_F_RAM_LOAD, IMAGE_F_ROM_FIXED
 
 
-def test_pad_header_prepends_erased_header(ed_key, fw_100) -> None:
+def test_pad_header_prepends_erased_header(ed_key: PrivateKey, fw_100: bytes) -> None:
     data = sign_image(fw_100, ed_key, version="1.0.0", header_size=0x200, pad_header=True)
     assert data[32:0x200] == b"\xff" * (0x200 - 32)
     assert data[0x200 : 0x200 + len(fw_100)] == fw_100
 
 
-def test_without_pad_header_the_input_keeps_its_zero_header(ed_key, fw_100) -> None:
+def test_without_pad_header_the_input_keeps_its_zero_header(ed_key: PrivateKey, fw_100: bytes) -> None:
     data = sign_image(bytes(0x200) + fw_100, ed_key, version="1.0.0", header_size=0x200)
     assert data[32:0x200] == bytes(0x200 - 32)
     assert parse_image(data).payload == fw_100
 
 
-def test_without_pad_header_nonzero_start_is_refused(ed_key, fw_100) -> None:
+def test_without_pad_header_nonzero_start_is_refused(ed_key: PrivateKey, fw_100: bytes) -> None:
     with pytest.raises(ImageError) as info:
         sign_image(fw_100, ed_key, version="1.0.0", header_size=0x200)
     assert info.value.hint and "--pad-header" in info.value.hint
 
 
-def test_input_shorter_than_header(ed_key) -> None:
+def test_input_shorter_than_header(ed_key: PrivateKey) -> None:
     with pytest.raises(ImageError, match="shorter"):
         sign_image(bytes(16), ed_key, version="1.0.0", header_size=0x20)
 
 
-def test_unsigned_has_only_the_digest(fw_100) -> None:
+def test_unsigned_has_only_the_digest(fw_100: bytes) -> None:
     image = parse_image(sign_image(fw_100, None, version="1.0.0", pad_header=True))
     assert [t.type for t in image.tlvs] == [TlvType.SHA256]
     assert image.signature_type is None and image.key_hash is None
 
 
-def test_full_public_key(ed_key, fw_100) -> None:
+def test_full_public_key(ed_key: PrivateKey, fw_100: bytes) -> None:
     image = parse_image(sign_image(fw_100, ed_key, version="1.0.0", pad_header=True, public_key_format="full"))
     assert image.public_key_der == public_key_der(ed_key)
     assert image.key_hash == key_hash(ed_key)
     assert verify_image(sign_image(fw_100, ed_key, version="1", pad_header=True), keys=[ed_key.public_key()])
 
 
-def test_bad_public_key_format(ed_key, fw_100) -> None:
+def test_bad_public_key_format(ed_key: PrivateKey, fw_100: bytes) -> None:
     with pytest.raises(ImageError):
         sign_image(fw_100, ed_key, version="1", pad_header=True, public_key_format="pem")  # type: ignore[arg-type]
 
 
-def test_ecdsa_signature_and_pad_sig(ec_key, fw_100) -> None:
+def test_ecdsa_signature_and_pad_sig(ec_key: PrivateKey, fw_100: bytes) -> None:
     plain = parse_image(sign_image(fw_100, ec_key, version="1", pad_header=True))
     sig = plain.find(TlvType.ECDSA_SIG)[0].value
     assert sig[0] == 0x30 and len(sig) == sig[1] + 2
@@ -72,22 +74,22 @@ def test_ecdsa_signature_and_pad_sig(ec_key, fw_100) -> None:
     assert verify_image(padded_image, keys=[ec_key.public_key()]).key_type == "ecdsa-p256"
 
 
-def test_ed25519_is_deterministic(ed_key, fw_100) -> None:
+def test_ed25519_is_deterministic(ed_key: PrivateKey, fw_100: bytes) -> None:
     a = sign_image(fw_100, ed_key, version="1.0.0", pad_header=True)
     assert a == sign_image(fw_100, ed_key, version="1.0.0", pad_header=True)
 
 
-def test_security_counter_auto(ed_key, fw_100) -> None:
+def test_security_counter_auto(ed_key: PrivateKey, fw_100: bytes) -> None:
     image = parse_image(sign_image(fw_100, ed_key, version="1.2.3", pad_header=True, security_counter="auto"))
     assert image.security_counter == (1 << 24) + (2 << 16) + 3
 
 
-def test_security_counter_out_of_range(ed_key, fw_100) -> None:
+def test_security_counter_out_of_range(ed_key: PrivateKey, fw_100: bytes) -> None:
     with pytest.raises(ImageError):
         sign_image(fw_100, ed_key, version="1", pad_header=True, security_counter=1 << 32)
 
 
-def test_custom_tlvs_follow_the_counter_in_order(ed_key, fw_100) -> None:
+def test_custom_tlvs_follow_the_counter_in_order(ed_key: PrivateKey, fw_100: bytes) -> None:
     image = parse_image(
         sign_image(
             fw_100,
@@ -104,12 +106,12 @@ def test_custom_tlvs_follow_the_counter_in_order(ed_key, fw_100) -> None:
 
 
 @pytest.mark.parametrize("tlv_type", [0x10, 0x9F, 0xFFFF])
-def test_custom_tlv_type_range(ed_key, fw_100, tlv_type: int) -> None:
+def test_custom_tlv_type_range(ed_key: PrivateKey, fw_100: bytes, tlv_type: int) -> None:
     with pytest.raises(ImageError, match="custom TLV type"):
         sign_image(fw_100, ed_key, version="1", pad_header=True, custom_tlvs=[(tlv_type, b"x")])
 
 
-def test_custom_tlv_duplicate(ed_key, fw_100) -> None:
+def test_custom_tlv_duplicate(ed_key: PrivateKey, fw_100: bytes) -> None:
     with pytest.raises(ImageError, match="twice"):
         sign_image(
             fw_100,
@@ -129,7 +131,7 @@ def test_parse_custom_tlv() -> None:
             parse_custom_tlv(tag, value)
 
 
-def test_pad_confirm_trailer(ed_key, fw_100) -> None:
+def test_pad_confirm_trailer(ed_key: PrivateKey, fw_100: bytes) -> None:
     data = sign_image(fw_100, ed_key, version="1", pad_header=True, align=8, slot_size=0x20000, confirm=True)
     assert len(data) == 0x20000
     assert data[-16:] == BOOT_MAGIC
@@ -139,22 +141,22 @@ def test_pad_confirm_trailer(ed_key, fw_100) -> None:
     assert set(data[image.end : -24]) == {0xFF}
 
 
-def test_test_flag_leaves_image_ok_erased(ed_key, fw_100) -> None:
+def test_test_flag_leaves_image_ok_erased(ed_key: PrivateKey, fw_100: bytes) -> None:
     data = sign_image(fw_100, ed_key, version="1", pad_header=True, slot_size=0x20000, test=True)
     assert len(data) == 0x20000 and data[-24] == 0xFF and data[-16:] == BOOT_MAGIC
 
 
-def test_pad_without_slot_size(ed_key, fw_100) -> None:
+def test_pad_without_slot_size(ed_key: PrivateKey, fw_100: bytes) -> None:
     with pytest.raises(ImageError, match="slot size"):
         sign_image(fw_100, ed_key, version="1", pad_header=True, pad=True)
 
 
-def test_image_bigger_than_slot(ed_key, fw_100) -> None:
+def test_image_bigger_than_slot(ed_key: PrivateKey, fw_100: bytes) -> None:
     with pytest.raises(ImageTooLargeError, match="exceeds"):
         sign_image(fw_100, ed_key, version="1", pad_header=True, slot_size=0x600)
 
 
-def test_erased_zero(ed_key, fw_100) -> None:
+def test_erased_zero(ed_key: PrivateKey, fw_100: bytes) -> None:
     data = sign_image(
         fw_100,
         ed_key,
@@ -181,13 +183,13 @@ def test_erased_zero(ed_key, fw_100) -> None:
         ({"version": "x"}, "invalid version"),
     ],
 )
-def test_refused_options(ed_key, fw_100, options: dict, message: str) -> None:
+def test_refused_options(ed_key: PrivateKey, fw_100: bytes, options: dict[str, Any], message: str) -> None:
     kwargs = {"version": "1", "pad_header": True, **options}
     with pytest.raises(ImageError, match=message):
         sign_image(fw_100, ed_key, **kwargs)
 
 
-def test_flags(ed_key, fw_100) -> None:
+def test_flags(ed_key: PrivateKey, fw_100: bytes) -> None:
     ram = parse_image(sign_image(fw_100, ed_key, version="1", pad_header=True, load_addr=0x20001000))
     assert ram.header.flags == IMAGE_F_RAM_LOAD and ram.header.load_addr == 0x20001000
     rom = parse_image(sign_image(fw_100, ed_key, version="1", pad_header=True, rom_fixed=0x08020000))
@@ -196,7 +198,7 @@ def test_flags(ed_key, fw_100) -> None:
     assert nb.header.flags == IMAGE_F_NON_BOOTABLE
 
 
-def test_digest_covers_header_payload_and_protected(ed_key, fw_100) -> None:
+def test_digest_covers_header_payload_and_protected(ed_key: PrivateKey, fw_100: bytes) -> None:
     data = sign_image(fw_100, ed_key, version="1", pad_header=True, security_counter=1)
     image = parse_image(data)
     hashed_len = 0x20 + len(fw_100) + image.header.protected_tlv_size

@@ -14,6 +14,7 @@ from protocol.image import (
     HardwareTag,
     KeyFileError,
     MissingTlvError,
+    PrivateKey,
     SecurityCounterError,
     Tlv,
     TlvType,
@@ -37,7 +38,7 @@ TAG = HardwareTag(chip_id=0x413)
 
 
 @pytest.fixture(scope="module")
-def good(ed_key, fw_110) -> bytes:
+def good(ed_key: PrivateKey, fw_110: bytes) -> bytes:
     return sign_image(fw_110, ed_key, version="1.1.0", security_counter=2, hw_tag=TAG, **DEMO_SIGN)
 
 
@@ -46,7 +47,7 @@ def _with_tlvs(image: bytes, tlvs: list[Tlv]) -> bytes:
     return image[: len(parsed.hashed)] + assemble_tlv_area(tlvs, protected=False) + image[parsed.end :]
 
 
-def test_accepts_good_image(good: bytes, ed_key) -> None:
+def test_accepts_good_image(good: bytes, ed_key: PrivateKey) -> None:
     verified = verify_image(good, keys=[ed_key.public_key()], chip_id=0x413, board_id=5, min_security_counter=2)
     assert str(verified.version) == "1.1.0+0"
     assert verified.key_hash == key_hash(ed_key)
@@ -55,16 +56,18 @@ def test_accepts_good_image(good: bytes, ed_key) -> None:
     assert verified.digest == parse_image(good).digest and verified.payload == parse_image(good).payload
 
 
-def test_accepts_private_key_and_many_keys(good: bytes, ed_key, ec_key, other_key) -> None:
+def test_accepts_private_key_and_many_keys(
+    good: bytes, ed_key: PrivateKey, ec_key: PrivateKey, other_key: PrivateKey
+) -> None:
     assert verify_image(good, keys=[other_key.public_key(), ec_key, ed_key])
 
 
-def test_ecdsa(ec_key, fw_110) -> None:
+def test_ecdsa(ec_key: PrivateKey, fw_110: bytes) -> None:
     image = sign_image(fw_110, ec_key, version="1.1.0", **DEMO_SIGN)
     assert verify_image(image, keys=[ec_key.public_key()]).signature_type == "ECDSASIG"
 
 
-def test_digest_mismatch(good: bytes, ed_key) -> None:
+def test_digest_mismatch(good: bytes, ed_key: PrivateKey) -> None:
     data = bytearray(good)
     data[0x300] ^= 0x80
     with pytest.raises(DigestMismatchError) as info:
@@ -73,7 +76,7 @@ def test_digest_mismatch(good: bytes, ed_key) -> None:
     assert "digest-mismatch" in str(info.value)
 
 
-def test_tampered_header_or_protected_tlv_breaks_the_digest(good: bytes, ed_key) -> None:
+def test_tampered_header_or_protected_tlv_breaks_the_digest(good: bytes, ed_key: PrivateKey) -> None:
     image = parse_image(good)
     for offset in (20, image.protected_tlvs[0].offset):  # the version, the security counter
         data = bytearray(good)
@@ -82,7 +85,7 @@ def test_tampered_header_or_protected_tlv_breaks_the_digest(good: bytes, ed_key)
             verify_image(bytes(data), keys=[ed_key.public_key()])
 
 
-def test_unknown_key(good: bytes, other_key) -> None:
+def test_unknown_key(good: bytes, other_key: PrivateKey) -> None:
     with pytest.raises(UnknownKeyError) as info:
         verify_image(good, keys=[other_key.public_key()])
     assert info.value.reason == "unknown-key" and info.value.hint
@@ -93,20 +96,20 @@ def test_no_keys(good: bytes) -> None:
         verify_image(good, keys=[])
 
 
-def test_bad_signature_over_other_bytes(good: bytes, ed_key, fw_100) -> None:
+def test_bad_signature_over_other_bytes(good: bytes, ed_key: PrivateKey, fw_100: bytes) -> None:
     other = parse_image(sign_image(fw_100, ed_key, version="1.1.0", **DEMO_SIGN)).find(TlvType.ED25519)[0]
     forged = _with_tlvs(good, [t if t.type != TlvType.ED25519 else other for t in parse_image(good).tlvs])
     with pytest.raises(BadSignatureError, match="bad-signature"):
         verify_image(forged, keys=[ed_key.public_key()])
 
 
-def test_bad_signature_wrong_length(good: bytes, ed_key) -> None:
+def test_bad_signature_wrong_length(good: bytes, ed_key: PrivateKey) -> None:
     tlvs = [t if t.type != TlvType.ED25519 else Tlv(type=t.type, value=b"x" * 10) for t in parse_image(good).tlvs]
     with pytest.raises(BadSignatureError):
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
 
-def test_bad_ecdsa_signature_garbage(ec_key, fw_110) -> None:
+def test_bad_ecdsa_signature_garbage(ec_key: PrivateKey, fw_110: bytes) -> None:
     image = sign_image(fw_110, ec_key, version="1.1.0", **DEMO_SIGN)
     tlvs = [
         t if t.type != TlvType.ECDSA_SIG else Tlv(type=t.type, value=b"\x30\x05garbage")
@@ -116,7 +119,7 @@ def test_bad_ecdsa_signature_garbage(ec_key, fw_110) -> None:
         verify_image(_with_tlvs(image, tlvs), keys=[ec_key.public_key()])
 
 
-def test_wrong_key_type(good: bytes, ed_key, ec_key) -> None:
+def test_wrong_key_type(good: bytes, ed_key: PrivateKey, ec_key: PrivateKey) -> None:
     # The PUBKEY names the (trusted) ECDSA key but the signature is Ed25519.
     tlvs = [
         Tlv(type=TlvType.PUBKEY, value=public_key_der(ec_key)) if t.type == TlvType.KEYHASH else t
@@ -127,7 +130,7 @@ def test_wrong_key_type(good: bytes, ed_key, ec_key) -> None:
     assert info.value.reason == "wrong-key-type"
 
 
-def test_rsa_signature_is_wrong_key_type(good: bytes, ed_key) -> None:
+def test_rsa_signature_is_wrong_key_type(good: bytes, ed_key: PrivateKey) -> None:
     tlvs = [
         t if t.type != TlvType.ED25519 else Tlv(type=TlvType.RSA2048_PSS, value=bytes(256))
         for t in parse_image(good).tlvs
@@ -136,13 +139,13 @@ def test_rsa_signature_is_wrong_key_type(good: bytes, ed_key) -> None:
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
 
-def test_garbage_pubkey_tlv(good: bytes, ed_key) -> None:
+def test_garbage_pubkey_tlv(good: bytes, ed_key: PrivateKey) -> None:
     tlvs = [Tlv(type=TlvType.PUBKEY, value=b"junk") if t.type == TlvType.KEYHASH else t for t in parse_image(good).tlvs]
     with pytest.raises(KeyFileError):
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
 
-def test_key_hash_only_trust(ed_key, fw_110) -> None:
+def test_key_hash_only_trust(ed_key: PrivateKey, fw_110: bytes) -> None:
     full = sign_image(fw_110, ed_key, version="1", public_key_format="full", **DEMO_SIGN)
     assert verify_image(full, keys=[key_hash(ed_key)]).key_hash == key_hash(ed_key)
     hashed = sign_image(fw_110, ed_key, version="1", **DEMO_SIGN)
@@ -152,52 +155,52 @@ def test_key_hash_only_trust(ed_key, fw_110) -> None:
         verify_image(hashed, keys=[b"short"])
 
 
-def test_unsigned(fw_110, ed_key) -> None:
+def test_unsigned(fw_110: bytes, ed_key: PrivateKey) -> None:
     unsigned = sign_image(fw_110, None, version="1", **DEMO_SIGN)
     assert check_digest(parse_image(unsigned)) == parse_image(unsigned).digest
     with pytest.raises(MissingTlvError, match="not signed"):
         verify_image(unsigned, keys=[ed_key.public_key()])
 
 
-def test_signature_without_key_tlv(good: bytes, ed_key) -> None:
+def test_signature_without_key_tlv(good: bytes, ed_key: PrivateKey) -> None:
     tlvs = [t for t in parse_image(good).tlvs if t.type != TlvType.KEYHASH]
     with pytest.raises(MissingTlvError):
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
 
-def test_missing_digest(good: bytes, ed_key) -> None:
+def test_missing_digest(good: bytes, ed_key: PrivateKey) -> None:
     tlvs = [t for t in parse_image(good).tlvs if t.type != TlvType.SHA256]
     with pytest.raises(MissingTlvError, match="SHA256"):
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
 
-def test_duplicate_digest(good: bytes, ed_key) -> None:
+def test_duplicate_digest(good: bytes, ed_key: PrivateKey) -> None:
     tlvs = list(parse_image(good).tlvs)
     with pytest.raises(BadTlvError):
         verify_image(_with_tlvs(good, [tlvs[0], *tlvs]), keys=[ed_key.public_key()])
 
 
-def test_unprotected_custom_tlv_rejected(good: bytes, ed_key) -> None:
+def test_unprotected_custom_tlv_rejected(good: bytes, ed_key: PrivateKey) -> None:
     tlvs = [*parse_image(good).tlvs, Tlv(type=0xA0, value=bytes.fromhex("13040000"))]
     with pytest.raises(BadTlvError, match="protected"):
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
 
 @pytest.mark.parametrize("tlv_type", [TlvType.SHA384, TlvType.SIG_PURE])
-def test_unsupported_tlvs(good: bytes, ed_key, tlv_type: int) -> None:
+def test_unsupported_tlvs(good: bytes, ed_key: PrivateKey, tlv_type: int) -> None:
     tlvs = [*parse_image(good).tlvs, Tlv(type=tlv_type, value=b"\x01")]
     with pytest.raises(UnsupportedError):
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
 
-def test_encrypted_flag_unsupported(good: bytes, ed_key) -> None:
+def test_encrypted_flag_unsupported(good: bytes, ed_key: PrivateKey) -> None:
     data = bytearray(good)
     struct.pack_into("<I", data, 16, IMAGE_F_ENCRYPTED_AES128)
     with pytest.raises(UnsupportedError, match="encrypted"):
         verify_image(bytes(data), keys=[ed_key.public_key()])
 
 
-def test_security_counter(good: bytes, ed_key) -> None:
+def test_security_counter(good: bytes, ed_key: PrivateKey) -> None:
     keys = [ed_key.public_key()]
     assert verify_image(good, keys=keys, min_security_counter=2).security_counter == 2
     with pytest.raises(SecurityCounterError) as info:
@@ -205,14 +208,14 @@ def test_security_counter(good: bytes, ed_key) -> None:
     assert info.value.reason == "security-counter"
 
 
-def test_missing_security_counter(ed_key, fw_110) -> None:
+def test_missing_security_counter(ed_key: PrivateKey, fw_110: bytes) -> None:
     image = sign_image(fw_110, ed_key, version="1", **DEMO_SIGN)
     assert verify_image(image, keys=[ed_key.public_key()]).security_counter is None
     with pytest.raises(MissingTlvError, match="security counter"):
         verify_image(image, keys=[ed_key.public_key()], min_security_counter=0)
 
 
-def test_bad_security_counter_length(ed_key, fw_110) -> None:
+def test_bad_security_counter_length(ed_key: PrivateKey, fw_110: bytes) -> None:
     # A 2-byte SEC_CNT cannot be made with sign_image; build the protected area by hand and re-sign via TLVs.
     image = sign_image(fw_110, ed_key, version="1", custom_tlvs=[(0xA2, b"ab")], **DEMO_SIGN)
     data = bytearray(image)
@@ -223,20 +226,20 @@ def test_bad_security_counter_length(ed_key, fw_110) -> None:
         verify_image(bytes(data), keys=[ed_key.public_key()], min_security_counter=0)
 
 
-def test_wrong_chip(good: bytes, ed_key) -> None:
+def test_wrong_chip(good: bytes, ed_key: PrivateKey) -> None:
     with pytest.raises(WrongChipError) as info:
         verify_image(good, keys=[ed_key.public_key()], chip_id=0x410)
     assert info.value.reason == "wrong-chip" and "0x410" in str(info.value)
 
 
-def test_missing_tag(ed_key, fw_110) -> None:
+def test_missing_tag(ed_key: PrivateKey, fw_110: bytes) -> None:
     image = sign_image(fw_110, ed_key, version="1", **DEMO_SIGN)
     assert verify_image(image, keys=[ed_key.public_key()]).hw_tag is None
     with pytest.raises(MissingTlvError, match="hardware tag"):
         verify_image(image, keys=[ed_key.public_key()], chip_id=0x413)
 
 
-def test_board(ed_key, fw_110) -> None:
+def test_board(ed_key: PrivateKey, fw_110: bytes) -> None:
     image = sign_image(fw_110, ed_key, version="1", hw_tag=HardwareTag(chip_id=0x413, board_id=3), **DEMO_SIGN)
     keys = [ed_key.public_key()]
     assert verify_image(image, keys=keys, chip_id=0x413, board_id=3)
@@ -244,7 +247,7 @@ def test_board(ed_key, fw_110) -> None:
         verify_image(image, keys=keys, chip_id=0x413, board_id=4)
 
 
-def test_bad_tag_length(ed_key, fw_110) -> None:
+def test_bad_tag_length(ed_key: PrivateKey, fw_110: bytes) -> None:
     image = sign_image(fw_110, ed_key, version="1", custom_tlvs=[(0xA0, b"\x13\x04")], **DEMO_SIGN)
     with pytest.raises(BadTlvError):
         verify_image(image, keys=[ed_key.public_key()], chip_id=0x413)

@@ -8,7 +8,15 @@ import random
 import pytest
 
 from protocol.errors import ImageError
-from protocol.image import OverlapError, load_hex, padded_image_pieces, parse_image, sign_image, to_intel_hex
+from protocol.image import (
+    OverlapError,
+    PrivateKey,
+    load_hex,
+    padded_image_pieces,
+    parse_image,
+    sign_image,
+    to_intel_hex,
+)
 from protocol.image.mcuboot import BOOT_MAGIC
 
 
@@ -49,7 +57,7 @@ def test_empty_and_errors() -> None:
         to_intel_hex([(0xFFFFFFFF, b"ab")])
 
 
-def test_padded_image_pieces(ed_key, fw_100) -> None:
+def test_padded_image_pieces(ed_key: PrivateKey, fw_100: bytes) -> None:
     image = sign_image(fw_100, ed_key, version="1", pad_header=True, align=8, slot_size=0x20000, confirm=True)
     pieces = padded_image_pieces(image, base=0x08020000, slot_size=0x20000, max_align=8, image_ok=True)
     end = parse_image(image).end
