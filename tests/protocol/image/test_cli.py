@@ -303,3 +303,42 @@ def test_sign_hex_output_needs_an_address(tmp_path: Path, capsys: pytest.Capture
         capsys, "sign", "-k", DEV_ED25519, *SIGN_ARGS, "-v", "1", FIRMWARE / "demo-1.0.0.bin", tmp_path / "o.hex"
     )
     assert code == 1 and "--hex-addr" in err
+
+
+def test_getpub_bad_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key")
+    code, _, err = run(capsys, "getpub", "-k", bad)
+    assert code == 1 and "bad-key-file" in err
+    code, _, err = run(capsys, "getpub", "-k", tmp_path / "missing.pem")
+    assert code == 1 and "cannot read key file" in err
+
+
+def test_verify_bad_key_file_and_missing_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_bytes(b"\x00\x01")
+    code, _, err = run(capsys, "verify", "-k", bad, FIRMWARE / "demo-1.1.0.signed.bin")
+    assert code == 1 and "bad-key-file" in err
+    code, _, err = run(capsys, "verify", "-k", DEV_ED25519, tmp_path / "none.bin")
+    assert code == 1 and "cannot read image" in err
+    code, _, err = run(capsys, "inspect", tmp_path / "none.bin")
+    assert code == 1 and "cannot read image" in err
+
+
+def test_unwritable_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "no-such-dir" / "o.bin"
+    code, _, err = run(capsys, "sign", "-k", DEV_ED25519, *SIGN_ARGS, "-v", "1", FIRMWARE / "demo-1.0.0.bin", out)
+    assert code == 1 and "cannot write image" in err
+    code, _, err = run(capsys, "keygen", "-k", out, "-t", "ed25519")
+    assert code == 1 and "cannot write key file" in err
+
+
+def test_sign_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    overlap = tmp_path / "overlap.hex"
+    overlap.write_text(":020000000102FB\n:0100010003FB\n:00000001FF\n")
+    code, _, err = run(capsys, "sign", "-k", DEV_ED25519, *SIGN_ARGS, "-v", "1", overlap, tmp_path / "o")
+    assert code == 1 and "overlap" in err
+    cut = tmp_path / "cut.hex"
+    cut.write_bytes((FIRMWARE / "demo-1.0.0.hex").read_bytes()[:500])
+    code, _, err = run(capsys, "sign", "-k", DEV_ED25519, *SIGN_ARGS, "-v", "1", cut, tmp_path / "o")
+    assert code == 1 and "bad-input" in err

@@ -272,3 +272,20 @@ def test_flatten_limits() -> None:
         flatten([(0, b"\x01"), (100, b"\x02")], max_span=50)
     assert flatten([(0, b"\x01"), (1, b"\x02")]) == (0, b"\x01\x02", ((0, 2),))
     assert flatten([(0, b"\x01"), (2, b"\x02")], fill=0) == (0, b"\x01\x00\x02", ((0, 1), (2, 1)))
+
+
+@pytest.mark.parametrize("name", ["demo-1.0.0.hex", "demo-1.0.0.srec"])
+def test_every_prefix_of_a_text_file_is_refused(name: str) -> None:
+    """Byte by byte: a cut HEX/S-record file is an error (no end record), never a shorter firmware."""
+    data = (FIRMWARE / name).read_bytes()
+    loader = load_hex if name.endswith(".hex") else load_srec
+    whole = loader(data)
+    end_record = data.rstrip().rfind(b"\n") + 1
+    for cut in range(0, len(data), 3):
+        if cut >= end_record and data[end_record:cut].strip() and len(data[end_record:cut].strip()) >= 10:
+            continue  # inside the final record: either a broken line or (when complete) the whole file
+        with pytest.raises(InputFormatError):
+            loader(data[:cut])
+    assert loader(data + b"\n\n").data == whole.data  # trailing blank lines are fine
+    with pytest.raises(InputFormatError):
+        loader(data + b"junk\n")
