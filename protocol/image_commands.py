@@ -204,9 +204,18 @@ def _as_hex(image: bytes, args: argparse.Namespace, input_address: int | None) -
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    image = parse_image(_read_image(args.image))
     trusted: list[PublicKey] = [public_key(load_public_key(_read(k, "key file"))) for k in args.key]
     chip = chip_id_from_name(args.chip) if args.chip else None
+    try:
+        return _verify(args, trusted, chip)
+    except ImageError as err:
+        if args.json:
+            write_json({"ok": False, "reason": reason_of(err), "message": str(err), "image": args.image})
+        raise
+
+
+def _verify(args: argparse.Namespace, trusted: list[PublicKey], chip: int | None) -> int:
+    image = parse_image(_read_image(args.image))
     if not trusted:
         if chip is not None or args.board is not None or args.min_security_counter is not None:
             raise ImageError("--chip, --board and --min-security-counter need a key (-k)")
@@ -216,18 +225,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else:
             _out().message(f"{args.image}: digest OK (no key given: signature not checked)")
         return 0
-    try:
-        verified = verify_parsed(
-            image,
-            keys=trusted,
-            chip_id=chip,
-            board_id=args.board,
-            min_security_counter=args.min_security_counter,
-        )
-    except ImageError as err:
-        if args.json:
-            write_json({"ok": False, "reason": reason_of(err), "message": str(err), "image": args.image})
-        raise
+    verified = verify_parsed(
+        image, keys=trusted, chip_id=chip, board_id=args.board, min_security_counter=args.min_security_counter
+    )
     if args.json:
         write_json(
             {

@@ -35,6 +35,8 @@ __all__ = [
 INPUT_FORMATS = ("bin", "hex", "srec", "elf")
 DEFAULT_FILL = 0xFF
 DEFAULT_MAX_SPAN = MAX_IMAGE_SIZE
+# An ELF with debug information can be tens of MiB; anything above this is the wrong file.
+MAX_INPUT_FILE_SIZE = 256 * 1024 * 1024
 _EXTENSIONS = {
     ".bin": "bin",
     ".img": "bin",
@@ -322,6 +324,12 @@ def load_file(
     """Read and load a file; the format is guessed from its contents and extension unless ``fmt`` is given."""
     try:
         with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_INPUT_FILE_SIZE:
+                raise InputFormatError(
+                    f"bad-input: {os.fspath(path)} has {size} bytes; no firmware file is that big"
+                    f" (limit {MAX_INPUT_FILE_SIZE})"
+                )
             data = handle.read()
     except OSError as err:
         raise InputFormatError(f"bad-input: cannot read {os.fspath(path)}: {err.strerror}") from err

@@ -289,3 +289,13 @@ def test_every_prefix_of_a_text_file_is_refused(name: str) -> None:
     assert loader(data + b"\n\n").data == whole.data  # trailing blank lines are fine
     with pytest.raises(InputFormatError):
         loader(data + b"junk\n")
+
+
+def test_load_file_refuses_absurd_files(tmp_path: Path) -> None:
+    from protocol.image.loaders import MAX_INPUT_FILE_SIZE
+
+    huge = tmp_path / "huge.bin"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_INPUT_FILE_SIZE + 1)  # sparse: nothing is written or read
+    with pytest.raises(InputFormatError, match="no firmware file is that big"):
+        load_file(huge)
