@@ -258,3 +258,14 @@ def test_errors_are_image_errors_and_value_errors(good: bytes) -> None:
         verify_image(good[:10], keys=[])
     with pytest.raises(ImageError):
         verify_image(good[:10], keys=[])
+
+
+def test_second_signature_by_a_trusted_key(ed_key: PrivateKey, other_key: PrivateKey, fw_110: bytes) -> None:
+    """As in bootutil, each KEYHASH names the key of the signature after it; one trusted, valid pair is enough."""
+    mine = parse_image(sign_image(fw_110, ed_key, version="1", **DEMO_SIGN))
+    theirs = parse_image(sign_image(fw_110, other_key, version="1", **DEMO_SIGN))
+    both = [*theirs.tlvs, *mine.tlvs[1:]]
+    image = _with_tlvs(sign_image(fw_110, ed_key, version="1", **DEMO_SIGN), both)
+    assert verify_image(image, keys=[ed_key.public_key()]).key_hash == key_hash(ed_key)
+    with pytest.raises(UnknownKeyError):
+        verify_image(_with_tlvs(image, list(theirs.tlvs)), keys=[ed_key.public_key()])
