@@ -29,13 +29,31 @@ CHIP_IDS: dict[str, int] = {
 }
 
 
+# STM32F103 DEV_IDs by flash-size letter (the character after the package letter: STM32F103C8 -> "8").
+_F103_DENSITY: dict[str, int] = {
+    **dict.fromkeys("46", 0x412),  # low density
+    **dict.fromkeys("8b", 0x410),  # medium density
+    **dict.fromkeys("cde", 0x414),  # high density
+    **dict.fromkeys("fg", 0x430),  # XL density
+}
+_F103_FLASH_LETTER_INDEX = len("stm32f103") + 1
+
+
 def chip_id_from_name(text: str) -> int:
-    """A DEV_ID from ``"stm32f407"``/``"F407"``/``"0x413"``."""
+    """A DEV_ID from ``"stm32f407"``, a full part number (``"STM32F407VGT6"``, ``"stm32f103rc"``), ``"F407"``
+    or a number (``"0x413"``)."""
     name = text.strip().lower()
     if not name.startswith("stm32") and not name.startswith("0x") and not name.isdigit():
         name = "stm32" + name
     if name in CHIP_IDS:
         return CHIP_IDS[name]
+    if name.startswith("stm32f103") and len(name) > _F103_FLASH_LETTER_INDEX:
+        density = _F103_DENSITY.get(name[_F103_FLASH_LETTER_INDEX])
+        if density is not None:
+            return density
+    for prefix, dev_id in CHIP_IDS.items():
+        if name.startswith(prefix) and prefix != "stm32f103":
+            return dev_id
     try:
         value = int(text, 0)
     except ValueError:

@@ -38,13 +38,29 @@ def test_range() -> None:
 
 @pytest.mark.parametrize(
     ("text", "dev_id"),
-    [("stm32f407", 0x413), ("F407", 0x413), ("STM32L476", 0x415), ("f103", 0x410), ("0x413", 0x413), ("1043", 0x413)],
+    [
+        ("stm32f407", 0x413),
+        ("F407", 0x413),
+        ("STM32L476", 0x415),
+        ("f103", 0x410),
+        ("0x413", 0x413),
+        ("1043", 0x413),
+        ("STM32F407VGT6", 0x413),
+        ("stm32f407vg", 0x413),
+        ("stm32f405rg", 0x413),
+        ("STM32L476RG", 0x415),
+        ("stm32f103c8", 0x410),
+        ("STM32F103RBT6", 0x410),
+        ("stm32f103c6", 0x412),
+        ("stm32f103ze", 0x414),
+        ("stm32f103vg", 0x430),
+    ],
 )
 def test_chip_names(text: str, dev_id: int) -> None:
     assert chip_id_from_name(text) == dev_id
 
 
-@pytest.mark.parametrize("text", ["stm32h999", "0x10000", "banana"])
+@pytest.mark.parametrize("text", ["stm32h999", "0x10000", "banana", "stm32f103cx"])
 def test_unknown_chip(text: str) -> None:
     with pytest.raises(ImageError):
         chip_id_from_name(text)
