@@ -36,13 +36,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="ota: stm32ota bootloader (default); iap: ST's AN4657 IAP menu with YMODEM",
     )
     p.add_argument("--chip", default="stm32f407vg", metavar="NAME", help=f"one of {', '.join(_CHIP_NAMES)}")
-    p.add_argument(
-        "--baud", type=int, default=115200, help="initial line rate; 0 = unthrottled (default 115200)"
-    )
+    p.add_argument("--baud", type=int, default=115200, help="initial line rate; 0 = unthrottled (default 115200)")
     p.add_argument("--no-pacing", action="store_true", help="do not throttle the line to the baud rate")
-    p.add_argument(
-        "--latency-ms", type=float, default=0.0, help="turnaround latency per burst (USB-UART: 1-16)"
-    )
+    p.add_argument("--latency-ms", type=float, default=0.0, help="turnaround latency per burst (USB-UART: 1-16)")
     p.add_argument("--rx-buffer", type=int, default=None, metavar="BYTES", help="device UART RX ring size")
     p.add_argument("--state", default=None, metavar="DIR", help="state folder (default: a new temp folder)")
     p.add_argument(

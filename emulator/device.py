@@ -16,6 +16,7 @@ the personality.  ``stop()`` flushes the state folder; the CLI calls it on SIGIN
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 IDLE_TICK_S = 0.02  # longest the device thread waits for UART bytes before calling on_idle
 RESET_SETTLE_S = 0.0  # time between a reset and boot() (the chip's reset pulse is far below any timeout)
 STOP_JOIN_TIMEOUT_S = 10.0  # how long stop() waits for a personality callback to return
+DRAIN_TIMEOUT_S = 5.0  # longest a software reset waits for the firmware's last prints to leave
+AUTOSAVE_INTERVAL_S = 1.0  # the state folder lags the flash by at most this much
 
 
 @runtime_checkable
@@ -108,7 +111,7 @@ class DeviceContext:
 
     def reset(self) -> None:
         """Request a reboot: the runtime calls ``boot()`` again after the current callback returns."""
-        self._device.request_reset("software reset")
+        self._device.request_reset("software reset", drain=True)
 
     def flush(self) -> None:
         """Persist flash and ``state`` now (a real chip's flash is persistent anyway; this only makes the
@@ -163,6 +166,9 @@ class Device:
         self.boots = 0
         self.power_cuts = 0
         self._reset_reason: str | None = None
+        self._drain_before_reset = False
+        self._flushed_ops = -1
+        self._last_flush = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -201,12 +207,17 @@ class Device:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def request_reset(self, reason: str) -> None:
+    def request_reset(self, reason: str, *, drain: bool = False) -> None:
+        """Reboot the personality after the current callback.  ``drain`` lets queued output leave first (the
+        firmware's prints before a software reset are blocking); a reset fault or power cut loses it."""
+        self._drain_before_reset = drain
         self._reset_reason = reason
 
     def flush(self) -> None:
         """Write flash.bin and state.json (no-op without a state folder)."""
         with self._lock:
+            self._flushed_ops = self.flash.ops
+            self._last_flush = time.monotonic()
             if self._store is not None:
                 self._store.save(bytes(self.flash.data), self.state)
 
@@ -232,11 +243,19 @@ class Device:
         except PowerCut:
             self._power_cut()
 
+    def _wait_output_drained(self) -> None:
+        end = time.monotonic() + DRAIN_TIMEOUT_S
+        while not self.line.tx_idle() and time.monotonic() < end and not self._stop.is_set():
+            time.sleep(IDLE_TICK_S / 4)
+
+    def _autosave(self, now: float) -> None:
+        """Keep the state folder close to the flash (a killed emulator loses at most a second of writes)."""
+        if self.flash.ops != self._flushed_ops and now - self._last_flush >= AUTOSAVE_INTERVAL_S:
+            self.flush()
+
     def _power_cut(self) -> None:
         self.power_cuts += 1
-        self.log.warning(
-            "power cut at flash operation %d: rebooting from what the flash holds", self.flash.ops
-        )
+        self.log.warning("power cut at flash operation %d: rebooting from what the flash holds", self.flash.ops)
         self.flush()
         self._reset_reason = "power cut"
 
@@ -247,6 +266,8 @@ class Device:
             self._boot("power-on")
             while not self._stop.is_set():
                 if self._reset_reason is not None:
+                    if self._drain_before_reset:
+                        self._wait_output_drained()
                     reason, self._reset_reason = self._reset_reason, None
                     self._boot(reason)
                     continue
@@ -258,7 +279,9 @@ class Device:
                     data = self.line.read(IDLE_TICK_S)
                     if data:
                         personality.on_bytes(data)
-                    personality.on_idle(time.monotonic())
+                    now = time.monotonic()
+                    personality.on_idle(now)
+                    self._autosave(now)
                 except PowerCut:
                     self._power_cut()
         except BaseException as err:  # a crash of the emulated firmware must not vanish silently
@@ -292,9 +315,9 @@ def _personality_factory(mode: str, iap_quirks: str | None) -> PersonalityFactor
         quirks = parse_quirks(iap_quirks if iap_quirks is not None else "all")
         return lambda: IapPersonality(quirks=quirks)
     if mode == "ota":
-        from .ota import OtaPersonality
-
-        return OtaPersonality
+        module = importlib.import_module("emulator.ota")
+        factory: PersonalityFactory = module.OtaPersonality
+        return factory
     raise Stm32OtaError(f"unknown emulator mode {mode!r}", hint="use --mode ota or --mode iap")
 
 
@@ -329,22 +352,17 @@ def build_device(
     if chip not in CHIPS:
         raise Stm32OtaError(f"unknown chip {chip!r}", hint=f"choose one of: {', '.join(sorted(CHIPS))}")
     if baud < 0:
-        raise Stm32OtaError(
-            f"invalid baud rate {baud}", hint="use a positive rate, or 0 for an unthrottled line"
-        )
+        raise Stm32OtaError(f"invalid baud rate {baud}", hint="use a positive rate, or 0 for an unthrottled line")
     if time_scale < 0:
-        raise Stm32OtaError(
-            f"invalid time scale {time_scale}", hint="0 = instant flash, 1 = datasheet timing"
-        )
-    factory = (
-        personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks)
-    )
+        raise Stm32OtaError(f"invalid time scale {time_scale}", hint="0 = instant flash, 1 = datasheet timing")
+    factory = personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks)
     if state_dir is None:
         state_dir = tempfile.mkdtemp(prefix="stm32ota-emu-")
     keys = default_trusted_keys() if trusted_keys is None else [Path(k) for k in trusted_keys]
     for key in keys:
         if not key.is_file():
             raise Stm32OtaError(f"trusted key not found: {key}", hint="pass --trust with a public key .pem")
+    factory = personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks)
     endpoint = SocketEndpoint(socket_port) if socket_port is not None else PtyEndpoint()
     try:
         line = Line(

@@ -28,6 +28,7 @@ last downloaded image (the example sends the whole area), so an upload gives bac
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -41,7 +42,6 @@ from protocol.ymodem import (
     BatchComplete,
     FileData,
     FileReceived,
-    FileSent,
     FileStarted,
     YmodemFile,
     YmodemReceiver,
@@ -234,7 +234,7 @@ class IapPersonality:
                 if first == b"C":
                     self._start_upload(now)
                     # the 'C' that started the upload is the sender's start request
-                    self._drive(lambda run, b=first: run.feed(b, now), now)
+                    self._drive(now, first)
                 else:
                     self._menu()
             elif mode == _Mode.DOWNLOAD:
@@ -243,10 +243,10 @@ class IapPersonality:
                     data = data[1:]
                     continue
                 chunk, data = data, b""
-                self._drive(lambda run, b=chunk: run.feed(b, now), now)
+                self._drive(now, chunk)
             elif mode == _Mode.UPLOAD:
                 chunk, data = data, b""
-                self._drive(lambda run, b=chunk: run.feed(b, now), now)
+                self._drive(now, chunk)
             elif mode == _Mode.APP:
                 chunk, data = data, b""
                 if self.app is not None and hasattr(self.app, "on_bytes"):
@@ -256,7 +256,7 @@ class IapPersonality:
 
     def on_idle(self, now: float) -> None:
         if self.mode in (_Mode.DOWNLOAD, _Mode.UPLOAD) and self._run is not None and self._run.timed_out(now):
-            self._drive(lambda run: run.core.handle_timeout(), now)
+            self._drive(now, timeout=True)
         elif self.mode == _Mode.APP and self.app is not None and hasattr(self.app, "on_idle"):
             self.app.on_idle(now)
 
@@ -319,7 +319,7 @@ class IapPersonality:
         self._file = None
         self._erased = set()
         self._run = _CoreRun(receiver, self._c.write, self._c.now())
-        self._drive(lambda run: None, self._c.now())
+        self._drive(self._c.now())
 
     def _at_block_boundary(self) -> bool:
         """True when the receiver holds no partial block (the example reads 'a' only as a packet's first
@@ -335,14 +335,18 @@ class IapPersonality:
         self._say(message)
         self._menu()
 
-    def _drive(self, step: Callable[[_CoreRun], None], now: float) -> None:
-        """Run ``step`` on the current core, then handle its events until it needs input; errors end the
-        transfer with the example's messages."""
+    def _drive(self, now: float, data: bytes = b"", *, timeout: bool = False) -> None:
+        """Feed ``data`` (or a timeout) to the current core, then handle its events until it needs input;
+        errors end the transfer with the example's messages."""
         run = self._run
         if run is None:
             return
         try:
-            step(run)
+            if data:
+                run.feed(data, now)
+            if timeout:
+                run.last_activity = now
+                run.core.handle_timeout()
             while True:
                 run.flush(now)
                 event = run.core.next_event()
@@ -358,6 +362,11 @@ class IapPersonality:
             self._transfer_failed(err)
 
     def _on_event(self, event: Event) -> None:
+        if self.mode == _Mode.UPLOAD:
+            if isinstance(event, BatchComplete):
+                self._say("\n\rFile uploaded successfully \n\r")
+                self._menu()
+            return  # FileStarted / FileSent / Progress of our own upload
         if isinstance(event, FileStarted):
             self._on_file_started(event)
         elif isinstance(event, FileData):
@@ -366,13 +375,7 @@ class IapPersonality:
             self._store["image_size"] = event.size
             self._store["image_name"] = event.name
         elif isinstance(event, BatchComplete):
-            if self.mode == _Mode.DOWNLOAD:
-                self._download_done()
-            else:
-                self._say("\n\rFile uploaded successfully \n\r")
-                self._menu()
-        elif isinstance(event, FileSent):
-            pass
+            self._download_done()
 
     def _on_file_started(self, header: FileStarted) -> None:
         receiver = self._receiver()
@@ -497,9 +500,7 @@ class IapPersonality:
         ram_size = int(getattr(self._c.chip, "ram_size", 0x20000))
         if not 0x2000_0000 < stack <= 0x2000_0000 + ram_size:
             # the example jumps anyway: an erased or foreign area hard-faults, and the chip goes silent
-            self._c.log.warning(
-                "IAP: no valid application at 0x%08X (stack pointer 0x%08X)", self.app_address, stack
-            )
+            self._c.log.warning("IAP: no valid application at 0x%08X (stack pointer 0x%08X)", self.app_address, stack)
             self.mode = _Mode.HALTED
             return
         self.mode = _Mode.APP
@@ -509,7 +510,7 @@ class IapPersonality:
         """Run the emulated application from the application area if the chip's app model can (D2's
         :mod:`emulator.app`); otherwise the jumped-to code runs without a word, as a bare .bin would."""
         try:
-            from . import app as app_module
+            app_module = importlib.import_module("emulator.app")
         except ImportError:
             return None
         start = getattr(app_module, "start_raw_app", None)

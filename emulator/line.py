@@ -551,13 +551,17 @@ class Line:
         except Exception:
             log.exception("line reader crashed")
 
+    def _burst_start(self, line_free_at: float, now: float) -> float:
+        """When bytes handed over at ``now`` start crossing: right after the previous ones while a burst
+        goes on, else after the adapter's turnaround latency (a new burst)."""
+        if line_free_at > now:
+            return line_free_at
+        return now + (self.latency_s if self.pacing else 0.0)
+
     def _enqueue_rx(self, now: float, data: bytes) -> None:
         char_time = self._char_time()
         with self._cond:
-            if self._rx_free_at <= now:  # the line was idle: a new burst pays the adapter's latency
-                start = now + (self.latency_s if self.pacing else 0.0)
-            else:
-                start = self._rx_free_at
+            start = self._burst_start(self._rx_free_at, now)
             chunk = _Chunk(start, char_time, data)
             self._rx_free_at = chunk.end
             self._inflight.append(chunk)
@@ -596,10 +600,7 @@ class Line:
     def _emit(self, data: bytes) -> None:
         now = self._clock()
         char_time = self._char_time()
-        if self._tx_free_at <= now:
-            start = now + (self.latency_s if self.pacing else 0.0)
-        else:
-            start = self._tx_free_at
+        start = self._burst_start(self._tx_free_at, now)
         self._tx_free_at = start + len(data) * char_time
         sent = 0
         while sent < len(data) and not self._stop.is_set():

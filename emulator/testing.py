@@ -10,6 +10,8 @@
         emu.device.flash.read(...)         # look inside the chip
 
 The device runs in threads of this process; leaving the ``with`` block stops it and flushes its state folder.
+The handle is yielded once the device has booted and its boot output has drained, so what the host reads
+after opening the port is an answer to what it sent (send a key to see the IAP menu, as on a terminal).
 ``baud=0`` gives an unthrottled line (fast unit tests); any other rate is paced like the real wire.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,10 @@ from .device import Device, PersonalityFactory, build_device
 from .faults import FaultPlan, parse_faults
 from .line import Line
 
-__all__ = ["EmulatorHandle", "running_emulator"]
+__all__ = ["READY_TIMEOUT_S", "EmulatorHandle", "running_emulator"]
+
+READY_TIMEOUT_S = 2.0  # longest running_emulator() waits for the boot output to drain
+READY_POLL_S = 0.005
 
 
 @dataclass
@@ -45,6 +51,17 @@ class EmulatorHandle:
 
     def stop(self) -> None:
         self.device.stop()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> bool:
+        """Wait until the device has booted and what it printed at boot has left the line (a host that
+        opens the port afterwards starts with a clean slate, as pyserial flushes input on open).  Returns
+        False if the device was still talking after ``timeout`` seconds."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.device.boots > 0 and self.device.personality is not None and self.line.tx_idle():
+                return True
+            time.sleep(READY_POLL_S)
+        return False
 
 
 @contextlib.contextmanager
@@ -87,6 +104,8 @@ def running_emulator(
         )
         device.start()
         try:
-            yield EmulatorHandle(device=device, state_dir=Path(state_dir))
+            handle = EmulatorHandle(device=device, state_dir=Path(state_dir))
+            handle.wait_ready()
+            yield handle
         finally:
             device.stop()

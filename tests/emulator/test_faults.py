@@ -100,9 +100,7 @@ def test_error_names_the_item() -> None:
 
 
 def test_to_spec_round_trips() -> None:
-    spec = (
-        "flip=0.0001,drop=0.001,noise=5.0:32,reset-after=10,powercut-op=3,powercut-at=random:2.5,mute-after=9"
-    )
+    spec = "flip=0.0001,drop=0.001,noise=5.0:32,reset-after=10,powercut-op=3,powercut-at=random:2.5,mute-after=9"
     plan = parse_faults(spec, seed=1)
     assert parse_faults(plan.to_spec(), seed=1) == plan
 
@@ -129,9 +127,7 @@ def test_any_text_parses_or_raises_our_error(spec: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.sampled_from(
-            ["flip=1e-3", "drop=0.01", "noise=1s:3", "reset-after=5", "powercut-op=2", "mute-after=7"]
-        ),
+        st.sampled_from(["flip=1e-3", "drop=0.01", "noise=1s:3", "reset-after=5", "powercut-op=2", "mute-after=7"]),
         unique=True,
     )
 )

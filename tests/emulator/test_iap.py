@@ -1,0 +1,370 @@
+"""The AN4657 IAP personality: menu, download, upload, execute, aborts, size check, and each quirk on/off.
+
+The host side is our own YMODEM cores on a SerialLink (lrzsz and the CLI are in tests/interop and
+test_cli_emulate.py); the wire-level quirks are checked with hand-made frames.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from emulator.iap import (
+    IAP_APP_ADDRESS,
+    UPLOAD_FILE_NAME,
+    IapPersonality,
+    IapQuirkError,
+    IapQuirks,
+    parse_quirks,
+)
+from emulator.testing import EmulatorHandle, running_emulator
+from protocol.crc import crc16_xmodem
+from protocol.errors import Stm32OtaError, TransferAborted
+from protocol.link import SerialLink
+from protocol.ymodem import (
+    ACK,
+    CAN,
+    EOT,
+    NAK,
+    BatchComplete,
+    FileData,
+    YmodemFile,
+    YmodemReceiver,
+    YmodemSender,
+)
+
+from .conftest import EmulatorFactory
+
+MENU_END = b"==========================================================\r\n\n"
+F407_APP = IAP_APP_ADDRESS["stm32f407vg"]
+READ_DEADLINE_S = 10.0
+
+
+def _firmware(size: int, seed: int = 1) -> bytes:
+    """A plausible raw application: stack pointer in RAM, reset vector in the application area."""
+    body = random.Random(seed).randbytes(max(0, size - 8))
+    return ((0x2002_0000).to_bytes(4, "little") + (F407_APP + 0x1C1).to_bytes(4, "little") + body)[:size]
+
+
+def _read_until(link: SerialLink, marker: bytes, already: bytes = b"") -> bytes:
+    import time
+
+    got = bytearray(already)
+    end = time.monotonic() + READ_DEADLINE_S
+    while marker not in got:
+        if time.monotonic() > end:
+            raise AssertionError(f"never saw {marker!r}; got {bytes(got[-300:])!r}")
+        got += link.read(0.05)
+    return bytes(got)
+
+
+def _read_for(link: SerialLink, seconds: float) -> bytes:
+    import time
+
+    got = bytearray()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        got += link.read(0.02)
+    return bytes(got)
+
+
+def _frame(seq: int, payload: bytes) -> bytes:
+    size = 128 if len(payload) <= 128 else 1024
+    payload = payload.ljust(size, b"\x1a")
+    head = bytes((0x01 if size == 128 else 0x02, seq & 0xFF, 0xFF - (seq & 0xFF)))
+    return head + payload + crc16_xmodem(payload).to_bytes(2, "big")
+
+
+def _block0(name: str, size: int) -> bytes:
+    return _frame(0, (name.encode() + b"\0" + str(size).encode()).ljust(128, b"\0"))
+
+
+def _menu(link: SerialLink) -> bytes:
+    """Press Enter, as a technician does to see the menu again ("Invalid Number", then the menu)."""
+    link.write(b"\r")
+    return _read_until(link, MENU_END)
+
+
+def _download(link: SerialLink, image: bytes, name: str = "app.bin") -> bytes:
+    link.write(b"1")
+    sender = YmodemSender([YmodemFile(name, image)])
+    link.run(sender, until=lambda e: isinstance(e, BatchComplete))
+    return _read_until(link, MENU_END, sender.trailing_data)
+
+
+def _upload(link: SerialLink) -> tuple[str, bytes]:
+    link.write(b"2")
+    _read_until(link, b"Select Receive File")
+    receiver = YmodemReceiver()
+    parts: list[bytes] = []
+    link.run(receiver, on_event=lambda e: parts.append(e.data) if isinstance(e, FileData) else None)
+    link.pending = receiver.trailing_data  # type: ignore[attr-defined]
+    return UPLOAD_FILE_NAME, b"".join(parts)
+
+
+@pytest.fixture
+def iap(emulator_factory: EmulatorFactory) -> Iterator[Callable[..., tuple[EmulatorHandle, SerialLink]]]:
+    links: list[SerialLink] = []
+
+    def start(**kwargs: object) -> tuple[EmulatorHandle, SerialLink]:
+        emu = emulator_factory("iap", **kwargs)
+        link = SerialLink(emu.port, 115200)
+        links.append(link)
+        return emu, link
+
+    yield start
+    for link in links:
+        link.close()
+
+
+# -- quirk options ---------------------------------------------------------------------------------------------
+
+
+def test_parse_quirks() -> None:
+    assert parse_quirks("all") == IapQuirks()
+    assert parse_quirks("none") == IapQuirks.none()
+    only = parse_quirks("ack-first-eot, write-padding")
+    assert only.ack_first_eot and only.write_padding
+    assert not (only.erase_before_ack or only.nak_duplicates or only.five_errors)
+    with pytest.raises(IapQuirkError) as info:
+        parse_quirks("ack-first-eot,warp-drive")
+    assert isinstance(info.value, Stm32OtaError) and info.value.hint
+
+
+# -- menu --------------------------------------------------------------------------------------------------------
+
+
+def test_banner_menu_and_invalid_key(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    emu, link = iap()
+    emu.device.request_reset("test")  # the host is connected now: it sees the banner of the next boot
+    banner = _read_until(link, MENU_END)
+    assert b"STM32F4xx In-Application Programming Application" in banner
+    for item in (b"Download image to the internal Flash", b"Upload image from", b"Execute the loaded"):
+        assert item in banner
+    link.write(b"9")
+    assert b"Invalid Number !" in _read_until(link, MENU_END)
+    assert b"Main Menu" in _menu(link)
+
+
+# -- download and upload ----------------------------------------------------------------------------------------
+
+
+def test_download_with_quirks_writes_padding_and_uploads_back(
+    iap: Callable[..., tuple[EmulatorHandle, SerialLink]],
+) -> None:
+    emu, link = iap()
+    image = _firmware(5000)
+    text = _download(link, image, "firmware.bin")
+    assert b"Programming Completed Successfully!" in text
+    assert b"Name: firmware.bin" in text and b"Size: 5000 Bytes" in text
+    flash = emu.device.flash
+    assert bytes(flash.read(F407_APP, len(image))) == image
+    # the last 1K block was padded with 0x1A, and the example writes the padding too
+    assert bytes(flash.read(F407_APP + 5000, 120)) == b"\x1a" * 120
+    name, data = _upload(link)
+    assert name == UPLOAD_FILE_NAME
+    assert data == image
+    assert b"File uploaded successfully" in _read_until(link, MENU_END, link.pending)  # type: ignore[attr-defined]
+
+
+def test_download_without_quirks_stops_at_the_size(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    emu, link = iap(iap_quirks="none")
+    image = _firmware(3001)
+    assert b"Programming Completed Successfully!" in _download(link, image)
+    flash = emu.device.flash
+    assert bytes(flash.read(F407_APP, len(image))) == image
+    assert bytes(flash.read(F407_APP + 3004, 64)) == b"\xff" * 64  # nothing past the image's last word
+
+
+def test_erase_before_ack_erases_the_whole_area_first(
+    iap: Callable[..., tuple[EmulatorHandle, SerialLink]],
+) -> None:
+    emu, link = iap()
+    flash = emu.device.flash
+    link.write(b"1")
+    _read_until(link, b"C")
+    before = flash.ops
+    link.write(_block0("a.bin", 10))
+    assert _read_until(link, b"C").startswith(bytes((ACK,)))
+    sectors = list(flash.sectors_in(F407_APP, emu.device.chip.flash_base + 0x100000 - F407_APP))
+    assert flash.ops - before == len(sectors) == 11
+
+
+def test_without_erase_before_ack_sectors_are_erased_as_data_arrives(
+    iap: Callable[..., tuple[EmulatorHandle, SerialLink]],
+) -> None:
+    emu, link = iap(iap_quirks="none")
+    flash = emu.device.flash
+    link.write(b"1")
+    _read_until(link, b"C")
+    before = flash.ops
+    link.write(_block0("a.bin", 10))
+    _read_until(link, b"C")
+    assert flash.ops == before
+    link.write(_frame(1, b"0123456789"))
+    assert _read_until(link, bytes((ACK,)))
+    assert flash.ops - before == 2  # one sector erased, one program
+
+
+@pytest.mark.parametrize(("quirks", "reply"), [("all", NAK), ("none", ACK)])
+def test_duplicate_block(iap: Callable[..., tuple[EmulatorHandle, SerialLink]], quirks: str, reply: int) -> None:
+    _, link = iap(iap_quirks=quirks)
+    link.write(b"1")
+    _read_until(link, b"C")
+    link.write(_block0("a.bin", 2000))
+    _read_until(link, b"C")
+    block = _frame(1, bytes(1024))
+    link.write(block)
+    assert _read_until(link, bytes((ACK,)))
+    link.write(block)
+    assert _read_until(link, bytes((reply,)))
+
+
+@pytest.mark.parametrize(("quirks", "first_reply"), [("all", ACK), ("none", NAK)])
+def test_first_eot(iap: Callable[..., tuple[EmulatorHandle, SerialLink]], quirks: str, first_reply: int) -> None:
+    _, link = iap(iap_quirks=quirks)
+    link.write(b"1")
+    _read_until(link, b"C")
+    link.write(_block0("a.bin", 10))
+    _read_until(link, b"C")
+    link.write(_frame(1, b"0123456789"))
+    _read_until(link, bytes((ACK,)))
+    link.write(bytes((EOT,)))
+    assert _read_until(link, bytes((first_reply,)))
+
+
+def test_five_errors_in_a_row_abort(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    _, link = iap()
+    link.write(b"1")
+    _read_until(link, b"C")
+    link.write(_block0("a.bin", 2000))
+    _read_until(link, b"C")
+    bad = bytearray(_frame(1, bytes(1024)))
+    bad[-1] ^= 0xFF
+    for _ in range(4):
+        link.write(bytes(bad))
+        assert _read_until(link, b"C").endswith(b"C")  # asks again
+    link.write(bytes(bad))
+    text = _read_until(link, MENU_END)
+    assert bytes((CAN, CAN)) in text
+    assert b"Failed to receive the file!" in text
+
+
+@pytest.mark.parametrize(("quirks", "errors"), [("all", 5), ("none", 10)])
+def test_error_limit_follows_the_quirk(
+    iap: Callable[..., tuple[EmulatorHandle, SerialLink]], quirks: str, errors: int
+) -> None:
+    emu, link = iap(iap_quirks=quirks)
+    link.write(b"1")
+    _read_until(link, b"C")
+    personality = emu.device.personality
+    assert isinstance(personality, IapPersonality)
+    run = personality._run
+    assert run is not None and isinstance(run.core, YmodemReceiver)
+    assert run.core.max_errors == errors
+
+
+def test_too_big_is_refused_before_erasing(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    emu, link = iap()
+    flash = emu.device.flash
+    _download(link, _firmware(2048, seed=4))
+    before = bytes(flash.read(F407_APP, 4096))
+    ops = flash.ops
+    link.write(b"1")
+    _read_until(link, b"C")
+    link.write(_block0("huge.bin", 0x100000))  # the whole flash: more than the application area
+    text = _read_until(link, MENU_END)
+    assert bytes((CAN, CAN)) in text
+    assert b"higher than the allowed space memory" in text
+    assert flash.ops == ops
+    assert bytes(flash.read(F407_APP, 4096)) == before
+
+
+def test_abort_with_a_key(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    _, link = iap()
+    link.write(b"1")
+    _read_until(link, b"press 'a' to abort")
+    link.write(b"a")
+    text = _read_until(link, MENU_END)
+    assert bytes((CAN, CAN)) in text and b"Aborted by user." in text
+
+
+def test_abort_by_the_sender(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    _, link = iap()
+    link.write(b"1")
+    _read_until(link, b"C")
+    link.write(_block0("a.bin", 5000))
+    _read_until(link, b"C")
+    link.write(bytes((CAN, CAN)))
+    assert b"Aborted by user." in _read_until(link, MENU_END)
+
+
+def test_write_protection_makes_downloads_fail(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    emu, link = iap()
+    link.write(b"4")
+    text = _read_until(link, b"Disable the write protection")
+    assert b"Write Protection enabled" in text and b"restart" in text
+    assert emu.device.boots == 2
+    link.write(b"1")
+    _read_until(link, b"C")
+    link.write(_block0("a.bin", 3000))
+    _read_until(link, b"C")
+    link.write(_frame(1, _firmware(1024)))
+    text = _read_until(link, MENU_END)
+    assert bytes((CAN, CAN)) in text
+    assert b"Verification failed!" in text
+    sender = YmodemSender([YmodemFile("a.bin", _firmware(3000))])
+    link.write(b"1")
+    with pytest.raises(TransferAborted) as info:  # our sender reports it as the device's abort
+        link.run(sender)
+    assert info.value.by_peer
+
+
+def test_execute_an_empty_area_hard_faults(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    emu, link = iap()
+    link.write(b"3")
+    assert b"Start program execution" in _read_until(link, b"execution......\r\n\n")
+    link.write(b"1")
+    assert _read_for(link, 0.3) == b""  # hard fault: nobody answers until a reset
+    personality = emu.device.personality
+    assert isinstance(personality, IapPersonality) and personality.mode == "halted"
+
+
+def test_execute_a_loaded_application(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    emu, link = iap()
+    _download(link, _firmware(4096))
+    link.write(b"3")
+    _read_until(link, b"Start program execution")
+    personality = emu.device.personality
+    assert isinstance(personality, IapPersonality) and personality.mode == "app"
+
+
+def test_image_survives_a_restart(tmp_path: Path) -> None:
+    image = _firmware(7000, seed=9)
+    with running_emulator("iap", baud=0, state_dir=tmp_path) as emu, SerialLink(emu.port) as link:
+        _download(link, image)
+    # the same state folder: the chip after a power cycle
+    with running_emulator("iap", baud=0, state_dir=tmp_path) as emu, SerialLink(emu.port) as link:
+        _, data = _upload(link)
+        assert emu.device.boots == 1
+    assert data == image
+
+
+@pytest.mark.parametrize("chip", ["stm32f103c8", "stm32l476rg"])
+def test_other_chips(iap: Callable[..., tuple[EmulatorHandle, SerialLink]], chip: str) -> None:
+    emu, link = iap(chip=chip)
+    image = _firmware(3333, seed=2)
+    assert b"Programming Completed Successfully!" in _download(link, image)
+    assert bytes(emu.device.flash.read(IAP_APP_ADDRESS[chip], len(image))) == image
+    assert _upload(link)[1] == image
+
+
+def test_paced_download_at_115200(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    emu, link = iap(baud=115200, latency_ms=2)
+    image = _firmware(6000, seed=3)
+    assert b"Programming Completed Successfully!" in _download(link, image)
+    assert bytes(emu.device.flash.read(F407_APP, len(image))) == image
+    assert emu.line.stats.overruns == 0
