@@ -284,10 +284,9 @@ class Device:
                     self._autosave(now)
                 except PowerCut:
                     self._power_cut()
-        except BaseException as err:  # a crash of the emulated firmware must not vanish silently
+        except Exception as err:  # a crash of the emulated firmware: the chip stops, the CLI reports it
             self.error = err
-            self.log.exception("device thread crashed")
-            raise
+            self.log.exception("the emulated firmware crashed")
 
 
 # -- building a device from command-line style options ------------------------------------------------
