@@ -1,0 +1,553 @@
+"""The emulated bootloader: MCUboot's boot flow, image checks and a swap that survives a power cut anywhere.
+
+Slots (``ChipProfile.layout``): the *primary* slot runs, the *secondary* slot receives updates, the
+*scratch* area carries one sector during a swap, the *state* area holds the swap status log.
+
+**Image trailer** (MCUboot ``docs/design.md``, "Image Trailer", ``BOOT_MAX_ALIGN`` = 8): the last bytes of
+each slot are ``swap_size`` (u32), ``swap_info``, ``copy_done``, ``image_ok`` (each in its own 8-byte unit)
+and the 16-byte boot magic.  Before them MCUboot keeps its swap status; we reserve that room too
+(``protocol.image.trailer_size``), so an image may use ``slot size - trailer size`` bytes, exactly as imgtool
+computes it, while our swap status lives in the state area (below).  A flag reads *set* (0x01), *unset*
+(erased 0xFF) or *bad* (anything else); the magic *good*, *unset* or *bad*.
+
+**Swap type** (MCUboot's ``boot_swap_tables``):
+
+=====================================================  ==========
+secondary magic good, secondary image_ok unset          TEST
+secondary magic good, secondary image_ok set            PERM
+primary magic good, image_ok unset, copy_done set,      REVERT
+secondary magic unset
+anything else                                           NONE
+=====================================================  ==========
+
+Before a TEST or PERM swap the secondary image is checked as MCUboot does (header, SHA-256, signature by a
+trusted key, security counter not below the stored one, our hardware tag TLV 0x00A0 naming this chip); a
+bad image is erased and the primary slot is never touched.  After a swap the primary trailer holds the magic,
+``copy_done`` and, for PERM and REVERT, ``image_ok``; the secondary trailer is erased.  The application
+confirms a TEST image by setting ``image_ok`` (``boot_set_confirmed``); otherwise the next reset reverts.
+The stored security counter rises to the running image's counter once that image is confirmed.
+
+**Swap with scratch**, one slot sector at a time, first to last (the trailer's sector last)::
+
+    A: erase scratch,      copy secondary[i] -> scratch        log (A, i)
+    B: erase secondary[i], copy primary[i]   -> secondary[i]   log (B, i)
+    C: erase primary[i],   copy scratch      -> primary[i]     log (C, i)   (last sector: + primary trailer)
+
+Each step only reads data that no earlier step of the same sector destroyed, so after a power cut the
+bootloader redoes the step after the last one logged.  The log is a sequence of 16-byte CRC-protected
+records in the state area: BEGIN (swap id, type, sector count), one record per step, DONE.  A record cut
+half-way fails its CRC and is ignored (the step is redone); the log is erased only when no swap is in
+progress and it lacks room, and an interrupted erase leaves only records that fail their CRC.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from protocol.errors import ImageError
+from protocol.image import (
+    Image,
+    TruncatedError,
+    TrustedKey,
+    VerifiedImage,
+    parse_image,
+    reason_of,
+    trailer_size,
+    verify_parsed,
+)
+from protocol.image.mcuboot import BOOT_MAGIC, BOOT_MAGIC_SIZE, IMAGE_HEADER_SIZE, IMAGE_MAGIC
+
+from .chips import ChipProfile, Sector
+from .flash import ERASED, Flash
+
+__all__ = [
+    "BOOT_MAX_ALIGN",
+    "COPY_CHUNK",
+    "BootResult",
+    "Bootloader",
+    "Flag",
+    "MagicState",
+    "SlotView",
+    "StatusLog",
+    "SwapType",
+    "Trailer",
+]
+
+log = logging.getLogger(__name__)
+
+BOOT_MAX_ALIGN = 8  # MCUboot's BOOT_MAX_ALIGN: each trailer flag sits in its own 8-byte unit
+BOOT_MAX_SECTORS = 128  # what imgtool reserves swap-status room for (its default --max-sectors)
+COPY_CHUNK = 1024  # bytes copied per program operation (the bootloader's RAM buffer)
+FLAG_SET = 0x01
+STATE_KEY = "boot"  # this module's entry in the persisted state dict
+
+_RECORD = struct.Struct("<HBBHHII")  # magic, kind, arg, sector, count, swap id, crc32
+RECORD_SIZE = 16
+_RECORD_MAGIC = 0x5753  # "SW"
+
+
+class SwapType(IntEnum):
+    """MCUboot's ``BOOT_SWAP_TYPE_*``."""
+
+    NONE = 1
+    TEST = 2
+    PERM = 3
+    REVERT = 4
+    FAIL = 5
+
+
+class Flag(IntEnum):
+    SET = 1
+    UNSET = 2
+    BAD = 3
+
+
+class MagicState(IntEnum):
+    GOOD = 1
+    UNSET = 2
+    BAD = 3
+
+
+class _Kind(IntEnum):
+    BEGIN = 1
+    STEP = 2
+    DONE = 3
+
+
+class _Step(IntEnum):
+    TO_SCRATCH = 1  # A
+    TO_SECONDARY = 2  # B
+    TO_PRIMARY = 3  # C
+
+
+@dataclass(frozen=True)
+class Trailer:
+    """The decoded trailer of one slot."""
+
+    magic: MagicState
+    image_ok: Flag
+    copy_done: Flag
+    swap_info: int
+    swap_size: int
+
+    @property
+    def erased(self) -> bool:
+        return self.magic is MagicState.UNSET and self.image_ok is Flag.UNSET and self.copy_done is Flag.UNSET
+
+
+def _flag(value: int) -> Flag:
+    if value == ERASED:
+        return Flag.UNSET
+    return Flag.SET if value == FLAG_SET else Flag.BAD
+
+
+class SlotView:
+    """One slot: where it is, its sectors, its trailer and the image in it."""
+
+    def __init__(self, flash: Flash, name: str, start: int, size: int) -> None:
+        self.flash = flash
+        self.name = name
+        self.start = start
+        self.size = size
+        self.sectors: list[Sector] = flash.sectors_in(start, size)
+        align = flash.chip.write_width
+        self.trailer_reserve = trailer_size(align=align, max_align=BOOT_MAX_ALIGN, max_sectors=BOOT_MAX_SECTORS)
+        self.end = start + size
+        self.magic_addr = self.end - BOOT_MAGIC_SIZE
+        self.image_ok_addr = self.magic_addr - BOOT_MAX_ALIGN
+        self.copy_done_addr = self.image_ok_addr - BOOT_MAX_ALIGN
+        self.swap_info_addr = self.copy_done_addr - BOOT_MAX_ALIGN
+        self.swap_size_addr = self.swap_info_addr - BOOT_MAX_ALIGN
+
+    @property
+    def capacity(self) -> int:
+        """The largest image the slot takes (the trailer's room excluded)."""
+        return self.size - self.trailer_reserve
+
+    @property
+    def trailer_start(self) -> int:
+        return self.end - self.trailer_reserve
+
+    # -- trailer ---------------------------------------------------------------------------------------------
+    def trailer(self) -> Trailer:
+        magic = self.flash.read(self.magic_addr, BOOT_MAGIC_SIZE)
+        if magic == BOOT_MAGIC:
+            state = MagicState.GOOD
+        elif magic == b"\xff" * BOOT_MAGIC_SIZE:
+            state = MagicState.UNSET
+        else:
+            state = MagicState.BAD
+        return Trailer(
+            magic=state,
+            image_ok=_flag(self.flash.read(self.image_ok_addr, 1)[0]),
+            copy_done=_flag(self.flash.read(self.copy_done_addr, 1)[0]),
+            swap_info=self.flash.read(self.swap_info_addr, 1)[0],
+            swap_size=int.from_bytes(self.flash.read(self.swap_size_addr, 4), "little"),
+        )
+
+    def write_field(self, addr: int, value: bytes) -> bool:
+        """Program one trailer field if its unit is erased; True if it now holds ``value``."""
+        unit = max(self.flash.chip.write_width, len(value))
+        current = self.flash.read(addr, len(value))
+        if current == value:
+            return True
+        if not self.flash.is_erased(addr, unit):
+            return False
+        self.flash.program_padded(addr, value)
+        return True
+
+    def write_magic(self) -> bool:
+        return self.write_field(self.magic_addr, BOOT_MAGIC)
+
+    def write_image_ok(self) -> bool:
+        return self.write_field(self.image_ok_addr, bytes([FLAG_SET]))
+
+    def write_copy_done(self) -> bool:
+        return self.write_field(self.copy_done_addr, bytes([FLAG_SET]))
+
+    # -- image -----------------------------------------------------------------------------------------------
+    def header_magic_ok(self) -> bool:
+        return int.from_bytes(self.flash.read(self.start, 4), "little") == IMAGE_MAGIC
+
+    def is_empty(self) -> bool:
+        return self.flash.is_erased(self.start, IMAGE_HEADER_SIZE)
+
+    def image_data(self) -> bytes:
+        """The slot's bytes an image may occupy (up to the trailer's room)."""
+        return self.flash.read(self.start, self.capacity)
+
+    def parse(self) -> Image:
+        """The image in the slot (structure only); raises the typed :class:`ImageError`."""
+        data = self.image_data()
+        image = parse_image(data)
+        if image.end > self.capacity:
+            raise TruncatedError(f"truncated: the image runs into the {self.name} slot's trailer")
+        return image
+
+    def image_extent(self) -> int:
+        """Bytes the slot's image occupies (0 when there is no parseable image)."""
+        try:
+            return self.parse().end
+        except ImageError:
+            return 0
+
+
+@dataclass(frozen=True)
+class BootResult:
+    """What the bootloader decided: the image it starts (``None``: none valid, stay in recovery)."""
+
+    image: VerifiedImage | None
+    swap: SwapType
+    under_test: bool  # the running image was booted for a test and is not confirmed yet
+    messages: tuple[str, ...]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Record:
+    kind: _Kind
+    arg: int
+    sector: int
+    count: int
+    swap_id: int
+
+
+class StatusLog:
+    """The swap status log: CRC-protected 16-byte records in the state area's first sector."""
+
+    def __init__(self, flash: Flash, start: int, size: int) -> None:
+        self.flash = flash
+        sector = flash.sector_at(start)
+        self.sector = sector
+        self.start = sector.start
+        self.size = min(sector.size, size)
+
+    def records(self) -> tuple[list[_Record], int]:
+        """Valid records in order, and the address of the first free (erased) record slot."""
+        out: list[_Record] = []
+        data = self.flash.read(self.start, self.size)
+        free = self.start
+        for off in range(0, self.size - RECORD_SIZE + 1, RECORD_SIZE):
+            raw = data[off : off + RECORD_SIZE]
+            if raw.count(ERASED) == RECORD_SIZE:
+                continue
+            free = self.start + off + RECORD_SIZE
+            magic, kind, arg, sector, count, swap_id, crc = _RECORD.unpack(raw)
+            if magic != _RECORD_MAGIC or crc != zlib.crc32(raw[:12]) or kind not in (1, 2, 3):
+                continue  # a record cut half-way, or what an interrupted erase left
+            out.append(_Record(_Kind(kind), arg, sector, count, swap_id))
+        return out, free
+
+    def in_progress(self) -> tuple[_Record, _Record] | None:
+        """``(BEGIN, last record)`` of a swap that has no DONE record, else ``None``."""
+        records, _ = self.records()
+        begin: _Record | None = None
+        last: _Record | None = None
+        for rec in records:
+            if rec.kind is _Kind.BEGIN:
+                begin, last = rec, rec
+            elif begin is not None and rec.swap_id == begin.swap_id:
+                if rec.kind is _Kind.DONE:
+                    begin = last = None
+                else:
+                    last = rec
+        if begin is None or last is None:
+            return None
+        return begin, last
+
+    def last_swap_id(self) -> int:
+        records, _ = self.records()
+        return max((r.swap_id for r in records), default=0)
+
+    def room(self) -> int:
+        """Free record slots left."""
+        _, free = self.records()
+        return (self.start + self.size - free) // RECORD_SIZE
+
+    def erase(self) -> None:
+        self.flash.erase_sector(self.sector.index)
+
+    def append(self, kind: _Kind, *, arg: int = 0, sector: int = 0, count: int = 0, swap_id: int = 0) -> None:
+        _, free = self.records()
+        if free + RECORD_SIZE > self.start + self.size:
+            raise RuntimeError("swap status log is full")  # cannot happen: begin() makes room first
+        body = struct.pack("<HBBHHI", _RECORD_MAGIC, kind, arg, sector, count, swap_id)
+        self.flash.program(free, body + struct.pack("<I", zlib.crc32(body)))
+
+
+class Bootloader:
+    """MCUboot-style boot of ``flash``: decide, swap (or resume a swap), check, pick the image to run.
+
+    ``state`` is the persisted dict (the security counter lives in ``state["boot"]``); ``keys`` the trusted
+    public keys; ``say`` receives the boot log lines (MCUboot's own messages, more or less)."""
+
+    def __init__(
+        self,
+        flash: Flash,
+        chip: ChipProfile,
+        keys: Sequence[TrustedKey],
+        state: dict[str, Any],
+        *,
+        say: Callable[[str], None] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.flash = flash
+        self.chip = chip
+        self.keys = list(keys)
+        self.state = state
+        layout = chip.layout
+        self.primary = SlotView(flash, "primary", *layout.primary)
+        self.secondary = SlotView(flash, "secondary", *layout.secondary)
+        self.scratch = flash.sector_at(layout.scratch[0])
+        self.log = StatusLog(flash, *layout.state)
+        self._say = say
+        self._progress = progress
+        self.messages: list[str] = []
+        if len(self.primary.sectors) != len(self.secondary.sectors) or any(
+            p.size != s.size for p, s in zip(self.primary.sectors, self.secondary.sectors, strict=True)
+        ):
+            raise ValueError(f"{chip.name}: primary and secondary slots need the same sector map")
+        if max(s.size for s in self.primary.sectors) > self.scratch.size:
+            raise ValueError(f"{chip.name}: the scratch sector is smaller than a slot sector")
+
+    # -- persisted values ------------------------------------------------------------------------------------
+    @property
+    def _store(self) -> dict[str, Any]:
+        entry = self.state.setdefault(STATE_KEY, {})
+        assert isinstance(entry, dict)
+        return entry
+
+    @property
+    def security_counter(self) -> int:
+        return int(self._store.get("security_counter", 0))
+
+    def _note(self, text: str) -> None:
+        self.messages.append(text)
+        log.info("boot: %s", text)
+        if self._say is not None:
+            self._say(text)
+
+    # -- checks ----------------------------------------------------------------------------------------------
+    def validate(self, slot: SlotView) -> VerifiedImage:
+        """Every MCUboot check of ``slot``'s image; raises the typed :class:`ImageError` of the first failure."""
+        image = slot.parse()
+        return verify_parsed(
+            image,
+            keys=self.keys,
+            chip_id=self.chip.dev_id,
+            board_id=self.chip.board_id,
+            min_security_counter=self.security_counter,
+        )
+
+    def swap_type(self) -> SwapType:
+        """MCUboot's swap-type table over the two trailers."""
+        primary = self.primary.trailer()
+        secondary = self.secondary.trailer()
+        if secondary.magic is MagicState.GOOD:
+            if secondary.image_ok is Flag.UNSET:
+                return SwapType.TEST
+            if secondary.image_ok is Flag.SET:
+                return SwapType.PERM
+        if (
+            primary.magic is MagicState.GOOD
+            and primary.image_ok is Flag.UNSET
+            and primary.copy_done is Flag.SET
+            and secondary.magic is MagicState.UNSET
+        ):
+            return SwapType.REVERT
+        return SwapType.NONE
+
+    def primary_under_test(self) -> bool:
+        """The primary image was swapped in for a test and is not confirmed (the next reset reverts)."""
+        t = self.primary.trailer()
+        return t.magic is MagicState.GOOD and t.copy_done is Flag.SET and t.image_ok is Flag.UNSET
+
+    # -- boot ------------------------------------------------------------------------------------------------
+    def boot(self) -> BootResult:
+        """Run the boot flow once (flash operations may raise :class:`~emulator.flash.PowerCut`)."""
+        self.messages = []
+        store = self._store
+        store["boots"] = int(store.get("boots", 0)) + 1
+        swap = SwapType.NONE
+        pending = self.log.in_progress()
+        if pending is not None:
+            begin, last = pending
+            swap = SwapType(begin.arg)
+            self._note(f"resuming an interrupted {swap.name.lower()} swap (power was lost)")
+            self._run_swap(begin, last)
+        else:
+            swap = self.swap_type()
+            if swap in (SwapType.TEST, SwapType.PERM):
+                try:
+                    verified = self.validate(self.secondary)
+                except ImageError as err:
+                    self._note(f"image in the secondary slot is not valid ({reason_of(err)}): erasing it")
+                    self._erase_slot(self.secondary)
+                    swap = SwapType.FAIL
+                else:
+                    self._note(f"swap type: {swap.name.lower()}, to {verified.version}")
+                    self._start_swap(swap)
+            elif swap is SwapType.REVERT:
+                self._note("swap type: revert (the test image was not confirmed)")
+                self._start_swap(swap)
+        try:
+            verified = self.validate(self.primary)
+        except ImageError as err:
+            self._note(f"no bootable image in the primary slot ({reason_of(err)}): staying in the bootloader")
+            return BootResult(
+                image=None, swap=swap, under_test=False, messages=tuple(self.messages), error=reason_of(err)
+            )
+        under_test = self.primary_under_test()
+        if not under_test:
+            self._raise_counter(verified)
+        self._note(f"booting {verified.version} from the primary slot{' (test)' if under_test else ''}")
+        return BootResult(image=verified, swap=swap, under_test=under_test, messages=tuple(self.messages))
+
+    def _raise_counter(self, image: VerifiedImage) -> None:
+        counter = image.security_counter
+        if counter is not None and counter > self.security_counter:
+            self._store["security_counter"] = counter
+            self._note(f"security counter raised to {counter}")
+
+    # -- application side (boot_set_confirmed, boot_set_pending) --------------------------------------------
+    def set_confirmed(self) -> bool:
+        """``boot_set_confirmed()``: mark the running test image good.  True if it is (now) confirmed."""
+        trailer = self.primary.trailer()
+        if trailer.magic is not MagicState.GOOD:
+            return True  # no trailer: a permanent image (e.g. factory-programmed)
+        if trailer.image_ok is Flag.SET:
+            return True
+        if trailer.image_ok is Flag.BAD:
+            return False
+        return self.primary.write_image_ok()
+
+    def set_pending(self, permanent: bool) -> bool:
+        """``boot_set_pending()``: request a swap to the secondary image at the next reset."""
+        slot = self.secondary
+        trailer = slot.trailer()
+        if trailer.magic is MagicState.BAD or trailer.image_ok is Flag.BAD:
+            return False
+        if permanent and not slot.write_image_ok():
+            return False
+        return slot.write_magic()
+
+    # -- the swap --------------------------------------------------------------------------------------------
+    def _swap_sectors(self, count: int) -> list[int]:
+        """Slot sector indexes a swap covers: the first ``count`` plus the trailer's (last) sector."""
+        last = len(self.primary.sectors) - 1
+        return sorted(set(range(min(count, last + 1))) | {last})
+
+    def _start_swap(self, swap: SwapType) -> None:
+        extent = max(self.primary.image_extent(), self.secondary.image_extent())
+        count = len(self.flash.chip.sectors_in(self.primary.start, extent)) if extent else 0
+        needed = 2 + 3 * len(self._swap_sectors(count))
+        if self.log.room() < needed:
+            self.log.erase()
+        swap_id = (self.log.last_swap_id() + 1) & 0xFFFFFFFF
+        self.log.append(_Kind.BEGIN, arg=int(swap), count=count, swap_id=swap_id)
+        begin = _Record(_Kind.BEGIN, int(swap), 0, count, swap_id)
+        self._run_swap(begin, begin)
+
+    def _run_swap(self, begin: _Record, last: _Record) -> None:
+        swap = SwapType(begin.arg)
+        indexes = self._swap_sectors(begin.count)
+        steps = [(i, step) for i in indexes for step in _Step]
+        position = 0
+        if last.kind is _Kind.STEP:
+            position = steps.index((last.sector, _Step(last.arg))) + 1
+        total = len(steps)
+        for n in range(position, total):
+            index, step = steps[n]
+            if self._progress is not None:
+                self._progress("copy", n, total)
+            self._do_step(swap, index, step, index == indexes[-1])
+            self.log.append(_Kind.STEP, arg=int(step), sector=index, swap_id=begin.swap_id)
+        self.log.append(_Kind.DONE, swap_id=begin.swap_id)
+        self._note(f"{swap.name.lower()} swap complete")
+
+    def _do_step(self, swap: SwapType, index: int, step: _Step, last: bool) -> None:
+        p = self.primary.sectors[index]
+        s = self.secondary.sectors[index]
+        scratch = self.scratch
+        if step is _Step.TO_SCRATCH:
+            self.flash.erase_sector(scratch.index)
+            self._copy(s.start, scratch.start, s.size, self._keep(self.secondary, s, last))
+        elif step is _Step.TO_SECONDARY:
+            self.flash.erase_sector(s.index)
+            self._copy(p.start, s.start, p.size, self._keep(self.primary, p, last))
+        else:
+            self.flash.erase_sector(p.index)
+            self._copy(scratch.start, p.start, p.size, self._keep(self.secondary, s, last))
+            if last:
+                slot = self.primary
+                slot.write_field(slot.swap_size_addr, struct.pack("<I", 0))
+                slot.write_field(slot.swap_info_addr, bytes([int(swap)]))
+                slot.write_copy_done()
+                if swap in (SwapType.PERM, SwapType.REVERT):
+                    slot.write_image_ok()
+                slot.write_magic()
+
+    @staticmethod
+    def _keep(slot: SlotView, sector: Sector, last: bool) -> int:
+        """Bytes of ``sector`` a swap carries over (the trailer's room of the last sector stays behind)."""
+        return slot.trailer_start - sector.start if last else sector.size
+
+    def _copy(self, src: int, dst: int, size: int, keep: int) -> None:
+        """Copy ``keep`` bytes (of a ``size``-byte sector) in ``COPY_CHUNK`` pieces, skipping erased chunks."""
+        del size
+        for off in range(0, keep, COPY_CHUNK):
+            n = min(COPY_CHUNK, keep - off)
+            data = self.flash.read(src + off, n)
+            if data.count(ERASED) != n:
+                self.flash.program_padded(dst + off, data)
+
+    def _erase_slot(self, slot: SlotView) -> None:
+        for sector in slot.sectors:
+            if not self.flash.is_erased(sector.start, sector.size):
+                self.flash.erase_sector(sector.index)

@@ -1,0 +1,695 @@
+"""The OTA personality: the stm32ota bootloader + application, serving the device role of the update protocol.
+
+At every reset :meth:`OtaPersonality.boot` runs the MCUboot-style bootloader (:mod:`emulator.boot`: resume or
+run a swap, check the images, pick the one to run), then starts the emulated application
+(:mod:`emulator.app`).  The running application embeds the update agent, as MCUboot-based firmware embeds
+mcumgr: the host talks the update protocol to it, the agent writes the secondary slot, and a reboot lets the
+bootloader swap.  With no bootable image the bootloader itself serves the protocol (serial recovery).
+
+The agent owns a :class:`protocol.update.device.DeviceConnection` and answers its requests with the flash:
+
+* INFO: chip id, board, 96-bit UID, flash layout, slot table (state, version, size, digest, security
+  counter), limits, options (deflate, resume, baud switch), trusted key hashes, the resumable transfer.
+* BEGIN: slot 1 only; the slot's sectors are erased ahead of the write pointer.  On a chip whose secondary
+  slot sits in another bank (``read_while_write``) erasing runs in the background while blocks arrive and
+  credit is held back only while the write pointer waits for a sector; on a single-bank chip, whose CPU
+  stalls while its only bank erases, the sectors are erased before BEGIN is answered (PROGRESS frames
+  meanwhile) so that no byte arrives while the UART is deaf.  Blocks are programmed as they arrive, within a
+  busy budget the UART's RX ring covers; ``written`` goes into the resume record in the persisted state.
+* VERIFY: every MCUboot check; a failure is the status mapped from the ``ImageError`` ``reason``.
+* ACTIVATE: check, then write the secondary trailer (magic; ``image_ok`` too when permanent).
+* REBOOT (after the reply drained), CONFIRM (``boot_set_confirmed``), ROLLBACK, ABORT, baud switch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from protocol.errors import ImageError
+from protocol.image import (
+    Image,
+    PublicKey,
+    TlvType,
+    check_digest,
+    key_hash,
+    load_public_key,
+    reason_of,
+)
+from protocol.sansio import ChangeBaud
+from protocol.update.constants import BUSY_REPORT_INTERVAL_S, DIGEST_SIZE
+from protocol.update.device import DeviceConnection
+from protocol.update.events import (
+    AbortRequested,
+    ActivateRequested,
+    BaudChanged,
+    BaudChangeRequested,
+    BlockReceived,
+    ConfirmRequested,
+    InfoRequested,
+    LoggingChanged,
+    RebootRequested,
+    RollbackRequested,
+    TransferEnded,
+    TransferRequested,
+    VerifyRequested,
+)
+from protocol.update.messages import (
+    DeviceInfo,
+    FlashLayout,
+    LogLevel,
+    Option,
+    PartialTransfer,
+    SectorRun,
+    SlotInfo,
+    SlotRegion,
+    SlotState,
+)
+from protocol.update.status import Status
+
+from .app import HEARTBEAT_INTERVAL_S, SELF_TEST_DELAY_S, EmulatedApp
+from .boot import Bootloader, BootResult, Flag, MagicState, SlotView, SwapType
+from .chips import ChipProfile
+from .flash import FlashAlignmentError, FlashError, FlashProgramError
+from .line import DEFAULT_RX_BUFFER
+
+if TYPE_CHECKING:
+    from .device import DeviceContext
+
+__all__ = [
+    "BAUD_RATES",
+    "BOOTLOADER_VERSION",
+    "PRIMARY_SLOT",
+    "SECONDARY_SLOT",
+    "OtaPersonality",
+    "device_limits",
+    "status_for_image_error",
+]
+
+log = logging.getLogger(__name__)
+
+BOOTLOADER_VERSION = "1.0.0"
+PRIMARY_SLOT = 0
+SECONDARY_SLOT = 1
+BAUD_RATES = (115200, 230400, 460800, 921600)
+DEFLATE_WBITS = 12  # a 4 KiB inflate window: what a small C inflater (uzlib) holds on any STM32
+PROGRAM_CHUNK = 1024  # bytes programmed per flash operation during the data phase
+RX_RING_SHARE = 0.5  # the share of the UART RX ring a busy spell may fill before the firmware reads it
+REBOOT_DRAIN_MARGIN_S = 0.05  # after the REBOOT reply has left the UART, before the reset
+BITS_PER_BYTE = 10  # 8N1
+STATE_KEY = "ota"
+
+_REASON_STATUS: dict[str, Status] = {
+    "truncated": Status.TRUNCATED,
+    "bad-magic": Status.BAD_MAGIC,
+    "bad-tlv": Status.BAD_TLV,
+    "tlv-overrun": Status.BAD_TLV,
+    "too-large": Status.TOO_BIG,
+    "digest-mismatch": Status.DIGEST_MISMATCH,
+    "bad-signature": Status.BAD_SIGNATURE,
+    "wrong-key-type": Status.BAD_SIGNATURE,
+    "unknown-key": Status.UNKNOWN_KEY,
+    "wrong-chip": Status.WRONG_CHIP,
+    "wrong-board": Status.WRONG_CHIP,
+    "security-counter": Status.SECURITY_COUNTER,
+    "unsupported": Status.BAD_TLV,
+}
+
+
+def status_for_image_error(err: ImageError, image: Image | None = None) -> Status:
+    """The protocol status for a failed image check (the table of ``reason`` slugs; a missing TLV becomes
+    the status of the check it defeats: hardware tag -> WRONG_CHIP, security counter -> SECURITY_COUNTER,
+    digest -> DIGEST_MISMATCH, signature or key -> BAD_SIGNATURE)."""
+    reason = reason_of(err)
+    if reason == "missing-tlv":
+        if image is not None:
+            if not image.find(TlvType.SHA256, protected=False):
+                return Status.DIGEST_MISMATCH
+            if not image.find(TlvType.HW_TAG, protected=True):
+                return Status.WRONG_CHIP
+            if not image.find(TlvType.SEC_CNT, protected=True):
+                return Status.SECURITY_COUNTER
+        return Status.BAD_SIGNATURE
+    return _REASON_STATUS.get(reason, Status.BAD_MAGIC)
+
+
+def _flash_status(err: FlashError) -> Status:
+    if isinstance(err, FlashProgramError):
+        return Status.PROGRAM_SEQUENCE
+    if isinstance(err, FlashAlignmentError):
+        return Status.PROGRAM_ALIGNMENT
+    return Status.PROGRAM_FAILED
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_block: int
+    max_window: int
+
+    @property
+    def ram_buffer(self) -> int:
+        return self.max_block * self.max_window
+
+
+def device_limits(chip: ChipProfile) -> Limits:
+    """Block size and window the chip's RAM affords (at most half the SRAM for the receive window)."""
+    budget = chip.ram_size // 2
+    block = 4096 if budget >= 64 * 1024 else 2048 if budget >= 32 * 1024 else 1024
+    return Limits(max_block=block, max_window=max(1, min(16, budget // block)))
+
+
+def _sector_runs(chip: ChipProfile) -> tuple[SectorRun, ...]:
+    runs: list[SectorRun] = []
+    for sector in chip.sectors:
+        if runs and runs[-1].size == sector.size:
+            runs[-1] = SectorRun(count=runs[-1].count + 1, size=sector.size)
+        else:
+            runs.append(SectorRun(count=1, size=sector.size))
+    return tuple(runs)
+
+
+class _Transfer:
+    """The data phase in progress: image bytes not yet programmed, and the sectors still to erase."""
+
+    def __init__(self, slot: SlotView, size: int, digest: bytes, start: int, to_erase: list[int]) -> None:
+        self.slot = slot
+        self.size = size
+        self.digest = digest
+        self.programmed = start  # image offset: everything below is in flash
+        self.buffer = bytearray()  # image bytes from ``programmed`` on, received but not yet programmed
+        self.to_erase = to_erase  # sector indexes, in address order
+        self.ended = False
+
+
+class OtaPersonality:
+    """The stm32ota bootloader and its application (``stm32ota emulate --mode ota``)."""
+
+    def __init__(
+        self,
+        *,
+        auto_confirm: bool = True,
+        self_test_delay: float = SELF_TEST_DELAY_S,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL_S,
+    ) -> None:
+        self.auto_confirm = auto_confirm
+        self.self_test_delay = self_test_delay
+        self.heartbeat_interval = heartbeat_interval
+        self.ctx: DeviceContext | None = None
+        self.conn: DeviceConnection | None = None
+        self.bootloader: Bootloader | None = None
+        self.result: BootResult | None = None
+        self.app: EmulatedApp | None = None
+        self.keys: list[PublicKey] = []
+        self._xfer: _Transfer | None = None
+        self._reset_at: float | None = None
+        self._tx_free_at = 0.0
+        self._boot_time = 0.0
+        self._last_report = 0.0
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    @property
+    def _c(self) -> DeviceContext:
+        assert self.ctx is not None, "boot() first"
+        return self.ctx
+
+    @property
+    def _conn(self) -> DeviceConnection:
+        assert self.conn is not None, "boot() first"
+        return self.conn
+
+    @property
+    def _boot(self) -> Bootloader:
+        assert self.bootloader is not None, "boot() first"
+        return self.bootloader
+
+    @property
+    def _store(self) -> dict[str, Any]:
+        entry = self._c.state.setdefault(STATE_KEY, {})
+        assert isinstance(entry, dict)
+        return entry
+
+    def _flush(self) -> None:
+        """Hand whatever the protocol core wants to send to the UART."""
+        data = self._conn.data_to_send()
+        if data:
+            ctx = self._c
+            now = ctx.now()
+            baud = max(1, ctx.baud)
+            self._tx_free_at = max(now, self._tx_free_at) + len(data) * BITS_PER_BYTE / baud
+            ctx.write(data)
+
+    def say(self, level: int, text: str) -> None:
+        """A device log line: a LOG frame (if the host subscribed) and the emulator's own log."""
+        ctx = self._c
+        ctx.log.log(logging.WARNING if level <= LogLevel.WARNING else logging.INFO, "%s", text)
+        stamp = int((ctx.now() - self._boot_time) * 1000)
+        self._conn.log(level, text, stamp)
+
+    def _progress(self, phase: str, done: int, total: int, *, force: bool = False) -> None:
+        now = self._c.now()
+        if force or now - self._last_report >= BUSY_REPORT_INTERVAL_S / 2:
+            self._last_report = now
+            self._conn.report_progress(phase, done, total)
+            self._flush()
+
+    # -- Personality -----------------------------------------------------------------------------------------
+    def boot(self, ctx: DeviceContext) -> None:
+        self.ctx = ctx
+        self._boot_time = ctx.now()
+        self._xfer = None
+        self._reset_at = None
+        self.app = None
+        limits = device_limits(ctx.chip)
+        self.conn = DeviceConnection(
+            max_block=limits.max_block,
+            max_window=limits.max_window,
+            options=Option.DEFLATE | Option.RESUME | Option.BAUD_SWITCH,
+            deflate_wbits=DEFLATE_WBITS,
+            baud_rates=BAUD_RATES,
+            baud=ctx.baud,
+            log_level=LogLevel.INFO,
+        )
+        self.keys = self._load_keys(ctx.trusted_keys)
+        self.bootloader = Bootloader(
+            ctx.flash,
+            ctx.chip,
+            self.keys,
+            ctx.state,
+            say=lambda text: self.say(LogLevel.INFO, f"boot: {text}"),
+        )
+        self.say(LogLevel.INFO, f"boot: stm32ota bootloader {BOOTLOADER_VERSION} on {ctx.chip.name.upper()}")
+        result = self.bootloader.boot()
+        self.result = result
+        if result.swap is not SwapType.NONE:
+            self._store.pop("partial", None)  # the secondary slot now holds something else
+        if result.image is not None:
+            self.app = EmulatedApp(
+                result.image,
+                ctx.chip,
+                under_test=result.under_test,
+                say=self.say,
+                confirm=self._boot.set_confirmed,
+                auto_confirm=self.auto_confirm,
+                self_test_delay=self.self_test_delay,
+                heartbeat_interval=self.heartbeat_interval,
+            )
+            self.app.start(ctx.now())
+        else:
+            self.say(LogLevel.WARNING, "boot: serial recovery: waiting for an image on the UART")
+        self._flush()
+
+    def on_bytes(self, data: bytes) -> None:
+        self._conn.receive_data(data)
+        self._process()
+
+    def on_idle(self, now: float) -> None:
+        if self.app is not None:
+            self.app.tick(now)
+        self._work_flash()
+        self._process()
+        if self._reset_at is not None and now >= self._reset_at:
+            self._reset_at = None
+            self._c.reset()
+
+    # -- the protocol ----------------------------------------------------------------------------------------
+    def _process(self) -> None:
+        conn = self._conn
+        while True:
+            self._flush()
+            event = conn.next_event()
+            if event is None:
+                break
+            if isinstance(event, InfoRequested):
+                conn.reply_info(self.info())
+            elif isinstance(event, TransferRequested):
+                self._on_begin(event)
+            elif isinstance(event, BlockReceived):
+                self._on_block(event)
+            elif isinstance(event, TransferEnded):
+                self._on_end()
+            elif isinstance(event, VerifyRequested):
+                self._answer(self._verify(event.slot))
+            elif isinstance(event, ActivateRequested):
+                self._answer(self._activate(event.slot, event.permanent))
+            elif isinstance(event, ConfirmRequested):
+                self._answer(self._confirm())
+            elif isinstance(event, RollbackRequested):
+                self._answer(self._rollback())
+            elif isinstance(event, RebootRequested):
+                conn.complete()
+                self._flush()
+                self.say(LogLevel.INFO, "boot: reset requested by the host")
+                self._flush()
+                self._reset_at = max(self._c.now(), self._tx_free_at) + REBOOT_DRAIN_MARGIN_S
+            elif isinstance(event, BaudChangeRequested):
+                conn.complete()
+            elif isinstance(event, ChangeBaud):
+                self._flush()
+                self._c.set_baud(event.baud)
+            elif isinstance(event, BaudChanged):
+                self._c.log.info("UART now at %d baud", event.baud)
+            elif isinstance(event, AbortRequested):
+                if self._xfer is not None:
+                    self.say(LogLevel.WARNING, f"ota: transfer ended: {Status(event.status).name}")
+                self._xfer = None
+            elif isinstance(event, LoggingChanged):
+                pass
+        self._flush()
+
+    def _answer(self, status: Status) -> None:
+        if status == Status.OK:
+            self._conn.complete()
+        else:
+            self._conn.reject(status)
+
+    # -- INFO ------------------------------------------------------------------------------------------------
+    def info(self) -> DeviceInfo:
+        ctx = self._c
+        chip = ctx.chip
+        limits = device_limits(chip)
+        boot = self._boot
+        uid_hex = self._c.state.get("uid")
+        uid = bytes.fromhex(uid_hex) if isinstance(uid_hex, str) and len(uid_hex) == 24 else chip.uid
+        return DeviceInfo(
+            bootloader_version=BOOTLOADER_VERSION,
+            chip_id=chip.dev_id,
+            board_id=chip.board_id,
+            uid=uid,
+            flash=FlashLayout(
+                base=chip.flash_base,
+                size=chip.flash_size,
+                sectors=_sector_runs(chip),
+                slots=(
+                    SlotRegion(index=PRIMARY_SLOT, address=boot.primary.start, size=boot.primary.size),
+                    SlotRegion(index=SECONDARY_SLOT, address=boot.secondary.start, size=boot.secondary.size),
+                ),
+            ),
+            slots=(self._slot_info(PRIMARY_SLOT), self._slot_info(SECONDARY_SLOT)),
+            max_block=limits.max_block,
+            max_window=limits.max_window,
+            ram_buffer=limits.ram_buffer,
+            options=self._conn.options,
+            deflate_wbits=DEFLATE_WBITS,
+            baud_rates=BAUD_RATES,
+            key_hashes=tuple(key_hash(k) for k in self.keys),
+            partial=self._partial(),
+        )
+
+    def _slot_info(self, index: int) -> SlotInfo:
+        boot = self._boot
+        slot = boot.primary if index == PRIMARY_SLOT else boot.secondary
+        try:
+            image = slot.parse()
+            check_digest(image)
+        except ImageError:
+            return SlotInfo(index=index, state=SlotState.EMPTY)
+        trailer = slot.trailer()
+        if index == PRIMARY_SLOT:
+            if self.result is None or self.result.image is None:
+                state = SlotState.INACTIVE
+            elif boot.primary_under_test():
+                state = SlotState.ACTIVE
+            else:
+                state = SlotState.CONFIRMED
+        elif trailer.magic is MagicState.GOOD:
+            state = SlotState.PENDING_PERMANENT if trailer.image_ok is Flag.SET else SlotState.PENDING_TEST
+        else:
+            state = SlotState.INACTIVE
+        v = image.version
+        return SlotInfo(
+            index=index,
+            state=state,
+            version=(v.major & 0xFF, v.minor & 0xFF, v.revision & 0xFFFF, v.build & 0xFFFFFFFF),
+            image_size=image.end,
+            digest=image.digest,
+            security_counter=image.security_counter or 0,
+        )
+
+    def _partial(self) -> PartialTransfer | None:
+        record = self._store.get("partial")
+        if not isinstance(record, dict):
+            return None
+        try:
+            size, written = int(record["size"]), int(record["written"])
+            digest = bytes.fromhex(str(record["digest"]))
+            slot = int(record["slot"])
+        except (KeyError, ValueError):
+            return None
+        if written >= size or len(digest) != DIGEST_SIZE:
+            return None
+        return PartialTransfer(slot=slot, size=size, written=written, digest=digest)
+
+    def _save_partial(self, xfer: _Transfer) -> None:
+        self._store["partial"] = {
+            "slot": SECONDARY_SLOT,
+            "size": xfer.size,
+            "digest": xfer.digest.hex(),
+            "written": xfer.programmed,
+        }
+
+    # -- data phase ------------------------------------------------------------------------------------------
+    def _on_begin(self, event: TransferRequested) -> None:
+        conn = self._conn
+        flash = self._c.flash
+        slot = self._boot.secondary
+        if event.slot != SECONDARY_SLOT:
+            conn.reject(Status.BAD_SLOT)
+            return
+        if event.size > slot.capacity:
+            self.say(LogLevel.ERROR, f"ota: {event.size} bytes do not fit the {slot.capacity}-byte slot")
+            conn.reject(Status.TOO_BIG)
+            return
+        start = 0
+        record = self._store.get("partial")
+        if (
+            event.resume
+            and isinstance(record, dict)
+            and record.get("size") == event.size
+            and record.get("digest") == event.digest.hex()
+        ):
+            start = int(record.get("written", 0))
+            start -= start % flash.chip.write_width
+            if start < event.size:
+                addr = slot.start + start
+                sector = flash.sector_at(addr)
+                if not flash.is_erased(addr, sector.end - addr):
+                    start = sector.start - slot.start  # a block cut half-way: redo its sector
+        first = slot.start + start
+        to_erase = [s.index for s in flash.sectors_in(first, max(event.size - start, 1))]
+        if start and flash.sector_at(first).start < first:
+            to_erase = to_erase[1:]  # the sector holding the resume point keeps what it has
+        last = slot.sectors[-1]
+        if last.index not in to_erase and not flash.is_erased(slot.trailer_start, slot.trailer_reserve):
+            to_erase.append(last.index)  # an old trailer must not make the new image look pending
+        xfer = _Transfer(slot, event.size, event.digest, start, to_erase)
+        self._save_partial(xfer)
+        if not flash.chip.read_while_write:
+            try:
+                self._erase_all(xfer)
+            except FlashError as err:
+                self.say(LogLevel.ERROR, f"ota: erase failed: {err}")
+                conn.reject(Status.ERASE_FAILED)
+                return
+        self._xfer = xfer
+        resumed = f", resuming at {start}" if start else ""
+        self.say(LogLevel.INFO, f"ota: receiving {event.size} bytes into slot {SECONDARY_SLOT}{resumed}")
+        conn.accept_transfer(start)
+
+    def _erase_all(self, xfer: _Transfer) -> None:
+        """Erase every sector the transfer needs now (PROGRESS between sectors)."""
+        flash = self._c.flash
+        total = len(xfer.to_erase)
+        for done, index in enumerate(xfer.to_erase):
+            self._progress("erase", done, total, force=True)
+            sector = flash.sectors[index]
+            if not flash.is_erased(sector.start, sector.size):
+                flash.erase_sector(index)
+        if total:
+            self._progress("erase", total, total, force=True)
+        xfer.to_erase = []
+
+    def _on_block(self, event: BlockReceived) -> None:
+        xfer = self._xfer
+        if xfer is None:
+            return
+        expected = xfer.programmed + len(xfer.buffer)
+        if event.offset != expected:  # cannot happen with an in-order core; refuse rather than corrupt
+            self._fail(Status.INTERNAL, f"block at {event.offset}, expected {expected}")
+            return
+        xfer.buffer += event.data
+        self._work_flash()
+
+    def _on_end(self) -> None:
+        xfer = self._xfer
+        if xfer is None:
+            self._conn.reject(Status.NOT_ALLOWED)
+            return
+        xfer.ended = True
+        self._work_flash(unlimited=True)
+        if self._xfer is None:
+            return  # failed (already answered)
+        if xfer.buffer or xfer.programmed < xfer.size:
+            self._fail(Status.SIZE_MISMATCH, "the transfer ended short")
+            return
+        self._xfer = None
+        self.say(LogLevel.INFO, f"ota: {xfer.size} bytes written to slot {SECONDARY_SLOT}")
+        self._conn.complete()
+
+    def _fail(self, status: Status, why: str) -> None:
+        self.say(LogLevel.ERROR, f"ota: transfer failed: {why}")
+        self._xfer = None
+        self._conn.reject(status)
+
+    def _work_flash(self, *, unlimited: bool = False) -> None:
+        """Erase ahead and program what is buffered, within a busy budget the UART's RX ring covers."""
+        xfer = self._xfer
+        if xfer is None:
+            return
+        ctx = self._c
+        flash = ctx.flash
+        width = flash.chip.write_width
+        budget = None
+        if ctx.time_scale > 0 and not unlimited:
+            budget = DEFAULT_RX_BUFFER * RX_RING_SHARE * BITS_PER_BYTE / max(1, ctx.baud)
+        spent = 0.0
+        try:
+            while True:
+                addr = xfer.slot.start + xfer.programmed
+                sector = flash.sector_at(addr) if xfer.programmed < xfer.size else None
+                if sector is not None and sector.index in xfer.to_erase:
+                    # the write pointer reached a sector that still has to be erased
+                    if flash.busy and not unlimited:
+                        break  # a background erase is running: hold credit, keep receiving
+                    self._erase_next(xfer, background=not unlimited)
+                    continue
+                if xfer.to_erase and not flash.busy and flash.chip.read_while_write:
+                    self._erase_next(xfer, background=True)  # erase ahead while the bank is free
+                n = len(xfer.buffer)
+                if not xfer.ended:
+                    n -= n % width
+                n = min(n, PROGRAM_CHUNK)
+                if sector is not None:
+                    n = min(n, sector.end - addr)
+                if n <= 0 or (budget is not None and spent >= budget):
+                    break
+                if flash.busy and not unlimited:
+                    break  # programming would wait for the erase: keep the UART serviced instead
+                chunk = bytes(xfer.buffer[:n])
+                flash.program_padded(addr, chunk)
+                spent += (len(chunk) + width - 1) // width * flash.chip.program_time_s * ctx.time_scale
+                del xfer.buffer[:n]
+                xfer.programmed += n
+                self._save_partial(xfer)
+                self._conn.block_written(xfer.programmed)
+                if xfer.programmed >= xfer.size:
+                    break
+        except FlashError as err:
+            self._fail(_flash_status(err), f"flash error at 0x{xfer.slot.start + xfer.programmed:08X}: {err}")
+            return
+        self._flush()
+
+    def _erase_next(self, xfer: _Transfer, *, background: bool) -> None:
+        flash = self._c.flash
+        index = xfer.to_erase.pop(0)
+        sector = flash.sectors[index]
+        self._progress("erase", xfer.programmed, xfer.size)
+        if not flash.is_erased(sector.start, sector.size):
+            flash.erase_sector(index, wait=not background)
+
+    # -- image commands --------------------------------------------------------------------------------------
+    def _slot(self, index: int) -> SlotView | None:
+        if index == PRIMARY_SLOT:
+            return self._boot.primary
+        if index == SECONDARY_SLOT:
+            return self._boot.secondary
+        return None
+
+    def _check(self, slot: SlotView) -> Status:
+        if slot.is_empty():
+            return Status.NO_IMAGE
+        self._progress("verify", 0, slot.capacity, force=True)
+        image: Image | None = None
+        try:
+            image = slot.parse()
+            verified = self._boot.validate(slot)
+        except ImageError as err:
+            status = status_for_image_error(err, image)
+            self.say(LogLevel.ERROR, f"ota: image in the {slot.name} slot refused: {err} [{status.name}]")
+            return status
+        self._progress("verify", slot.capacity, slot.capacity, force=True)
+        self.say(LogLevel.INFO, f"ota: {slot.name} slot holds {verified.version}: signature and checks ok")
+        return Status.OK
+
+    def _verify(self, index: int) -> Status:
+        slot = self._slot(index)
+        if slot is None:
+            return Status.BAD_SLOT
+        return self._check(slot)
+
+    def _activate(self, index: int, permanent: bool) -> Status:
+        if index != SECONDARY_SLOT:
+            return Status.BAD_SLOT
+        slot = self._boot.secondary
+        status = self._check(slot)
+        if status != Status.OK:
+            return status
+        try:
+            ok = self._boot.set_pending(permanent)
+        except FlashError as err:
+            self.say(LogLevel.ERROR, f"ota: writing the trailer failed: {err}")
+            return _flash_status(err)
+        if not ok:
+            self.say(LogLevel.ERROR, "ota: the secondary trailer is damaged: transfer the image again")
+            return Status.PROGRAM_SEQUENCE
+        kind = "permanent" if permanent else "test"
+        self.say(LogLevel.INFO, f"ota: slot {SECONDARY_SLOT} marked for a {kind} boot at the next reset")
+        return Status.OK
+
+    def _confirm(self) -> Status:
+        result = self.result
+        if result is None or result.image is None or not result.under_test:
+            return Status.NOT_CONFIRMABLE
+        try:
+            ok = self._boot.set_confirmed()
+        except FlashError as err:
+            return _flash_status(err)
+        if not ok:
+            return Status.PROGRAM_SEQUENCE
+        if self.app is not None:
+            self.app.confirmed = True
+        self.say(LogLevel.INFO, "boot: running image confirmed by the host")
+        return Status.OK
+
+    def _rollback(self) -> Status:
+        boot = self._boot
+        if self.result is not None and self.result.image is not None and boot.primary_under_test():
+            if self.app is not None:
+                self.app.hold_confirm = True
+            self.say(LogLevel.INFO, "boot: the test image is not confirmed: the next reset goes back")
+            return Status.OK
+        try:
+            boot.validate(boot.secondary)
+        except ImageError as err:
+            self.say(LogLevel.WARNING, f"ota: no image to roll back to ({reason_of(err)})")
+            return Status.NO_ROLLBACK
+        try:
+            ok = boot.set_pending(permanent=True)
+        except FlashError as err:
+            return _flash_status(err)
+        if not ok:
+            return Status.NO_ROLLBACK
+        self.say(LogLevel.INFO, "boot: the previous image runs again after the next reset")
+        return Status.OK
+
+    # -- keys ------------------------------------------------------------------------------------------------
+    def _load_keys(self, paths: Sequence[Path]) -> list[PublicKey]:
+        keys: list[PublicKey] = []
+        for path in paths:
+            try:
+                keys.append(load_public_key(Path(path).read_bytes()))
+            except (OSError, ImageError) as err:
+                self._c.log.warning("cannot load trusted key %s: %s", path, err)
+        return keys
