@@ -222,9 +222,12 @@ class SlotView:
         """The slot's bytes an image may occupy (up to the trailer's room)."""
         return self.flash.read(self.start, self.capacity)
 
-    def parse(self) -> Image:
-        """The image in the slot (structure only); raises the typed :class:`ImageError`."""
+    def parse(self, size: int | None = None) -> Image:
+        """The image in the slot (structure only); raises the typed :class:`ImageError`.  ``size`` limits the
+        bytes looked at (the size a transfer announced)."""
         data = self.image_data()
+        if size is not None:
+            data = data[:size]
         image = parse_image(data)
         if image.end > self.capacity:
             raise TruncatedError(f"truncated: the image runs into the {self.name} slot's trailer")
@@ -374,9 +377,10 @@ class Bootloader:
             self._say(text)
 
     # -- checks ----------------------------------------------------------------------------------------------
-    def validate(self, slot: SlotView) -> VerifiedImage:
-        """Every MCUboot check of ``slot``'s image; raises the typed :class:`ImageError` of the first failure."""
-        image = slot.parse()
+    def validate(self, slot: SlotView, size: int | None = None) -> VerifiedImage:
+        """Every MCUboot check of ``slot``'s image (of its first ``size`` bytes, if given); raises the typed
+        :class:`ImageError` of the first failure."""
+        image = slot.parse(size)
         return verify_parsed(
             image,
             keys=self.keys,

@@ -100,6 +100,7 @@ PROGRAM_CHUNK = 1024  # bytes programmed per flash operation during the data pha
 RX_RING_SHARE = 0.5  # the share of the UART RX ring a busy spell may fill before the firmware reads it
 REBOOT_DRAIN_MARGIN_S = 0.05  # after the REBOOT reply has left the UART, before the reset
 BITS_PER_BYTE = 10  # 8N1
+COMMAND_FEED = 16  # bytes parsed per main-loop pass outside a data phase (a command frame is 9..60 bytes)
 STATE_KEY = "ota"
 
 _REASON_STATUS: dict[str, Status] = {
@@ -119,19 +120,24 @@ _REASON_STATUS: dict[str, Status] = {
 }
 
 
+_SIGNATURE_TLVS = (TlvType.ED25519, TlvType.ECDSA_SIG, TlvType.RSA2048_PSS, TlvType.RSA3072_PSS)
+
+
 def status_for_image_error(err: ImageError, image: Image | None = None) -> Status:
     """The protocol status for a failed image check (the table of ``reason`` slugs; a missing TLV becomes
     the status of the check it defeats: hardware tag -> WRONG_CHIP, security counter -> SECURITY_COUNTER,
     digest -> DIGEST_MISMATCH, signature or key -> BAD_SIGNATURE)."""
     reason = reason_of(err)
-    if reason == "missing-tlv":
+    if reason == "missing-tlv":  # the checks run in this order; the first TLV missing is the one reported
         if image is not None:
             if not image.find(TlvType.SHA256, protected=False):
                 return Status.DIGEST_MISMATCH
-            if not image.find(TlvType.HW_TAG, protected=True):
-                return Status.WRONG_CHIP
+            if not any(image.find(t, protected=False) for t in _SIGNATURE_TLVS):
+                return Status.BAD_SIGNATURE
             if not image.find(TlvType.SEC_CNT, protected=True):
                 return Status.SECURITY_COUNTER
+            if not image.find(TlvType.HW_TAG, protected=True):
+                return Status.WRONG_CHIP
         return Status.BAD_SIGNATURE
     return _REASON_STATUS.get(reason, Status.BAD_MAGIC)
 
@@ -302,11 +308,22 @@ class OtaPersonality:
         self._flush()
 
     def on_bytes(self, data: bytes) -> None:
-        self._conn.receive_data(data)
-        self._process()
+        if self._reset_at is not None:
+            return  # shutting down for the requested reset: the firmware no longer reads its UART
+        conn = self._conn
+        if conn.in_transfer:
+            conn.receive_data(data)
+            self._process()
+            return
+        # commands are answered one at a time, as a firmware's main loop would: commands that queued up while
+        # the chip was busy (e.g. a host polling INFO during a swap) each get their answer, not BUSY
+        view = memoryview(data)
+        for pos in range(0, len(data), COMMAND_FEED):
+            conn.receive_data(bytes(view[pos : pos + COMMAND_FEED]))
+            self._process()
 
     def on_idle(self, now: float) -> None:
-        if self.app is not None:
+        if self.app is not None and self._reset_at is None:
             self.app.tick(now)
         self._work_flash()
         self._process()
@@ -607,14 +624,25 @@ class OtaPersonality:
             return self._boot.secondary
         return None
 
+    def _transferred_size(self, slot: SlotView) -> int | None:
+        """The size of the last complete transfer into ``slot`` (what VERIFY looks at), if any."""
+        record = self._store.get("partial")
+        if slot is not self._boot.secondary or not isinstance(record, dict):
+            return None
+        size, written = record.get("size"), record.get("written")
+        if isinstance(size, int) and isinstance(written, int) and written >= size:
+            return size
+        return None
+
     def _check(self, slot: SlotView) -> Status:
         if slot.is_empty():
             return Status.NO_IMAGE
         self._progress("verify", 0, slot.capacity, force=True)
+        size = self._transferred_size(slot)
         image: Image | None = None
         try:
-            image = slot.parse()
-            verified = self._boot.validate(slot)
+            image = slot.parse(size)
+            verified = self._boot.validate(slot, size)
         except ImageError as err:
             status = status_for_image_error(err, image)
             self.say(LogLevel.ERROR, f"ota: image in the {slot.name} slot refused: {err} [{status.name}]")

@@ -188,7 +188,9 @@ class HostError(Exception):
     pass
 
 
-def run(chip: Chip, host: HostConnection, until: Callable[[Event], bool], *, events: list[Event] | None = None) -> Event:
+def run(
+    chip: Chip, host: HostConnection, until: Callable[[Event], bool], *, events: list[Event] | None = None
+) -> Event:
     """Pump host and device until ``until(event)``; device errors raise from the host core."""
     pending = b""
     silent = 0.0
