@@ -28,8 +28,8 @@ last downloaded image (the example sends the whole area), so an upload gives bac
 
 from __future__ import annotations
 
-import importlib
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -173,7 +173,7 @@ class IapPersonality:
         self._file: FileStarted | None = None
         self._erased: set[int] = set()
         self._result: str | None = None
-        self.app: Any = None
+        self.app: _RawApp | None = None
 
     # -- layout --------------------------------------------------------------------------------------------
     @property
@@ -249,7 +249,7 @@ class IapPersonality:
                 self._drive(now, chunk)
             elif mode == _Mode.APP:
                 chunk, data = data, b""
-                if self.app is not None and hasattr(self.app, "on_bytes"):
+                if self.app is not None:
                     self.app.on_bytes(chunk)
             else:
                 return  # HALTED: nobody reads the UART
@@ -257,8 +257,6 @@ class IapPersonality:
     def on_idle(self, now: float) -> None:
         if self.mode in (_Mode.DOWNLOAD, _Mode.UPLOAD) and self._run is not None and self._run.timed_out(now):
             self._drive(now, timeout=True)
-        elif self.mode == _Mode.APP and self.app is not None and hasattr(self.app, "on_idle"):
-            self.app.on_idle(now)
 
     # -- menu ----------------------------------------------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -506,18 +504,51 @@ class IapPersonality:
         self.mode = _Mode.APP
         self.app = self._start_app()
 
-    def _start_app(self) -> Any:
-        """Run the emulated application from the application area if the chip's app model can (D2's
-        :mod:`emulator.app`); otherwise the jumped-to code runs without a word, as a bare .bin would."""
-        try:
-            app_module = importlib.import_module("emulator.app")
-        except ImportError:
-            return None
-        start = getattr(app_module, "start_raw_app", None)
-        if start is None:
-            return None
-        try:
-            return start(self._c, self.app_address, self.app_size)
-        except Exception:
-            self._c.log.exception("the emulated application failed to start")
-            return None
+    def _start_app(self) -> _RawApp:
+        """The jumped-to code "runs".  A build that carries the stm32ota app descriptor (the demo firmware)
+        talks like the demo: its banner, 'v' for the version, 'r' to reset (back into this menu); any other
+        raw binary runs without a word the emulator could know."""
+        app = _RawApp(self._c, self.app_address, self.app_size)
+        app.start()
+        return app
+
+
+APP_INFO_OFFSET = 0x188  # the demo firmware's descriptor: right after its vector table
+APP_INFO_MAGIC = 0x4F54_4133
+_APP_INFO = struct.Struct("<IBBHHH24s24s")
+
+
+class _RawApp:
+    """A raw application started by the IAP's "Execute" (see :meth:`IapPersonality._start_app`)."""
+
+    def __init__(self, ctx: DeviceContext, address: int, size: int) -> None:
+        self.ctx = ctx
+        self.address = address
+        self.name: str | None = None
+        self.version: str | None = None
+        raw = ctx.flash.read(address + APP_INFO_OFFSET, _APP_INFO.size) if size > APP_INFO_OFFSET else b""
+        if len(raw) == _APP_INFO.size:
+            magic, major, minor, revision, _dev, _board, name, _build = _APP_INFO.unpack(raw)
+            if magic == APP_INFO_MAGIC:
+                self.name = name.split(b"\0", 1)[0].decode("ascii", errors="replace")
+                self.version = f"{major}.{minor}.{revision}"
+
+    def start(self) -> None:
+        if self.name is None:
+            self.ctx.log.info("IAP: started a raw application at 0x%08X", self.address)
+            return
+        self.ctx.write(
+            f"\n{self.name} {self.version} running from 0x{self.address:08X}\n"
+            "press 'r' to reset into the bootloader, 'v' for the version\n".encode()
+        )
+
+    def on_bytes(self, data: bytes) -> None:
+        if self.name is None:
+            return
+        for key in data:
+            if key == ord("v"):
+                self.ctx.write(f"{self.name} {self.version}\n".encode())
+            elif key == ord("r"):
+                self.ctx.write(b"resetting\n")
+                self.ctx.reset()
+                return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -126,3 +127,39 @@ def test_bad_options_are_reported(args: tuple[str, ...], message: str) -> None:
     assert message in done.stderr
     assert "stm32ota: error:" in done.stderr
     assert done.stdout == ""
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "protocol", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def _slot0(port: str) -> dict[str, object]:
+    done = _cli("info", "-p", port, "--json")
+    assert done.returncode == 0, done.stderr
+    slot: dict[str, object] = json.loads(done.stdout)["slots"][0]
+    return slot
+
+
+def test_ota_mode_is_updated_by_the_host_flow_at_115200_and_921600(tmp_path: Path) -> None:
+    firmware = ROOT / "assets" / "firmware"
+    args = ("--mode", "ota", "--baud", "115200", "--latency-ms", "2", "--time-scale", "0", "--state", str(tmp_path))
+    with _emulate(*args) as (proc, port):
+        assert _slot0(port)["state"] == "empty"
+        done = _cli("flash", "-p", port, "-q", str(firmware / "demo-1.0.0.signed.bin"))
+        assert done.returncode == 0, done.stderr
+        slot = _slot0(port)
+        assert (slot["version"], slot["state"]) == ("1.0.0+0", "confirmed")
+        done = _cli("flash", "-p", port, "-q", "--fast-baud", "921600", str(firmware / "demo-1.1.0.signed.bin"))
+        assert done.returncode == 0, done.stderr
+        slot = _slot0(port)
+        assert (slot["version"], slot["state"]) == ("1.1.0+0", "confirmed")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=START_TIMEOUT_S)
+        assert proc.returncode == 0, err

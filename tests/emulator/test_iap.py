@@ -340,6 +340,22 @@ def test_execute_a_loaded_application(iap: Callable[..., tuple[EmulatorHandle, S
     _read_until(link, b"Start program execution")
     personality = emu.device.personality
     assert isinstance(personality, IapPersonality) and personality.mode == "app"
+    link.write(b"r")  # an unknown raw application: nothing the emulator could say
+    assert _read_for(link, 0.2) == b""
+
+
+def test_execute_the_demo_firmware(iap: Callable[..., tuple[EmulatorHandle, SerialLink]]) -> None:
+    demo = (Path(__file__).resolve().parents[2] / "assets" / "firmware" / "demo-1.0.0.bin").read_bytes()
+    emu, link = iap()
+    _download(link, demo, "demo-1.0.0.bin")
+    link.write(b"3")
+    banner = _read_until(link, b"for the version\n")
+    assert b"1.0.0 running from 0x08004000" in banner
+    link.write(b"v")
+    assert b"1.0.0\n" in _read_until(link, b"1.0.0\n")
+    link.write(b"r")  # back into the IAP
+    assert b"In-Application Programming Application" in _read_until(link, MENU_END)
+    assert emu.device.boots == 2
 
 
 def test_image_survives_a_restart(tmp_path: Path) -> None:
