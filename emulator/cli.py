@@ -76,6 +76,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="IAP quirks to keep: all, none, or a comma list of "
         "erase-before-ack,ack-first-eot,nak-duplicates,five-errors,write-padding",
     )
+    p.add_argument(
+        "--no-auto-confirm",
+        dest="auto_confirm",
+        action="store_false",
+        help="ota mode: the application never confirms a test image (the next reset reverts it)",
+    )
     p.set_defaults(handler="emulator.cli:cmd_emulate")
     for name in EXTRA_COMMAND_MODULES:
         try:
@@ -111,6 +117,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         socket_port=args.socket,
         iap_quirks=args.iap_quirks,
+        auto_confirm=args.auto_confirm,
     )
     stop = threading.Event()
     received: list[int] = []

@@ -305,7 +305,7 @@ def default_trusted_keys() -> list[Path]:
     return []
 
 
-def _personality_factory(mode: str, iap_quirks: str | None) -> PersonalityFactory:
+def _personality_factory(mode: str, iap_quirks: str | None, auto_confirm: bool = True) -> PersonalityFactory:
     from protocol.errors import Stm32OtaError
 
     if mode == "iap":
@@ -315,7 +315,12 @@ def _personality_factory(mode: str, iap_quirks: str | None) -> PersonalityFactor
         return lambda: IapPersonality(quirks=quirks)
     if mode == "ota":
         module = importlib.import_module("emulator.ota")
-        factory: PersonalityFactory = module.OtaPersonality
+        ota_class = module.OtaPersonality
+
+        def factory() -> Personality:
+            personality: Personality = ota_class(auto_confirm=auto_confirm)
+            return personality
+
         return factory
     raise Stm32OtaError(f"unknown emulator mode {mode!r}", hint="use --mode ota or --mode iap")
 
@@ -334,13 +339,15 @@ def build_device(
     time_scale: float = 1.0,
     socket_port: int | None = None,
     iap_quirks: str | None = None,
+    auto_confirm: bool = True,
     personality_factory: PersonalityFactory | None = None,
 ) -> Device:
     """A ready-to-start :class:`Device` on a new pty (or ``socket://127.0.0.1:socket_port``).
 
     ``baud=0`` means an unthrottled line that ignores the host's rate.  ``state_dir=None`` makes a new temp
     folder (the device still persists there, so a power cut reboots from it).  ``trusted_keys=None`` trusts
-    the dev key."""
+    the dev key.  ``auto_confirm=False`` makes the OTA mode's application leave a test image unconfirmed
+    (so the next reset reverts it)."""
     import tempfile
 
     from protocol.errors import Stm32OtaError
@@ -354,14 +361,18 @@ def build_device(
         raise Stm32OtaError(f"invalid baud rate {baud}", hint="use a positive rate, or 0 for an unthrottled line")
     if time_scale < 0:
         raise Stm32OtaError(f"invalid time scale {time_scale}", hint="0 = instant flash, 1 = datasheet timing")
-    factory = personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks)
+    factory = (
+        personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks, auto_confirm)
+    )
     if state_dir is None:
         state_dir = tempfile.mkdtemp(prefix="stm32ota-emu-")
     keys = default_trusted_keys() if trusted_keys is None else [Path(k) for k in trusted_keys]
     for key in keys:
         if not key.is_file():
             raise Stm32OtaError(f"trusted key not found: {key}", hint="pass --trust with a public key .pem")
-    factory = personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks)
+    factory = (
+        personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks, auto_confirm)
+    )
     endpoint = SocketEndpoint(socket_port) if socket_port is not None else PtyEndpoint()
     try:
         line = Line(

@@ -80,6 +80,7 @@ def running_emulator(
     trusted_keys: Sequence[Path | str] | None = None,
     socket_port: int | None = None,
     iap_quirks: str | None = None,
+    auto_confirm: bool = True,
     personality_factory: PersonalityFactory | None = None,
 ) -> Iterator[EmulatorHandle]:
     """Start an emulator (a new pty, or ``socket://`` with ``socket_port``), yield its handle, stop it."""
@@ -100,6 +101,7 @@ def running_emulator(
             time_scale=time_scale,
             socket_port=socket_port,
             iap_quirks=iap_quirks,
+            auto_confirm=auto_confirm,
             personality_factory=personality_factory,
         )
         device.start()

@@ -163,3 +163,23 @@ def test_ota_mode_is_updated_by_the_host_flow_at_115200_and_921600(tmp_path: Pat
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=START_TIMEOUT_S)
         assert proc.returncode == 0, err
+
+
+def test_no_auto_confirm_leaves_a_test_image_to_be_reverted() -> None:
+    from emulator.testing import running_emulator
+
+    firmware = ROOT / "assets" / "firmware"
+    with running_emulator("ota", baud=0, auto_confirm=False) as emu:
+        done = _cli("flash", "-p", emu.port, "-q", str(firmware / "demo-1.0.0.signed.bin"))
+        assert done.returncode == 0, done.stderr
+        done = _cli("flash", "-p", emu.port, "-q", "--no-confirm", str(firmware / "demo-1.1.0.signed.bin"))
+        assert done.returncode == 0, done.stderr
+        assert _slot0(emu.port)["version"] == "1.1.0+0"
+        time.sleep(0.5)  # longer than the app's self-test delay: it would have confirmed by now
+        assert _slot0(emu.port)["state"] != "confirmed"
+        boots = emu.device.boots
+        emu.device.request_reset("test")
+        deadline = time.monotonic() + 10
+        while emu.device.boots == boots and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _slot0(emu.port)["version"] == "1.0.0+0"
