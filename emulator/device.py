@@ -179,7 +179,7 @@ class Device:
         """Flash operations and CPU work: the firmware does not service its UART meanwhile."""
         if seconds > 0:
             with self.line.busy():
-                time.sleep(seconds)
+                self._stop.wait(seconds)  # a stop (SIGTERM) does not wait for a long erase to finish
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:

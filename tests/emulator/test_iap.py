@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from emulator.device import Device, DeviceContext
 from emulator.iap import (
     IAP_APP_ADDRESS,
     UPLOAD_FILE_NAME,
@@ -20,6 +23,7 @@ from emulator.iap import (
     IapQuirks,
     parse_quirks,
 )
+from emulator.line import Line
 from emulator.testing import EmulatorHandle, running_emulator
 from protocol.crc import crc16_xmodem
 from protocol.errors import Stm32OtaError, TransferAborted
@@ -384,3 +388,42 @@ def test_paced_download_at_115200(iap: Callable[..., tuple[EmulatorHandle, Seria
     assert b"Programming Completed Successfully!" in _download(link, image)
     assert bytes(emu.device.flash.read(F407_APP, len(image))) == image
     assert emu.line.stats.overruns == 0
+
+
+# -- robustness ------------------------------------------------------------------------------------------------
+
+_INTERESTING = st.sampled_from(
+    [
+        *(b"1", b"2", b"3", b"4", b"a", b"C", b"\x18\x18", b"\x04", b"\x06", b"\x15"),
+        *(_block0("x.bin", 300), _frame(1, bytes(100)), _frame(2, bytes(1024)), _frame(0, bytes(128))),
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.binary(max_size=300), _INTERESTING), max_size=25))
+def test_no_byte_stream_crashes_the_iap(chunks: list[bytes]) -> None:
+    """Whatever arrives (and however long the silences), the personality answers or ignores it: no exception
+    escapes, and it always ends in one of its modes."""
+    line = Line(pacing=False)
+    try:
+        device = Device(IapPersonality, line, chip="stm32f103c8")
+        personality = IapPersonality()
+        device.personality = personality
+        ctx = DeviceContext(
+            flash=device.flash,
+            chip=device.chip,
+            state=device.state,
+            time_scale=0.0,
+            trusted_keys=(),
+            log=device.log,
+            _device=device,
+        )
+        personality.boot(ctx)
+        for chunk in chunks:
+            personality.on_bytes(chunk)
+            personality.on_idle(ctx.now())
+            personality.on_idle(ctx.now() + 30.0)  # every timeout in between
+        assert personality.mode in {"menu", "download", "upload-wait", "upload", "app", "halted"}
+    finally:
+        line.stop()
