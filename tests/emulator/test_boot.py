@@ -1,0 +1,208 @@
+"""The MCUboot-style bootloader: trailers, swap types, test/confirm/revert, checks, security counter."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from emulator.boot import (
+    BOOT_MAX_ALIGN,
+    RECORD_SIZE,
+    Bootloader,
+    Flag,
+    MagicState,
+    SwapType,
+)
+from emulator.chips import CHIPS
+from emulator.flash import Flash
+from protocol.image import HardwareTag, load_private_key, load_public_key, parse_image, sign_image, trailer_size
+from protocol.image.mcuboot import BOOT_MAGIC
+
+from .chip_harness import BAD, DEV_KEY, DEV_PUB, FIRMWARE, make_image
+
+F407 = CHIPS["stm32f407vg"]
+KEYS = [load_public_key(DEV_PUB.read_bytes())]
+
+
+def _flash(chip: str = "stm32f407vg", primary: bytes | None = None, secondary: bytes | None = None) -> Flash:
+    profile = CHIPS[chip]
+    flash = Flash(profile)
+    for image, (start, _size) in ((primary, profile.layout.primary), (secondary, profile.layout.secondary)):
+        if image is not None:
+            offset = start - profile.flash_base
+            flash.data[offset : offset + len(image)] = image
+    return flash
+
+
+def _boot(flash: Flash, state: dict[str, Any]) -> tuple[Bootloader, Any]:
+    loader = Bootloader(flash, flash.chip, KEYS, state)
+    return loader, loader.boot()
+
+
+OLD = make_image(version="1.0.0", counter=1)
+NEW = make_image(version="1.1.0", counter=2, size=4000)
+
+
+def test_a_factory_image_without_trailer_boots_confirmed_and_sets_the_security_counter() -> None:
+    state: dict[str, Any] = {}
+    loader, result = _boot(_flash(primary=OLD), state)
+    assert result.image is not None and result.image.digest == parse_image(OLD).digest
+    assert result.swap is SwapType.NONE and not result.under_test
+    assert loader.security_counter == 1
+    assert state["boot"]["boots"] == 1
+
+
+def test_an_empty_chip_boots_nothing_and_says_why() -> None:
+    _, result = _boot(_flash(), {})
+    assert result.image is None
+    assert result.error == "bad-magic"
+    assert any("no bootable image" in m for m in result.messages)
+
+
+def test_trailer_offsets_are_mcuboots_and_imgtool_reads_them() -> None:
+    flash = _flash(primary=OLD, secondary=NEW)
+    loader, _ = _boot(flash, {})
+    slot = loader.secondary
+    assert slot.magic_addr == slot.end - 16
+    assert slot.image_ok_addr == slot.magic_addr - BOOT_MAX_ALIGN
+    assert slot.copy_done_addr == slot.image_ok_addr - BOOT_MAX_ALIGN
+    assert slot.trailer_reserve == trailer_size(align=F407.write_width, max_align=BOOT_MAX_ALIGN)
+    assert loader.set_pending(permanent=True)
+    trailer = parse_image(flash.read(slot.start, slot.size)).trailer
+    assert trailer is not None and trailer.magic == BOOT_MAGIC and trailer.confirmed
+
+
+def test_test_swap_runs_the_new_image_once_and_reverts_unless_confirmed() -> None:
+    flash = _flash(primary=OLD, secondary=NEW)
+    state: dict[str, Any] = {}
+    loader, _ = _boot(flash, state)
+    assert loader.set_pending(permanent=False)
+    assert loader.swap_type() is SwapType.TEST
+    loader, result = _boot(flash, state)
+    assert result.swap is SwapType.TEST and result.under_test
+    assert result.image is not None and str(result.image.version) == "1.1.0+0"
+    assert loader.security_counter == 1  # not raised for an unconfirmed image
+    assert parse_image(flash.read(loader.secondary.start, loader.secondary.capacity)).digest == parse_image(OLD).digest
+    trailer = loader.primary.trailer()
+    assert (trailer.magic, trailer.copy_done, trailer.image_ok) == (MagicState.GOOD, Flag.SET, Flag.UNSET)
+    loader, result = _boot(flash, state)  # not confirmed: revert
+    assert result.swap is SwapType.REVERT
+    assert result.image is not None and str(result.image.version) == "1.0.0+0" and not result.under_test
+    assert loader.primary.trailer().image_ok is Flag.SET
+    _, result = _boot(flash, state)
+    assert result.swap is SwapType.NONE and str(result.image.version) == "1.0.0+0"  # type: ignore[union-attr]
+
+
+def test_a_confirmed_test_image_stays_and_raises_the_security_counter() -> None:
+    flash = _flash(primary=OLD, secondary=NEW)
+    state: dict[str, Any] = {}
+    loader, _ = _boot(flash, state)
+    loader.set_pending(permanent=False)
+    loader, _ = _boot(flash, state)
+    assert loader.set_confirmed()
+    assert loader.set_confirmed()  # idempotent, as boot_set_confirmed()
+    loader, result = _boot(flash, state)
+    assert result.swap is SwapType.NONE and str(result.image.version) == "1.1.0+0"  # type: ignore[union-attr]
+    assert loader.security_counter == 2
+
+
+def test_permanent_swap() -> None:
+    flash = _flash(primary=OLD, secondary=NEW)
+    state: dict[str, Any] = {}
+    loader, _ = _boot(flash, state)
+    loader.set_pending(permanent=True)
+    assert loader.swap_type() is SwapType.PERM
+    loader, result = _boot(flash, state)
+    assert result.swap is SwapType.PERM and not result.under_test
+    assert loader.security_counter == 2
+    _, result = _boot(flash, state)
+    assert result.swap is SwapType.NONE and str(result.image.version) == "1.1.0+0"  # type: ignore[union-attr]
+
+
+def test_an_imgtool_padded_confirmed_image_in_the_secondary_slot_is_a_permanent_update() -> None:
+    key = load_private_key(DEV_KEY.read_bytes())
+    parsed = parse_image(NEW)
+    padded = sign_image(
+        parsed.payload,
+        key,
+        version="1.1.0",
+        header_size=0x200,
+        pad_header=True,
+        align=4,
+        slot_size=F407.layout.secondary[1],
+        pad=True,
+        confirm=True,
+        security_counter=2,
+        hw_tag=HardwareTag(chip_id=0x413, board_id=1),
+    )
+    flash = _flash(primary=OLD, secondary=padded)
+    loader = Bootloader(flash, F407, KEYS, {})
+    assert loader.swap_type() is SwapType.PERM
+    result = loader.boot()
+    assert str(result.image.version) == "1.1.0+0" and not result.under_test  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("bad", sorted(p.name for p in BAD.glob("*.bin")))
+def test_a_bad_pending_image_is_erased_and_the_primary_stays_byte_identical(bad: str) -> None:
+    old = (FIRMWARE / "demo-1.0.0.signed.bin").read_bytes()
+    flash = _flash(primary=old, secondary=(BAD / bad).read_bytes())
+    keys = [load_public_key(p.read_bytes()) for p in sorted(DEV_PUB.parent.glob("*pub*.pem"))]
+    state: dict[str, Any] = {}
+    loader = Bootloader(flash, F407, keys, state)
+    loader.boot()
+    assert loader.set_pending(permanent=True)
+    start, size = F407.layout.primary
+    before = flash.read(start, size)
+    result = loader.boot()
+    assert result.swap is SwapType.FAIL
+    assert flash.read(start, size) == before
+    assert flash.is_erased(*F407.layout.secondary)
+    assert result.image is not None and str(result.image.version) == "1.0.0+0"
+
+
+def test_a_downgrade_below_the_security_counter_is_refused() -> None:
+    flash = _flash(primary=NEW, secondary=OLD)
+    state: dict[str, Any] = {}
+    loader, _ = _boot(flash, state)
+    assert loader.security_counter == 2
+    loader.set_pending(permanent=True)
+    loader, result = _boot(flash, state)
+    assert result.swap is SwapType.FAIL
+    assert str(result.image.version) == "1.1.0+0"  # type: ignore[union-attr]
+
+
+def test_an_image_for_another_chip_is_refused() -> None:
+    other = make_image("stm32f103c8", version="2.0.0", counter=5)
+    flash = _flash(primary=OLD, secondary=other)
+    state: dict[str, Any] = {}
+    loader, _ = _boot(flash, state)
+    loader.set_pending(permanent=True)
+    _, result = _boot(flash, state)
+    assert result.swap is SwapType.FAIL and str(result.image.version) == "1.0.0+0"  # type: ignore[union-attr]
+
+
+def test_the_status_log_skips_damaged_records_and_is_erased_when_full() -> None:
+    flash = _flash(primary=OLD, secondary=NEW)
+    state: dict[str, Any] = {}
+    loader, _ = _boot(flash, state)
+    log_start = loader.log.start
+    flash.program(log_start, bytes(range(RECORD_SIZE)))  # garbage: fails its CRC
+    assert loader.log.in_progress() is None
+    # fill the log so that the next swap has no room left
+    for n in range(1, loader.log.size // RECORD_SIZE - 3):
+        flash.program(log_start + n * RECORD_SIZE, b"\x00" * RECORD_SIZE)
+    loader.set_pending(permanent=True)
+    erases = flash.erases
+    loader, result = _boot(flash, state)
+    assert result.swap is SwapType.PERM and flash.erases > erases
+    assert loader.log.in_progress() is None
+    records, _ = loader.log.records()
+    assert records[0].kind.name == "BEGIN" and records[-1].kind.name == "DONE"
+
+
+def test_a_scratch_area_smaller_than_a_slot_sector_is_refused() -> None:
+    chip = dataclasses.replace(F407, layout=dataclasses.replace(F407.layout, scratch=(0x08010000, 0x10000)))
+    with pytest.raises(ValueError, match="scratch"):
+        Bootloader(Flash(chip), chip, KEYS, {})
