@@ -570,15 +570,14 @@ class Line:
     def _writer(self) -> None:
         try:
             while not self._stop.is_set():
+                noise = self.tx_faults.noise(self._clock())
+                if noise:  # a burst on the wire towards the host, between the device's own bytes
+                    self._emit(noise, from_device=False)
+                    continue
                 with self._tx_cond:
-                    while not self._tx and not self._stop.is_set():
-                        noise = self.tx_faults.noise(self._clock())
-                        if noise:
-                            self._tx.appendleft(noise)
-                            break
+                    if not self._tx:
                         self._tx_cond.wait(POLL_S)
-                    if self._stop.is_set():
-                        return
+                        continue
                     item = self._tx.popleft()
                 if isinstance(item, _BaudMark):
                     self._sleep_until(self._tx_free_at)
@@ -597,7 +596,7 @@ class Line:
                 return
             time.sleep(min(wait, POLL_S))
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes, *, from_device: bool = True) -> None:
         now = self._clock()
         char_time = self._char_time()
         start = self._burst_start(self._tx_free_at, now)
@@ -612,13 +611,13 @@ class Line:
                     continue
             else:
                 due = len(data)
-            self._deliver(data[sent:due])
+            self._deliver(data[sent:due], from_device=from_device)
             sent = due
 
-    def _deliver(self, data: bytes) -> None:
+    def _deliver(self, data: bytes, *, from_device: bool = True) -> None:
         """Bytes that just finished crossing the wire towards the host."""
         mute = self.faults.mute_after
-        if mute is not None:
+        if mute is not None and from_device:
             room = max(0, mute - self._sent_by_device)
             self._sent_by_device += len(data)
             if room < len(data):

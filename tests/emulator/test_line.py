@@ -288,3 +288,12 @@ def test_bad_arguments() -> None:
         Line(baud=0)
     with pytest.raises(ValueError):
         Line(rx_buffer=0)
+
+
+def test_noise_bursts_reach_the_host_even_while_the_device_talks(make_line: Callable[..., Line]) -> None:
+    line = make_line(baud=115200, faults=parse_faults("noise=20ms:8"))
+    with _open(line) as host:
+        line.write(bytes(2000))  # ~170 ms of output: bursts land between the device's bytes
+        got = _host_read(host, 2000 + 8 * 3)
+        assert len(got) == 2000 + 8 * 3
+    assert line.tx_faults.noise_bytes >= 24
