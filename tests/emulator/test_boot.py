@@ -92,7 +92,7 @@ def test_test_swap_runs_the_new_image_once_and_reverts_unless_confirmed() -> Non
     assert result.image is not None and str(result.image.version) == "1.0.0+0" and not result.under_test
     assert loader.primary.trailer().image_ok is Flag.SET
     _, result = _boot(flash, state)
-    assert result.swap is SwapType.NONE and str(result.image.version) == "1.0.0+0"  # type: ignore[union-attr]
+    assert result.swap is SwapType.NONE and str(result.image.version) == "1.0.0+0"
 
 
 def test_a_confirmed_test_image_stays_and_raises_the_security_counter() -> None:
@@ -104,7 +104,7 @@ def test_a_confirmed_test_image_stays_and_raises_the_security_counter() -> None:
     assert loader.set_confirmed()
     assert loader.set_confirmed()  # idempotent, as boot_set_confirmed()
     loader, result = _boot(flash, state)
-    assert result.swap is SwapType.NONE and str(result.image.version) == "1.1.0+0"  # type: ignore[union-attr]
+    assert result.swap is SwapType.NONE and str(result.image.version) == "1.1.0+0"
     assert loader.security_counter == 2
 
 
@@ -118,7 +118,7 @@ def test_permanent_swap() -> None:
     assert result.swap is SwapType.PERM and not result.under_test
     assert loader.security_counter == 2
     _, result = _boot(flash, state)
-    assert result.swap is SwapType.NONE and str(result.image.version) == "1.1.0+0"  # type: ignore[union-attr]
+    assert result.swap is SwapType.NONE and str(result.image.version) == "1.1.0+0"
 
 
 def test_an_imgtool_padded_confirmed_image_in_the_secondary_slot_is_a_permanent_update() -> None:
@@ -141,7 +141,7 @@ def test_an_imgtool_padded_confirmed_image_in_the_secondary_slot_is_a_permanent_
     loader = Bootloader(flash, F407, KEYS, {})
     assert loader.swap_type() is SwapType.PERM
     result = loader.boot()
-    assert str(result.image.version) == "1.1.0+0" and not result.under_test  # type: ignore[union-attr]
+    assert str(result.image.version) == "1.1.0+0" and not result.under_test
 
 
 @pytest.mark.parametrize("bad", sorted(p.name for p in BAD.glob("*.bin")))
@@ -170,7 +170,7 @@ def test_a_downgrade_below_the_security_counter_is_refused() -> None:
     loader.set_pending(permanent=True)
     loader, result = _boot(flash, state)
     assert result.swap is SwapType.FAIL
-    assert str(result.image.version) == "1.1.0+0"  # type: ignore[union-attr]
+    assert str(result.image.version) == "1.1.0+0"
 
 
 def test_an_image_for_another_chip_is_refused() -> None:
@@ -180,7 +180,7 @@ def test_an_image_for_another_chip_is_refused() -> None:
     loader, _ = _boot(flash, state)
     loader.set_pending(permanent=True)
     _, result = _boot(flash, state)
-    assert result.swap is SwapType.FAIL and str(result.image.version) == "1.0.0+0"  # type: ignore[union-attr]
+    assert result.swap is SwapType.FAIL and str(result.image.version) == "1.0.0+0"
 
 
 def test_the_status_log_skips_damaged_records_and_is_erased_when_full() -> None:
