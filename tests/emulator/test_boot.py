@@ -141,6 +141,7 @@ def test_an_imgtool_padded_confirmed_image_in_the_secondary_slot_is_a_permanent_
     loader = Bootloader(flash, F407, KEYS, {})
     assert loader.swap_type() is SwapType.PERM
     result = loader.boot()
+    assert result.image is not None
     assert str(result.image.version) == "1.1.0+0" and not result.under_test
 
 
