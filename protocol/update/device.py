@@ -394,10 +394,17 @@ class DeviceConnection:
             self._inbound = None
 
     def _busy(self, cmd: FrameType, seq: int) -> bool:
-        if self._request is not None:
-            self._reply(cmd, seq, Status.BUSY)
+        request = self._request
+        if request is None:
+            return False
+        inbound = self._inbound
+        same_payload = inbound is None or inbound[2] == request.payload
+        if request.ftype == cmd and request.seq == seq and same_payload:
+            # The host resent the command we are still working on (its reply timer ran out while we were
+            # busy, e.g. booting or swapping): the answer to the first copy answers both.
             return True
-        return False
+        self._reply(cmd, seq, Status.BUSY)
+        return True
 
     def _dispatch(self, cmd: FrameType, seq: int, payload: bytes) -> None:
         if cmd in (FrameType.PING, FrameType.SYNC):
