@@ -21,14 +21,15 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import ImageError, ProtocolTimeoutError, Stm32OtaError
+from .errors import DeviceError, ImageError, ProtocolTimeoutError, Stm32OtaError
 from .image import parse_image
 from .progress import PhaseTiming, ProgressMeter
-from .pump import IoRequest, PumpResult, SetBaud, Write, pump
+from .pump import IoRequest, PumpResult, SetBaud, Write, pump, with_deadline
 from .sansio import Event, Progress
 from .update.events import BaudChanged, BaudChangeFailed, CommandComplete, InfoReceived, TransferComplete
 from .update.host import HostConnection
 from .update.messages import DeviceInfo, Option, SlotInfo, SlotState
+from .update.status import Status
 from .ymodem import BatchComplete, YmodemFile, YmodemSender
 
 __all__ = [
@@ -249,9 +250,7 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
     host = HostConnection(baud=options.baud)
     info = yield from read_info(host, clock, report)
     step("info", _describe(info))
-    result = FlashResult(
-        protocol="ota", image_size=len(image), digest=digest, info_before=info, baud=options.baud
-    )
+    result = FlashResult(protocol="ota", image_size=len(image), digest=digest, info_before=info, baud=options.baud)
 
     if options.fast_baud and options.fast_baud != options.baud:
         if Option.BAUD_SWITCH in info.options and options.fast_baud in info.baud_rates:
@@ -342,17 +341,24 @@ def image_digests(image: bytes) -> set[bytes]:
 def _wait_for_device(
     options: FlashOptions, clock: Callable[[], float], report: Callable[[Event], None]
 ) -> Generator[IoRequest, PumpResult, DeviceInfo]:
+    """Poll INFO until the rebooted device answers (it may be swapping slots with real flash timings)."""
     deadline = clock() + options.reboot_timeout
     while True:
         host = HostConnection(baud=options.baud)
         try:
             info: DeviceInfo = yield from read_info(host, clock, report)
-        except ProtocolTimeoutError:
+        except (ProtocolTimeoutError, DeviceError) as err:
+            if isinstance(err, DeviceError) and err.status != Status.BUSY:
+                raise
             if clock() > deadline:
                 raise ProtocolTimeoutError(
                     f"the device did not answer within {options.reboot_timeout:.0f} s after reboot",
                     hint="check power and the cable; `stm32ota monitor` shows what it prints",
-                ) from None
+                ) from err
+            # listen (device logs still show) for a moment before asking again
+            yield from with_deadline(
+                pump(HostConnection(baud=options.baud), clock(), on_event=report), clock() + REBOOT_POLL_S
+            )
             continue
         return info
 
