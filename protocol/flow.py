@@ -317,6 +317,8 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
         yield from _command(host, clock, report)
         info_after = yield from read_info(host, clock, report)
         step("confirm", "new image confirmed")
+    elif primary.state is SlotState.CONFIRMED and not options.permanent:
+        step("confirm", "the new image confirmed itself after its self-test")
     result.info_after = info_after
     return result
 
