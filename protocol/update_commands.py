@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 from .console import ConsoleReporter, format_bytes, format_phase_report, write_json
-from .errors import ImageError, Stm32OtaError
+from .errors import ImageError
 from .flow import FlashOptions, FlowStep, flash_image, read_info
 from .link import SerialLink
 from .pump import pump, with_deadline
@@ -157,8 +158,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         if not isinstance(event, DeviceLog):
             return
         if args.json:
-            stamp = {"t_ms": event.timestamp_ms, "level": _LEVEL_NAMES.get(event.level, event.level)}
-            write_json({**stamp, "text": event.text})
+            record = {"t_ms": event.timestamp_ms, "level": _LEVEL_NAMES.get(event.level, event.level)}
+            sys.stdout.write(json.dumps({**record, "text": event.text}) + "\n")
+            sys.stdout.flush()
         else:
             level = _LEVEL_NAMES.get(event.level, str(event.level)).upper()
             sys.stdout.write(f"[{event.timestamp_ms / 1000:10.3f}] {level:<7} {event.text}\n")
@@ -175,6 +177,4 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             link.execute(with_deadline(pump(host, time.monotonic(), on_event=on_event), deadline))
         except KeyboardInterrupt:
             return 0
-        except Stm32OtaError:
-            raise
     return 0
