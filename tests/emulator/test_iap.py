@@ -427,3 +427,91 @@ def test_no_byte_stream_crashes_the_iap(chunks: list[bytes]) -> None:
         assert personality.mode in {"menu", "download", "upload-wait", "upload", "app", "halted"}
     finally:
         line.stop()
+
+
+class _Wire:
+    """The device side of a back-to-back test: what the firmware writes is collected, no I/O, no threads."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.baud = 115200
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def set_baud(self, baud: int) -> None:
+        self.baud = baud
+
+
+class _Board:
+    def __init__(self, chip: str) -> None:
+        from emulator.chips import CHIPS
+        from emulator.flash import Flash
+
+        self.line = _Wire()
+        self.chip = CHIPS[chip]
+        self.flash = Flash(self.chip)
+        self.resets: list[str] = []
+
+    def request_reset(self, reason: str, *, drain: bool = False) -> None:
+        self.resets.append(reason)
+
+
+def _back_to_back(image: bytes, chunk: int, quirks: IapQuirks) -> tuple[bytes, bytes]:
+    """Our sender core against the IAP personality with no port: ``chunk`` bytes at a time each way."""
+    import logging
+    from typing import cast
+
+    board = _Board("stm32f103c8")
+    ctx = DeviceContext(
+        flash=board.flash,
+        chip=board.chip,
+        state={},
+        time_scale=0.0,
+        trusted_keys=(),
+        log=logging.getLogger("test.iap"),
+        _device=cast(Device, board),
+    )
+    iap = IapPersonality(quirks=quirks)
+    iap.boot(ctx)
+    iap.on_bytes(b"1")
+    sender = YmodemSender([YmodemFile("b2b.bin", image)])
+    done = False
+    for _ in range(100_000):
+        to_host, board.line.out = bytes(board.line.out), bytearray()
+        for i in range(0, len(to_host), chunk):
+            sender.receive_data(to_host[i : i + chunk])
+        while (event := sender.next_event()) is not None:
+            done = done or isinstance(event, BatchComplete)
+        to_device = sender.data_to_send()
+        if done and not to_device:
+            break
+        for i in range(0, len(to_device), chunk):
+            iap.on_bytes(to_device[i : i + chunk])
+        if not to_device and not board.line.out:
+            # the line is quiet: the sender's timeout fires first (it answers a start request once the line
+            # has settled); the device's fires if that did not get things moving
+            sender.handle_timeout()
+            late = sender.data_to_send()
+            for i in range(0, len(late), chunk):
+                iap.on_bytes(late[i : i + chunk])
+            if not late:
+                iap.on_idle(ctx.now() + 60.0)
+    assert done
+    iap.on_bytes(b"\r")  # trailing bytes after the session: a key for the menu
+    text = bytes(board.line.out)
+    app = IAP_APP_ADDRESS["stm32f103c8"]
+    return board.flash.read(app, len(image) + 200), text
+
+
+@pytest.mark.parametrize("quirks", [IapQuirks(), IapQuirks.none()], ids=["quirks", "no-quirks"])
+def test_back_to_back_whole_and_byte_by_byte(quirks: IapQuirks) -> None:
+    image = _firmware(2100, seed=11)
+    results = [_back_to_back(image, chunk, quirks) for chunk in (1, 7, 1 << 20)]
+    flash, text = results[0]
+    assert all(r[0] == flash for r in results)
+    assert flash[: len(image)] == image
+    tail = flash[len(image) :]
+    pad = -len(image) % 128  # the last 52 bytes went in a 128-byte block
+    assert tail == (b"\x1a" * pad + b"\xff" * (200 - pad) if quirks.write_padding else b"\xff" * 200)
+    assert b"Invalid Number" in text and b"Main Menu" in text
