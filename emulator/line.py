@@ -367,7 +367,7 @@ class Line:
         self._rx = bytearray()
         self._rx_free_at = 0.0
         self._tx_cond = threading.Condition()
-        self._tx: collections.deque[bytes | _BaudMark] = collections.deque()
+        self._tx: collections.deque[tuple[bytes, float] | _BaudMark] = collections.deque()
         self._tx_free_at = 0.0
         self._sent_by_device = 0
         self._host_gone = False
@@ -493,7 +493,7 @@ class Line:
         if not data:
             return
         with self._tx_cond:
-            self._tx.append(bytes(data))
+            self._tx.append((bytes(data), self._clock()))
             self._tx_cond.notify()
 
     def set_baud(self, baud: int) -> None:
@@ -585,7 +585,7 @@ class Line:
                     log.debug("device UART now at %d baud", item.baud)
                     item.done.set()
                     continue
-                self._emit(item)
+                self._emit(item[0], queued_at=item[1])
         except Exception:
             log.exception("line writer crashed")
 
@@ -596,10 +596,12 @@ class Line:
                 return
             time.sleep(min(wait, POLL_S))
 
-    def _emit(self, data: bytes, *, from_device: bool = True) -> None:
+    def _emit(self, data: bytes, *, queued_at: float | None = None, from_device: bool = True) -> None:
+        """Send ``data`` at the line's pace.  Bytes the firmware queued while the line was still busy follow
+        the previous ones back to back (however late this thread picks them up); otherwise a new burst."""
         now = self._clock()
         char_time = self._char_time()
-        start = self._burst_start(self._tx_free_at, now)
+        start = self._burst_start(self._tx_free_at, now if queued_at is None else min(queued_at, now))
         self._tx_free_at = start + len(data) * char_time
         sent = 0
         while sent < len(data) and not self._stop.is_set():
