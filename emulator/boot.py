@@ -37,7 +37,8 @@ Each step only reads data that no earlier step of the same sector destroyed, so 
 bootloader redoes the step after the last one logged.  The log is a sequence of 16-byte CRC-protected
 records in the state area: BEGIN (swap id, type, sector count), one record per step, DONE.  A record cut
 half-way fails its CRC and is ignored (the step is redone); the log is erased only when no swap is in
-progress and it lacks room, and an interrupted erase leaves only records that fail their CRC.
+progress and it lacks room, first sector first, and an interrupted erase leaves only records that fail their
+CRC in the sector it hit (later sectors keep whole BEGIN..DONE runs).
 """
 
 from __future__ import annotations
@@ -262,14 +263,13 @@ class _Record:
 
 
 class StatusLog:
-    """The swap status log: CRC-protected 16-byte records in the state area's first sector."""
+    """The swap status log: CRC-protected 16-byte records filling the state area (all its sectors)."""
 
     def __init__(self, flash: Flash, start: int, size: int) -> None:
         self.flash = flash
-        sector = flash.sector_at(start)
-        self.sector = sector
-        self.start = sector.start
-        self.size = min(sector.size, size)
+        self.sectors = flash.sectors_in(start, size)
+        self.start = start
+        self.size = size
 
     def records(self) -> tuple[list[_Record], int]:
         """Valid records in order, and the address of the first free (erased) record slot."""
@@ -314,7 +314,11 @@ class StatusLog:
         return (self.start + self.size - free) // RECORD_SIZE
 
     def erase(self) -> None:
-        self.flash.erase_sector(self.sector.index)
+        """Erase the log, first sector first: a record can only outlive the records before it, so a cut
+        part-way never leaves a BEGIN whose DONE is gone."""
+        for sector in self.sectors:
+            if not self.flash.is_erased(sector.start, sector.size):
+                self.flash.erase_sector(sector.index)
 
     def append(self, kind: _Kind, *, arg: int = 0, sector: int = 0, count: int = 0, swap_id: int = 0) -> None:
         _, free = self.records()

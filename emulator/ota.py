@@ -582,15 +582,17 @@ class OtaPersonality:
                         break  # a background erase is running: hold credit, keep receiving
                     self._erase_next(xfer, background=not unlimited)
                     continue
-                if xfer.to_erase and not flash.busy and flash.chip.read_while_write:
-                    self._erase_next(xfer, background=True)  # erase ahead while the bank is free
                 n = len(xfer.buffer)
                 if not xfer.ended:
                     n -= n % width
                 n = min(n, PROGRAM_CHUNK)
                 if sector is not None:
                     n = min(n, sector.end - addr)
-                if n <= 0 or (budget is not None and spent >= budget):
+                if n <= 0:
+                    if xfer.to_erase and not flash.busy and flash.chip.read_while_write:
+                        self._erase_next(xfer, background=True)  # nothing to program: erase ahead
+                    break
+                if budget is not None and spent >= budget:
                     break
                 if flash.busy and not unlimited:
                     break  # programming would wait for the erase: keep the UART serviced instead

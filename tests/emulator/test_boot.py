@@ -20,7 +20,7 @@ from emulator.flash import Flash
 from protocol.image import HardwareTag, load_private_key, load_public_key, parse_image, sign_image, trailer_size
 from protocol.image.mcuboot import BOOT_MAGIC
 
-from .chip_harness import BAD, DEV_KEY, DEV_PUB, FIRMWARE, make_image
+from .chip_harness import BAD, DEV_KEY, DEV_PUB, FIRMWARE, Chip, make_image, update
 
 F407 = CHIPS["stm32f407vg"]
 KEYS = [load_public_key(DEV_PUB.read_bytes())]
@@ -207,3 +207,18 @@ def test_a_scratch_area_smaller_than_a_slot_sector_is_refused() -> None:
     chip = dataclasses.replace(F407, layout=dataclasses.replace(F407.layout, scratch=(0x08010000, 0x10000)))
     with pytest.raises(ValueError, match="scratch"):
         Bootloader(Flash(chip), chip, KEYS, {})
+
+
+def test_a_swap_whose_log_spans_several_pages_of_the_state_area() -> None:
+    """L476: a 250 KB image swaps 123 pages, 2 + 3 x 123 log records: more than one 2 KiB page holds."""
+    name = "stm32l476rg"
+    chip = Chip(name, primary=make_image(name, version="1.0.0", counter=1))
+    new = make_image(name, version="1.1.0", counter=2, size=250_000)
+    update(chip, new)
+    assert chip.running == parse_image(new).digest
+    loader = chip.personality.bootloader
+    assert loader is not None
+    records, free = loader.log.records()
+    assert len(records) > CHIPS[name].sectors[0].size // RECORD_SIZE
+    assert free > loader.log.sectors[1].start
+    assert loader.log.in_progress() is None
