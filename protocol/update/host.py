@@ -47,6 +47,7 @@ from ..errors import (
     Stm32OtaError,
 )
 from ..sansio import ChangeBaud, DeviceLog, Event, Progress
+from ..trace import log_frame, tracing
 from .constants import (
     ACK_TIMEOUT_BASE_S,
     BAUD_REVERT_MARGIN_S,
@@ -111,6 +112,13 @@ _COMMAND_NAMES = {
     FrameType.ABORT: "abort",
     FrameType.SET_LOG: "set_logging",
 }
+
+
+def _frame_name(ftype: int) -> str:
+    try:
+        return FrameType(ftype).name
+    except ValueError:
+        return f"0x{ftype:02x}"
 
 
 class _State(Enum):
@@ -211,6 +219,8 @@ class HostConnection:
             if item is None:
                 break
             if isinstance(item, Frame):
+                if tracing():
+                    log_frame("rx", _frame_name(item.type), item.seq, item.payload)
                 self._on_frame(item)
             elif isinstance(item, CorruptFrame):
                 log.debug("corrupt frame from device (type 0x%02x, seq %d)", item.type, item.seq)
@@ -236,6 +246,12 @@ class HostConnection:
             return b""
         out = b"".join(self._out)
         self._out.clear()
+        if tracing():
+            trace = FrameDecoder()
+            trace.feed(out)
+            while (item := trace.next()) is not None:
+                if isinstance(item, Frame):
+                    log_frame("tx", _frame_name(item.type), item.seq, item.payload)
         return out
 
     def next_event(self) -> Event | None:

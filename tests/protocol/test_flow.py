@@ -143,3 +143,13 @@ def test_device_logs_reach_the_reporter_during_an_update(tmp_path: Path) -> None
             )
         )
     assert any("demo firmware 1.1.0" in line for line in logs)
+
+
+def test_trace_dumps_every_frame_both_ways(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    factory_program(tmp_path, OLD)
+    with running_emulator("ota", baud=0, time_scale=0, state_dir=tmp_path) as emu:
+        assert main(["--trace", "info", "-p", emu.port]) == 0
+    err = capsys.readouterr().err
+    assert "TX frame INFO seq=" in err
+    assert "RX frame REPLY seq=" in err
+    assert "00000000  a5" in err  # the raw bytes too, as a hexdump
