@@ -6,6 +6,8 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator.boot import (
     BOOT_MAX_ALIGN,
@@ -222,3 +224,36 @@ def test_a_swap_whose_log_spans_several_pages_of_the_state_area() -> None:
     assert len(records) > CHIPS[name].sectors[0].size // RECORD_SIZE
     assert free > loader.log.sectors[1].start
     assert loader.log.in_progress() is None
+
+
+_FLAG = st.sampled_from([b"\xff", b"\x01", b"\x00", b"\x7f"]).map(lambda b: b + b"\xff" * 7)
+_TRAILER = st.one_of(
+    st.binary(min_size=48, max_size=48),
+    st.builds(
+        lambda size, info, copy_done, image_ok, magic: size + info + copy_done + image_ok + magic,
+        st.binary(min_size=8, max_size=8),
+        _FLAG,
+        _FLAG,
+        _FLAG,
+        st.sampled_from([BOOT_MAGIC, b"\xff" * 16, BOOT_MAGIC[:8] + b"\x00" * 8]),
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(primary_trailer=_TRAILER, secondary_trailer=_TRAILER, log=st.binary(min_size=0, max_size=256))
+def test_no_trailer_or_log_content_stops_the_device_from_booting_a_signed_image(
+    primary_trailer: bytes, secondary_trailer: bytes, log: bytes
+) -> None:
+    """Whatever a cut left in the trailers and the swap log, boot() ends running the old or the new image."""
+    flash = _flash(primary=OLD, secondary=NEW)
+    loader = Bootloader(flash, F407, KEYS, {})
+    for slot, junk in ((loader.primary, primary_trailer), (loader.secondary, secondary_trailer)):
+        offset = slot.end - len(junk) - flash.base
+        flash.data[offset : offset + len(junk)] = junk
+    offset = loader.log.start - flash.base
+    flash.data[offset : offset + len(log)] = log
+    for _ in range(3):  # and again at the next resets
+        result = Bootloader(flash, F407, KEYS, {}).boot()
+        assert result.image is not None
+        assert result.image.digest in (parse_image(OLD).digest, parse_image(NEW).digest)
