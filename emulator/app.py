@@ -93,7 +93,7 @@ class EmulatedApp:
             self.self_test_passed = passed
             if passed:
                 self._say(LogLevel.INFO, f"app: self-test passed: {detail}")
-                if self.under_test and self.auto_confirm and not self.hold_confirm:
+                if self.under_test and self.auto_confirm and not self.hold_confirm and not self.confirmed:
                     self.confirmed = self._confirm()
                     if self.confirmed:
                         self._say(LogLevel.INFO, f"app: image {self.version} confirmed (boot_set_confirmed)")

@@ -518,12 +518,14 @@ class OtaPersonality:
     def _erase_all(self, xfer: _Transfer) -> None:
         """Erase every sector the transfer needs now (PROGRESS between sectors)."""
         flash = self._c.flash
-        total = len(xfer.to_erase)
-        for done, index in enumerate(xfer.to_erase):
+        sectors = [flash.sectors[index] for index in xfer.to_erase]
+        total = sum(s.size for s in sectors)
+        done = 0
+        for sector in sectors:
             self._progress("erase", done, total, force=True)
-            sector = flash.sectors[index]
             if not flash.is_erased(sector.start, sector.size):
-                flash.erase_sector(index)
+                flash.erase_sector(sector.index)
+            done += sector.size
         if total:
             self._progress("erase", total, total, force=True)
         xfer.to_erase = []
@@ -639,17 +641,17 @@ class OtaPersonality:
     def _check(self, slot: SlotView) -> Status:
         if slot.is_empty():
             return Status.NO_IMAGE
-        self._progress("verify", 0, slot.capacity, force=True)
         size = self._transferred_size(slot)
         image: Image | None = None
         try:
             image = slot.parse(size)
+            self._progress("verify", 0, image.end, force=True)
             verified = self._boot.validate(slot, size)
         except ImageError as err:
             status = status_for_image_error(err, image)
             self.say(LogLevel.ERROR, f"ota: image in the {slot.name} slot refused: {err} [{status.name}]")
             return status
-        self._progress("verify", slot.capacity, slot.capacity, force=True)
+        self._progress("verify", image.end, image.end, force=True)
         self.say(LogLevel.INFO, f"ota: {slot.name} slot holds {verified.version}: signature and checks ok")
         return Status.OK
 
