@@ -515,3 +515,20 @@ def test_back_to_back_whole_and_byte_by_byte(quirks: IapQuirks) -> None:
     pad = -len(image) % 128  # the last 52 bytes went in a 128-byte block
     assert tail == (b"\x1a" * pad + b"\xff" * (200 - pad) if quirks.write_padding else b"\xff" * 200)
     assert b"Invalid Number" in text and b"Main Menu" in text
+
+
+@pytest.mark.parametrize("seed", [0, *(pytest.param(seed, marks=pytest.mark.soak) for seed in range(1, 16))])
+def test_noisy_line_download_is_right_or_fails_clearly(
+    iap: Callable[..., tuple[EmulatorHandle, SerialLink]], seed: int
+) -> None:
+    """Bit errors and dropped bytes both ways: the download either completes with the right bytes in flash
+    or ends with one of our typed errors; never a success with wrong flash contents."""
+    emu, link = iap(faults="flip=2e-5,drop=2e-4", seed=seed)
+    image = _firmware(16_000, seed=seed)
+    link.write(b"1")
+    sender = YmodemSender([YmodemFile("noisy.bin", image)], ack_timeout=2.5, header_ack_timeout=2.5)
+    try:
+        link.run(sender, until=lambda e: isinstance(e, BatchComplete))
+    except Stm32OtaError:
+        return
+    assert bytes(emu.device.flash.read(F407_APP, len(image))) == image
