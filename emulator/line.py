@@ -16,8 +16,9 @@ USB-UART adapter:
   scheduling jitter in the emulator is not the firmware's fault).
 * **baud changes**: the device's rate switches after its pending output has drained
   (:meth:`Line.set_baud`); the host's rate is read from the pty's termios (the host sets it with
-  ``tcsetattr``/pyserial as usual).  While the two differ, what crosses the line either way is noise.  On a
-  ``socket://`` endpoint there is no host rate: the host is assumed to follow.
+  ``tcsetattr``/pyserial as usual).  While the two differ, what crosses the line either way is noise (fewer
+  characters where the sender is the faster side).  On a ``socket://`` endpoint there is no host rate: the
+  host is assumed to follow.
 * **faults** (:mod:`emulator.faults`): bit flips, drops and noise bursts on both directions, a reset after N
   received bytes, a device that falls silent after N sent bytes.
 
@@ -419,10 +420,22 @@ class Line:
 
     def rates_match(self) -> bool:
         """True if the host's port is at the device's rate (or the transport has no rate)."""
+        return self._host_rate_if_different() is None
+
+    def _host_rate_if_different(self) -> int | None:
         if not self.check_baud:
-            return True
+            return None
         host = self.endpoint.host_baud()
-        return host is None or host == self._baud
+        return None if host is None or host == self._baud else host
+
+    @staticmethod
+    def _garbled_count(n: int, sender_rate: int, receiver_rate: int) -> int:
+        """How many characters a UART at ``receiver_rate`` makes of ``n`` sent at ``sender_rate``: a faster
+        sender's characters merge (one per start bit the receiver catches), a slower one's each still
+        start one character."""
+        if sender_rate <= receiver_rate:
+            return n
+        return max(1, round(n * receiver_rate / sender_rate))
 
     # -- device side -----------------------------------------------------------------------------------------
     def read(self, timeout: float) -> bytes:
@@ -539,9 +552,10 @@ class Line:
                 noise = self.rx_faults.noise(now)
                 host_bytes = len(data)
                 if data:
-                    if not self.rates_match():
+                    host_rate = self._host_rate_if_different()
+                    if host_rate is not None:
                         self.stats.rx_garbled += len(data)
-                        data = self.rx_faults.garbage(len(data))
+                        data = self.rx_faults.garbage(self._garbled_count(len(data), host_rate, self._baud))
                     data = self.rx_faults.corrupt(data)
                 if noise:
                     data = data + noise
@@ -627,9 +641,10 @@ class Line:
                 data = data[:room]
         if not data:
             return
-        if not self.rates_match():
+        host_rate = self._host_rate_if_different()
+        if host_rate is not None:
             self.stats.tx_garbled += len(data)
-            data = self.tx_faults.garbage(len(data))
+            data = self.tx_faults.garbage(self._garbled_count(len(data), self._baud, host_rate))
         data = self.tx_faults.corrupt(data)
         offset = 0
         stalled_since: float | None = None
