@@ -111,26 +111,41 @@ class Chip:
         keys: list[Path] | None = None,
         auto_confirm: bool = True,
         personality: Callable[[], OtaPersonality] | None = None,
+        time_scale: float = 0.0,
     ) -> None:
         self.profile = CHIPS[chip]
         self.cut_at: int | None = None
         self.cuts = 0
-        self.flash = Flash(self.profile, flash_data, on_op=self._on_op)
+        self.clock = [0.0]
+        self.busy_time = 0.0  # simulated seconds the firmware spent waiting on the flash
+        self.flash = Flash(
+            self.profile,
+            flash_data,
+            on_op=self._on_op,
+            time_scale=time_scale,
+            sleep=self._sleep,
+            clock=lambda: self.clock[0],
+        )
         if primary is not None:
             start = self.profile.layout.primary[0] - self.profile.flash_base
             self.flash.data[start : start + len(primary)] = primary
-        self.clock = [0.0]
         self.ctx = Ctx(
             flash=self.flash,
             chip=self.profile,
             state=state if state is not None else {},
             trusted_keys=keys if keys is not None else [DEV_PUB],
             clock=self.clock,
+            time_scale=time_scale,
         )
         self._factory = personality or (lambda: OtaPersonality(auto_confirm=auto_confirm, self_test_delay=0.1))
         self.personality: OtaPersonality = self._factory()
         self.boots = 0
         self.power_on()
+
+    def _sleep(self, seconds: float) -> None:
+        """Flash busy time passes on the simulated clock."""
+        self.clock[0] += seconds
+        self.busy_time += seconds
 
     def _on_op(self, op: int) -> None:
         if self.cut_at is not None and op >= self.cut_at:

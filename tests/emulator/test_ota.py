@@ -294,3 +294,42 @@ def test_info_reports_a_received_event_type() -> None:
     host = HostConnection()
     host.request_info()
     assert isinstance(run(chip, host, lambda e: isinstance(e, InfoReceived)), InfoReceived)
+
+
+def _dirty_secondary(chip: Chip, size: int) -> None:
+    offset = chip.profile.layout.secondary[0] - chip.profile.flash_base
+    chip.flash.data[offset : offset + size] = b"\x00" * size
+
+
+def test_single_bank_chips_erase_before_answering_begin_with_progress() -> None:
+    """F407 at datasheet timing (on a simulated clock): BEGIN is answered after the erase, PROGRESS meanwhile."""
+    chip = Chip(primary=OLD, time_scale=1.0)
+    _dirty_secondary(chip, 150_000)  # two 128 KiB sectors to erase
+    image = make_image(version="1.1.0", counter=2, size=150_000)
+    host = HostConnection()
+    host.begin_transfer(image, slot=1)
+    events: list[object] = []
+    run(chip, host, lambda e: isinstance(e, TransferComplete), events=events)
+    names = [type(e).__name__ + ":" + str(getattr(e, "phase", "")) for e in events]
+    started = names.index("TransferStarted:")
+    assert "Progress:erase" in names[:started]
+    assert chip.busy_time >= 2 * 1.0  # two sector erases, 1 s each
+    command(chip, "verify", 1)
+
+
+def test_the_dual_bank_l476_erases_ahead_in_the_background_while_blocks_arrive() -> None:
+    name = "stm32l476rg"
+    chip = Chip(name, primary=make_image(name, version="1.0.0", counter=1), time_scale=1.0)
+    _dirty_secondary(chip, 40_000)
+    image = make_image(name, version="1.1.0", counter=2, size=40_000)
+    host = HostConnection()
+    host.begin_transfer(image, slot=1, compress=True)
+    events: list[object] = []
+    run(chip, host, lambda e: isinstance(e, TransferComplete), events=events)
+    names = [type(e).__name__ + ":" + str(getattr(e, "phase", "")) for e in events]
+    started = names.index("TransferStarted:")
+    assert "Progress:erase" not in names[:started]  # answered at once
+    assert chip.flash.erases >= 20  # ~20 pages erased during the data phase
+    assert chip.busy_time < 20 * 0.02202 + 40_000 / 8 * 81.69e-6  # erase time partly hidden behind reception
+    update(chip, image)
+    assert chip.running == parse_image(image).digest
