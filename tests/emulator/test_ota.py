@@ -18,6 +18,7 @@ from protocol.errors import DeviceError, ImageError
 from protocol.flow import FlashOptions, flash_image
 from protocol.image import key_hash, load_public_key, parse_image
 from protocol.link import SerialLink
+from protocol.sansio import Event
 from protocol.update import HostConnection, InfoReceived, Option, SlotState, Status, TransferComplete
 
 from .chip_harness import BAD, DEV_PUB, FIRMWARE, KEYS, Chip, command, info, make_image, run, transfer, update
@@ -308,7 +309,7 @@ def test_single_bank_chips_erase_before_answering_begin_with_progress() -> None:
     image = make_image(version="1.1.0", counter=2, size=150_000)
     host = HostConnection()
     host.begin_transfer(image, slot=1)
-    events: list[object] = []
+    events: list[Event] = []
     run(chip, host, lambda e: isinstance(e, TransferComplete), events=events)
     names = [type(e).__name__ + ":" + str(getattr(e, "phase", "")) for e in events]
     started = names.index("TransferStarted:")
@@ -324,7 +325,7 @@ def test_the_dual_bank_l476_erases_ahead_in_the_background_while_blocks_arrive()
     image = make_image(name, version="1.1.0", counter=2, size=40_000)
     host = HostConnection()
     host.begin_transfer(image, slot=1, compress=True)
-    events: list[object] = []
+    events: list[Event] = []
     run(chip, host, lambda e: isinstance(e, TransferComplete), events=events)
     names = [type(e).__name__ + ":" + str(getattr(e, "phase", "")) for e in events]
     started = names.index("TransferStarted:")
