@@ -178,7 +178,15 @@ class Device:
     def _busy_sleep(self, seconds: float) -> None:
         """Flash operations and CPU work: the firmware does not service its UART meanwhile."""
         if seconds > 0:
+            from .flash import PowerCut
+
             with self.line.busy():
+                deadline = self._cut.deadline
+                if deadline is not None and deadline < time.monotonic() + seconds:
+                    # a timed power cut falls inside this operation: it lands when the operation ends
+                    self._stop.wait(max(0.0, deadline - time.monotonic()))
+                    if self._cut.due_by_time(time.monotonic()):
+                        raise PowerCut("timed power cut during a flash operation")
                 self._stop.wait(seconds)  # a stop (SIGTERM) does not wait for a long erase to finish
 
     # -- lifecycle -------------------------------------------------------------------------------------------

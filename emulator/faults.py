@@ -8,7 +8,7 @@ Grammar (comma-separated ``key=value`` items, each key at most once, whitespace 
     noise=T:N         every T seconds a burst of N random bytes hits the line
     reset-after=N     the device resets once, after it has received N bytes (watchdog, brown-out)
     powercut-op=N     power is cut during the N-th flash operation (1 = the first erase/program)
-    powercut-at=T     power is cut T seconds after start (during a flash operation if one is running)
+    powercut-at=T     power is cut T seconds after start (if a flash operation is running, it ends there)
     powercut-at=random:T   ... at a seeded random time in (0, T]
     mute-after=N      the device stops answering for good after it has sent N bytes
 
@@ -270,6 +270,11 @@ class PowerCutTrigger:
         at = plan.resolved_powercut_at()
         self._deadline = None if at is None else start + at
         self.fired = 0
+
+    @property
+    def deadline(self) -> float | None:
+        """The pending timed cut (monotonic seconds), ``None`` if none is armed."""
+        return self._deadline
 
     def due_by_time(self, now: float) -> bool:
         """True (once) when the timed power cut is due."""

@@ -215,3 +215,18 @@ def test_build_device_rejects_unknown_mode(tmp_path: Path) -> None:
 
     with pytest.raises(Stm32OtaError, match="unknown emulator mode"):
         build_device(mode="dfu", state_dir=tmp_path)
+
+
+def test_timed_power_cut_inside_a_long_erase() -> None:
+    from tests.emulator.test_iap import _block0
+
+    emulator = running_emulator("iap", chip="stm32l476rg", baud=0, time_scale=1.0, faults="powercut-at=1.5")
+    with emulator as emu, SerialLink(emu.port) as link:
+        link.write(b"1")
+        got = bytearray()
+        while b"C" not in got:
+            got += link.read(0.1)
+        link.write(_block0("a.bin", 3000))  # the IAP erases 496 pages (~11 s) before it ACKs
+        _wait_for(lambda: emu.device.power_cuts == 1 and emu.device.boots == 2, "the cut and the reboot")
+        erased = emu.device.flash.ops
+        assert 0 < erased < 496  # the cut landed inside the erase
