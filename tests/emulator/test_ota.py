@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator.chips import CHIPS
 from emulator.demo import factory_program
@@ -20,6 +22,7 @@ from protocol.image import key_hash, load_public_key, parse_image
 from protocol.link import SerialLink
 from protocol.sansio import Event
 from protocol.update import HostConnection, InfoReceived, Option, SlotState, Status, TransferComplete
+from protocol.update.frames import FrameType, encode_frame
 
 from .chip_harness import BAD, DEV_PUB, FIRMWARE, KEYS, Chip, command, info, make_image, run, transfer, update
 
@@ -334,3 +337,32 @@ def test_the_dual_bank_l476_erases_ahead_in_the_background_while_blocks_arrive()
     assert chip.busy_time < 20 * 0.02202 + 40_000 / 8 * 81.69e-6  # erase time partly hidden behind reception
     update(chip, image)
     assert chip.running == parse_image(image).digest
+
+
+_COMMANDS = [t for t in FrameType if t not in (FrameType.REBOOT, FrameType.CHANGE_BAUD)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=64),
+            st.builds(
+                encode_frame,
+                st.sampled_from(_COMMANDS),
+                st.integers(0, 255),
+                st.binary(max_size=60),
+            ),
+        ),
+        max_size=25,
+    )
+)
+def test_no_input_makes_the_ota_personality_raise_or_touch_the_primary(chunks: list[bytes]) -> None:
+    """Random bytes and well-framed commands with random payloads (BEGIN, DATA, ACTIVATE, ROLLBACK...)."""
+    chip = Chip(primary=OLD)
+    start, size = chip.profile.layout.primary
+    before = chip.flash.read(start, size)
+    for chunk in chunks:
+        chip.step(chunk)
+    assert chip.flash.read(start, size) == before
+    assert info(chip).slot(0).version == (1, 0, 0, 0)
