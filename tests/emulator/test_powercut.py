@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
+from pathlib import Path
 
 import pytest
 
+from emulator.demo import factory_program
 from emulator.flash import PowerCut
-from protocol.errors import ProtocolError
+from emulator.testing import running_emulator
+from protocol.errors import ProtocolError, Stm32OtaError
+from protocol.flow import FlashOptions, flash_image
 from protocol.image import parse_image
+from protocol.link import SerialLink
 from protocol.update import SlotState
 
-from .chip_harness import Chip, command, info, make_image, update
+from .chip_harness import FIRMWARE, Chip, command, info, make_image, update
 
 SAMPLE = 300  # cut points tested when a scenario has more flash operations than this
 
@@ -97,3 +103,28 @@ def test_power_cut_sweep_over_a_multi_sector_update(name: str, size: int) -> Non
     assert len(points) == min(total, SAMPLE)
     for cut in points:
         _cut_and_check(name, old, new, third, cut)
+
+
+@pytest.mark.parametrize("op", [3, 12, 40])
+def test_a_power_cut_in_the_running_emulator_then_a_second_flash(tmp_path: Path, op: int) -> None:
+    """Through the runtime and a pty: ``--faults powercut-op=N`` cuts one flash operation (transfer or swap);
+    the host's first attempt may fail with a clear error, the second one installs the image."""
+    old = (FIRMWARE / "demo-1.0.0.signed.bin").read_bytes()
+    new = make_image(version="1.1.0", counter=2, size=20_000)
+    factory_program(tmp_path, old)
+    with running_emulator("ota", baud=0, time_scale=0, state_dir=tmp_path, faults=f"powercut-op={op}") as emu:
+        options = FlashOptions(protocol="ota", reboot_timeout=5.0)
+        results = []
+        for _ in range(2):
+            try:
+                with SerialLink(emu.port, 115200) as link:
+                    flow = flash_image(new, options, on_event=lambda e: None, clock=time.monotonic)
+                    results.append(link.execute(flow))
+                break
+            except Stm32OtaError:
+                continue
+        assert emu.device.power_cuts == 1
+        assert results, "no attempt succeeded"
+        after = results[-1].info_after
+        assert after is not None and after.slot(0).version == (1, 1, 0, 0)
+        assert after.slot(0).state is SlotState.CONFIRMED
