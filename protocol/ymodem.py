@@ -56,12 +56,15 @@ __all__ = [
     "CRC_REQUESTS",
     "DUPLICATE_NAKS_BEFORE_SKIP",
     "EOT",
+    "FINAL_ACK_TIMEOUT_S",
     "HEADER_ACK_TIMEOUT_S",
     "MAX_ERRORS",
     "MAX_RETRIES",
     "NAK",
     "PAD",
+    "REPLY_DELAY_S",
     "REQUEST_INTERVAL_S",
+    "REQUEST_SETTLE_S",
     "SOH",
     "START_REQUESTS",
     "START_TIMEOUT_S",
@@ -99,8 +102,11 @@ ABORT_SEQUENCE = bytes([CAN]) * 5  # spec: at least two; a few more survive a by
 START_TIMEOUT_S = 60.0  # silence tolerated while waiting for the receiver's first 'C' or NAK
 ACK_TIMEOUT_S = 10.0  # ACK of a data block or EOT, and the 'C' that asks for the next file
 HEADER_ACK_TIMEOUT_S = 60.0  # block-0 ACK: AN4657's IAP erases the whole application area before it ACKs
+FINAL_ACK_TIMEOUT_S = 2.0  # ACK of the end-of-batch block; silence after it ends the batch anyway (see below)
 MAX_RETRIES = 10  # consecutive failures of one block (timeouts, NAKs) before we give up
 DUPLICATE_NAKS_BEFORE_SKIP = 2  # NAKs of a block whose ACK may have been lost before we assume a duplicate
+REQUEST_SETTLE_S = 0.05  # quiet line required after a 'C'/NAK start request before we answer it (see below)
+REPLY_DELAY_S = 0.001  # quiet line required after an ACK/NAK before the next block goes out (see below)
 
 # -- receiver timing -----------------------------------------------------------------------------------------
 REQUEST_INTERVAL_S = 3.0  # silence before the start request ('C', later NAK) is repeated
@@ -185,6 +191,7 @@ def encode_header(name: str, size: int, mtime: int | None = None, mode: int | No
         fields.append(f"{mtime or 0:o}")
     if mode is not None:
         fields.append(f"{mode:o}")
+        fields.append("0")  # serial number: lrzsz's rb expects it after a mode (it crashes without)
     return name.encode("utf-8") + b"\0" + " ".join(fields).encode("ascii")
 
 
@@ -272,6 +279,7 @@ class _Core:
     def __init__(self) -> None:
         self._in = bytearray()
         self._out = bytearray()
+        self._held = bytearray()  # a reply waiting for the line to settle (sender)
         self._events: deque[Event] = deque()
         self._phase = _Phase.START
         self._pending_error: ProtocolError | None = None
@@ -345,6 +353,7 @@ class _Core:
         if not peer_gone:
             self._out += ABORT_SEQUENCE
         self._pending_error = err
+        self._held.clear()
         self._in.clear()
         self._events.clear()
 
@@ -392,6 +401,16 @@ class YmodemSender(_Core):
     retransmissions then draw ``duplicate_naks_before_skip`` NAKs in a row, we take the block as delivered and
     go on with the next one; if that next block is NAKed too, we step back and send the previous one again.
     ``duplicate_naks_before_skip=0`` disables this.
+
+    Every file is acknowledged by its EOT ACK; the end-of-batch block only closes the session.  Silence for
+    ``FINAL_ACK_TIMEOUT_S`` after it therefore completes the batch (with a warning in the log): lrzsz's
+    ``rb`` sometimes exits before its last ACK leaves the tty.
+
+    A start request ('C' or NAK before a block 0 or before block 1) is answered only after the line has been
+    quiet for ``request_settle`` seconds: lrzsz's ``rb`` flushes its input (TCIFLUSH) right after writing a
+    'C', so an immediate answer is lost (and costs a 10 s timeout), and a 'C' followed by more text was part
+    of a menu, not a request.  ``rb`` does the same after every ACK and NAK, so the answer to those waits
+    ``reply_delay`` seconds of quiet line (0 answers at once).
     """
 
     def __init__(
@@ -404,6 +423,8 @@ class YmodemSender(_Core):
         header_ack_timeout: float = HEADER_ACK_TIMEOUT_S,
         max_retries: int = MAX_RETRIES,
         duplicate_naks_before_skip: int = DUPLICATE_NAKS_BEFORE_SKIP,
+        request_settle: float = REQUEST_SETTLE_S,
+        reply_delay: float = REPLY_DELAY_S,
     ) -> None:
         super().__init__()
         if block_size not in (BLOCK_128, BLOCK_1K):
@@ -417,6 +438,9 @@ class YmodemSender(_Core):
         self._header_ack_timeout = header_ack_timeout
         self._max_retries = max_retries
         self._skip_after = duplicate_naks_before_skip
+        self._request_settle = request_settle
+        self._settling: int | None = None  # a start request seen, answered once the line is quiet
+        self._reply_delay = reply_delay
         self._index = 0  # file being sent
         self._first_start = True
         self._crc = True
@@ -438,10 +462,16 @@ class YmodemSender(_Core):
         if pending is not None:
             return pending
         phase = self._phase
+        if self._held:
+            return self._reply_delay
+        if self._settling is not None:
+            return self._request_settle
         if phase is _Phase.START:
             return self._start_timeout if self._first_start else self._ack_timeout
         if phase is _Phase.HEADER_ACK:
             return self._header_ack_timeout
+        if phase is _Phase.FINAL_ACK:
+            return min(self._ack_timeout, FINAL_ACK_TIMEOUT_S)
         if phase in (_Phase.DONE, _Phase.ERROR):
             return None
         return self._ack_timeout
@@ -465,15 +495,14 @@ class YmodemSender(_Core):
                 self._last_can = True
                 continue
             self._last_can = False
+            if self._held:
+                continue  # a reply waits for the line to settle: what arrives meanwhile is stale
             phase = self._phase
-            if phase is _Phase.START:
-                if b == CRC_REQUEST and self._first_start and i < n and buf[i] not in (CRC_REQUEST, NAK, CAN):
-                    continue  # a 'C' inside console text ("Click", "CRC") is not a start request
+            if phase in (_Phase.START, _Phase.DATA_START):
                 if b in (CRC_REQUEST, NAK):
-                    self._crc = b == CRC_REQUEST
-                    self._first_start = False
-                    self._send_header()
-                    i = n  # anything already buffered is stale
+                    self._settling = b  # answered by handle_timeout once the line is quiet
+                elif self._settling is not None and self._first_start:
+                    self._settling = None  # a 'C' inside console text ("Click", "CRC") is no request
             elif b == ACK:
                 if self._on_ack():
                     i = n  # a block went out: anything already buffered is stale
@@ -483,15 +512,16 @@ class YmodemSender(_Core):
             else:
                 self._suspect = True  # garbage where an ACK should be: it may have been the ACK
         del buf[:i]
+        if self._out and self._reply_delay > 0:
+            self._held += self._out
+            self._out.clear()
 
     def _on_ack(self) -> bool:
         """Handle an ACK; True when it made us send something."""
         phase = self._phase
         if phase is _Phase.HEADER_ACK:
             file = self._files[self._index]
-            self._events.append(
-                FileStarted(name=file.name, size=len(file.data), mtime=file.mtime, mode=file.mode)
-            )
+            self._events.append(FileStarted(name=file.name, size=len(file.data), mtime=file.mtime, mode=file.mode))
             self._reset_errors()
             self._phase = _Phase.DATA_START
         elif phase is _Phase.BLOCK_ACK:
@@ -511,12 +541,19 @@ class YmodemSender(_Core):
         # an ACK while waiting for 'C' (DATA_START) is a stray duplicate: ignore it
         return False
 
-    def _on_request(self, *, clean: bool) -> None:
-        """A NAK (``clean``) or a 'C' while a block or EOT is outstanding, or the 'C' that starts the data."""
-        if self._phase is _Phase.DATA_START:
-            self._crc = not clean
+    def _answer_request(self) -> None:
+        """The line went quiet after a start request: send block 0 (or the end-of-batch block) or block 1."""
+        request, self._settling = self._settling, None
+        self._crc = request == CRC_REQUEST
+        self._in.clear()  # anything still buffered is stale
+        if self._phase is _Phase.START:
+            self._first_start = False
+            self._send_header()
+        else:
             self._send_next_block()
-            return
+
+    def _on_request(self, *, clean: bool) -> None:
+        """A NAK (``clean``) or a 'C' while a block or EOT is outstanding."""
         if self._phase is _Phase.EOT_ACK:  # first EOT NAKed (normal), or a 'C' while our EOT is unanswered
             self._count_failure(timeout=False)
             self._out.append(EOT)
@@ -548,15 +585,20 @@ class YmodemSender(_Core):
         self._dup_naks = 0
         if self._phase is _Phase.HEADER_ACK:
             file = self._files[self._index]
-            self._events.append(
-                FileStarted(name=file.name, size=len(file.data), mtime=file.mtime, mode=file.mode)
-            )
+            self._events.append(FileStarted(name=file.name, size=len(file.data), mtime=file.mtime, mode=file.mode))
         else:
             self._block_delivered()
         self._send_next_block()
         self._probing = snapshot if self._phase is _Phase.BLOCK_ACK else None
 
     def _on_timeout(self) -> None:
+        if self._held:
+            self._out += self._held
+            self._held.clear()
+            return
+        if self._settling is not None:
+            self._answer_request()
+            return
         phase = self._phase
         if phase is _Phase.START:
             if self._first_start:
@@ -565,6 +607,11 @@ class YmodemSender(_Core):
                     hint="start the receiving side first (rb --ymodem, or the IAP menu's download option)",
                 )
             self._count_failure(timeout=True)  # receivers repeat their 'C' themselves
+            return
+        if phase is _Phase.FINAL_ACK:
+            log.warning("no ACK for the end-of-batch block; every file was acknowledged, so the batch is done")
+            self._events.append(BatchComplete())
+            self._phase = _Phase.DONE
             return
         self._count_failure(timeout=True)
         self._suspect = True
