@@ -11,7 +11,9 @@ Runs ("kinds"):
 ``flash-e2e``      the whole ``stm32ota flash`` flow (INFO, transfer with deflate, verify, activate, reboot with
                    the bootloader's swap, confirm); only with real flash timings unless ``--e2e-all``
 ``send``           our YMODEM sender (``protocol.ymodem.YmodemSender`` on a ``SerialLink``) into ``--mode iap``
-``sb``             lrzsz ``sb --ymodem`` with stdin/stdout on the pty, into ``--mode iap``
+``sb``             lrzsz ``sb --ymodem`` with stdin/stdout on the pty, into ``--mode iap`` (lrzsz's default:
+                   128-byte blocks)
+``sb-1k``          the same with ``-k`` (1024-byte blocks, as AN4657's own instructions and most terminals send)
 ``ymodem``         the PyPI ``ymodem`` package (``ModemSocket.send``) into ``--mode iap``
 
 Timing:
@@ -83,7 +85,7 @@ SECONDARY_SLOT = 1
 BAUDS = (115200, 921600)
 LATENCIES_MS = (0.0, 2.0, 10.0)
 TIME_SCALES = (0.0, 1.0)
-KINDS = ("flash-raw", "flash-deflate", "flash-e2e", "send", "sb", "ymodem")
+KINDS = ("flash-raw", "flash-deflate", "flash-e2e", "send", "sb", "sb-1k", "ymodem")
 BITS_PER_BYTE = 10  # 8N1
 
 EMULATOR_START_TIMEOUT_S = 20.0
@@ -355,7 +357,7 @@ def _send_pypi(port_name: str, baud: int, image_path: Path) -> float:
         return time.monotonic() - start
 
 
-def _send_sb(port_name: str, baud: int, image_path: Path, timeout: float) -> float:
+def _send_sb(port_name: str, baud: int, image_path: Path, timeout: float, *, one_k: bool) -> float:
     sb = shutil.which("sb")
     if sb is None:
         raise RuntimeError("lrzsz `sb` is not installed (apt-get install lrzsz)")
@@ -364,7 +366,10 @@ def _send_sb(port_name: str, baud: int, image_path: Path, timeout: float) -> flo
         fd = os.open(port_name, os.O_RDWR | os.O_NOCTTY)
         try:
             proc = subprocess.Popen(
-                [sb, "--ymodem", "-q", str(image_path)], stdin=fd, stdout=fd, stderr=subprocess.PIPE
+                [sb, "--ymodem", *(["-k"] if one_k else []), "-q", str(image_path)],
+                stdin=fd,
+                stdout=fd,
+                stderr=subprocess.PIPE,
             )
         finally:
             os.close(fd)
@@ -401,8 +406,8 @@ def run_iap(cfg: RunConfig, how: str, iap_image: Path, workdir: Path) -> RunResu
         with _emulator(how, "iap", cfg, state_dir) as emu:
             if cfg.kind == "send":
                 seconds = _send_ours(emu.port, cfg.baud, image)
-            elif cfg.kind == "sb":
-                seconds = _send_sb(emu.port, cfg.baud, iap_image, timeout)
+            elif cfg.kind in ("sb", "sb-1k"):
+                seconds = _send_sb(emu.port, cfg.baud, iap_image, timeout, one_k=cfg.kind == "sb-1k")
             else:
                 seconds = _send_pypi(emu.port, cfg.baud, iap_image)
     except Exception as err:  # a benchmark reports a failed run and goes on with the matrix
