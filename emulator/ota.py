@@ -211,6 +211,9 @@ class OtaPersonality:
         self.keys: list[PublicKey] = []
         self._xfer: _Transfer | None = None
         self._reset_at: float | None = None
+        self._budget_left: float | None = None
+        self._pass_busy = False
+        self._pass_from_bytes = False
         self._tx_free_at = 0.0
         self._boot_time = 0.0
         self._last_report = 0.0
@@ -307,9 +310,20 @@ class OtaPersonality:
             self.say(LogLevel.WARNING, "boot: serial recovery: waiting for an image on the UART")
         self._flush()
 
+    def _new_pass(self) -> None:
+        """A main-loop pass starts: it may keep the CPU busy (programming) for as long as the UART's RX ring
+        covers at the current rate, then it must come back to read the UART."""
+        ctx = self._c
+        self._budget_left = None
+        self._pass_busy = False
+        if ctx.time_scale > 0:
+            self._budget_left = DEFAULT_RX_BUFFER * RX_RING_SHARE * BITS_PER_BYTE / max(1, ctx.baud)
+
     def on_bytes(self, data: bytes) -> None:
         if self._reset_at is not None:
             return  # shutting down for the requested reset: the firmware no longer reads its UART
+        self._new_pass()
+        self._pass_from_bytes = True  # the on_idle() that follows in the same loop pass shares the budget
         conn = self._conn
         if conn.in_transfer:
             conn.receive_data(data)
@@ -323,6 +337,9 @@ class OtaPersonality:
             self._process()
 
     def on_idle(self, now: float) -> None:
+        if not self._pass_from_bytes:
+            self._new_pass()
+        self._pass_from_bytes = False
         if self.app is not None and self._reset_at is None:
             self.app.tick(now)
         self._work_flash()
@@ -374,6 +391,7 @@ class OtaPersonality:
                 self._xfer = None
             elif isinstance(event, LoggingChanged):
                 pass
+        self._work_flash()
         self._flush()
 
     def _answer(self, status: Status) -> None:
@@ -538,8 +556,7 @@ class OtaPersonality:
         if event.offset != expected:  # cannot happen with an in-order core; refuse rather than corrupt
             self._fail(Status.INTERNAL, f"block at {event.offset}, expected {expected}")
             return
-        xfer.buffer += event.data
-        self._work_flash()
+        xfer.buffer += event.data  # programmed at the end of this pass (_process)
 
     def _on_end(self) -> None:
         xfer = self._xfer
@@ -570,9 +587,7 @@ class OtaPersonality:
         ctx = self._c
         flash = ctx.flash
         width = flash.chip.write_width
-        budget = None
-        if ctx.time_scale > 0 and not unlimited:
-            budget = DEFAULT_RX_BUFFER * RX_RING_SHARE * BITS_PER_BYTE / max(1, ctx.baud)
+        budget = None if unlimited else self._budget_left
         spent = 0.0
         try:
             while True:
@@ -594,13 +609,17 @@ class OtaPersonality:
                     if xfer.to_erase and not flash.busy and flash.chip.read_while_write:
                         self._erase_next(xfer, background=True)  # nothing to program: erase ahead
                     break
-                if budget is not None and spent >= budget:
-                    break
+                cost = (n + width - 1) // width * flash.chip.program_time_s * ctx.time_scale
+                if budget is not None and spent + cost > budget and (spent > 0 or self._pass_busy):
+                    break  # back to the UART first (each pass may program at least one chunk)
                 if flash.busy and not unlimited:
                     break  # programming would wait for the erase: keep the UART serviced instead
                 chunk = bytes(xfer.buffer[:n])
                 flash.program_padded(addr, chunk)
-                spent += (len(chunk) + width - 1) // width * flash.chip.program_time_s * ctx.time_scale
+                spent += cost
+                self._pass_busy = True
+                if self._budget_left is not None and not unlimited:
+                    self._budget_left -= cost
                 del xfer.buffer[:n]
                 xfer.programmed += n
                 self._save_partial(xfer)
