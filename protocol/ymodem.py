@@ -280,6 +280,7 @@ class _Core:
         self._in = bytearray()
         self._out = bytearray()
         self._held = bytearray()  # a reply waiting for the line to settle (sender)
+        self._hold_delay = 0.0  # how long the line must be quiet before _held goes out
         self._events: deque[Event] = deque()
         self._phase = _Phase.START
         self._pending_error: ProtocolError | None = None
@@ -317,6 +318,10 @@ class _Core:
         """The wire was silent for :attr:`timeout` seconds."""
         if self._phase is _Phase.ERROR:
             raise LocalProtocolError("the YMODEM transfer already failed; start a new one")
+        if self._held:  # the line settled: release the reply (or the abort) that waited for it
+            self._out += self._held
+            self._held.clear()
+            return
         self._raise_pending()
         if self._phase is _Phase.DONE:
             return
@@ -339,7 +344,8 @@ class _Core:
     def abort(self, reason: str = "transfer aborted") -> None:
         """Abort: queue CAN CAN for the peer.  Once ``data_to_send()`` has handed them out, the next
         ``next_event()`` / ``handle_timeout()`` raises ``TransferAborted(by_peer=False)``.  A no-op once
-        finished."""
+        finished.  The sender, like any reply of its, holds the CANs for ``reply_delay`` of quiet line first
+        (so keep driving it: ``link.run(core)`` after ``abort()`` sends them and raises)."""
         if self.finished or self._pending_error is not None:
             return
         self._fail(TransferAborted(reason, by_peer=False))
@@ -350,24 +356,31 @@ class _Core:
         if self._pending_error is not None or self._phase is _Phase.ERROR:
             return
         peer_gone = isinstance(err, TransferAborted) and err.by_peer
-        if not peer_gone:
-            self._out += ABORT_SEQUENCE
-        self._pending_error = err
+        # nobody to tell if the peer never spoke (no start request, no block 0 yet)
+        peer_gone |= isinstance(err, ProtocolTimeoutError) and self._never_heard()
         self._held.clear()
+        if not peer_gone:
+            (self._held if self._hold_delay > 0 else self._out).extend(ABORT_SEQUENCE)
+        self._pending_error = err
         self._in.clear()
         self._events.clear()
 
     def _raise_pending(self) -> None:
-        if self._pending_error is not None and not self._out:
+        if self._pending_error is not None and not self._out and not self._held:
             err, self._pending_error = self._pending_error, None
             self._phase = _Phase.ERROR
             raise err
 
     def _pending_timeout(self) -> float | None:
         """0 while an error waits to be raised (its CAN CAN already handed out), else ``None``."""
+        if self._held:
+            return self._hold_delay
         if self._pending_error is not None:
             return 0.0
         return None
+
+    def _never_heard(self) -> bool:
+        return self._phase is _Phase.START and bool(getattr(self, "_first_start", False))
 
     def _process(self) -> None:
         raise NotImplementedError
@@ -441,6 +454,7 @@ class YmodemSender(_Core):
         self._request_settle = request_settle
         self._settling: int | None = None  # a start request seen, answered once the line is quiet
         self._reply_delay = reply_delay
+        self._hold_delay = reply_delay
         self._index = 0  # file being sent
         self._first_start = True
         self._crc = True
@@ -462,8 +476,6 @@ class YmodemSender(_Core):
         if pending is not None:
             return pending
         phase = self._phase
-        if self._held:
-            return self._reply_delay
         if self._settling is not None:
             return self._request_settle
         if phase is _Phase.START:
@@ -505,16 +517,25 @@ class YmodemSender(_Core):
                     self._settling = None  # a 'C' inside console text ("Click", "CRC") is no request
             elif b == ACK:
                 if self._on_ack():
-                    i = n  # a block went out: anything already buffered is stale
+                    i = self._skip_stale(i)
             elif b in (NAK, CRC_REQUEST):
                 self._on_request(clean=b == NAK)
-                i = n
+                i = self._skip_stale(i)
             else:
                 self._suspect = True  # garbage where an ACK should be: it may have been the ACK
         del buf[:i]
         if self._out and self._reply_delay > 0:
             self._held += self._out
             self._out.clear()
+
+    def _skip_stale(self, i: int) -> int:
+        """A block went out: what is already buffered answers an older one and is dropped, except a cancel."""
+        rest = self._in[i:]
+        if b"\x18\x18" in rest:
+            raise self._peer_cancelled()
+        if rest:
+            self._last_can = rest.endswith(b"\x18")
+        return len(self._in)
 
     def _on_ack(self) -> bool:
         """Handle an ACK; True when it made us send something."""
@@ -545,7 +566,7 @@ class YmodemSender(_Core):
         """The line went quiet after a start request: send block 0 (or the end-of-batch block) or block 1."""
         request, self._settling = self._settling, None
         self._crc = request == CRC_REQUEST
-        self._in.clear()  # anything still buffered is stale
+        del self._in[: self._skip_stale(0)]  # anything still buffered is stale
         if self._phase is _Phase.START:
             self._first_start = False
             self._send_header()
@@ -592,10 +613,6 @@ class YmodemSender(_Core):
         self._probing = snapshot if self._phase is _Phase.BLOCK_ACK else None
 
     def _on_timeout(self) -> None:
-        if self._held:
-            self._out += self._held
-            self._held.clear()
-            return
         if self._settling is not None:
             self._answer_request()
             return

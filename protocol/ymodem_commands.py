@@ -68,7 +68,7 @@ def _aborting(link: SerialLink, core: YmodemSender | YmodemReceiver) -> Iterator
         if not core.finished:
             core.abort("transfer aborted on this side")
             with contextlib.suppress(Stm32OtaError, OSError):
-                link.write(core.data_to_send())
+                link.run(core)  # sends the CANs, then raises the abort (suppressed: we are leaving anyway)
         raise
 
 
