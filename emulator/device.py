@@ -358,7 +358,7 @@ def build_device(
     (so the next reset reverts it)."""
     import tempfile
 
-    from protocol.errors import Stm32OtaError
+    from protocol.errors import PortError, Stm32OtaError
 
     from .chips import CHIPS
     from .line import DEFAULT_BAUD, DEFAULT_RX_BUFFER, Line, PtyEndpoint, SocketEndpoint
@@ -381,7 +381,18 @@ def build_device(
     factory = (
         personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks, auto_confirm)
     )
-    endpoint = SocketEndpoint(socket_port) if socket_port is not None else PtyEndpoint()
+    if rx_buffer is not None and rx_buffer <= 0:
+        raise Stm32OtaError(f"invalid RX buffer size {rx_buffer}", hint="give a positive number of bytes")
+    if latency_s < 0:
+        raise Stm32OtaError(f"invalid latency {latency_s * 1000:g} ms", hint="use 0 or more milliseconds")
+    try:
+        endpoint = SocketEndpoint(socket_port) if socket_port is not None else PtyEndpoint()
+    except (OSError, OverflowError) as err:
+        where = f"socket 127.0.0.1:{socket_port}" if socket_port is not None else "a pty"
+        raise PortError(
+            f"cannot open {where}: {err}",
+            hint="pick another --socket port (0 = any free one)" if socket_port is not None else None,
+        ) from err
     try:
         line = Line(
             endpoint,

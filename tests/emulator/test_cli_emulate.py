@@ -112,6 +112,10 @@ def test_socket_endpoint(tmp_path: Path) -> None:
         (("--mode", "iap", "--iap-quirks", "bogus"), "unknown IAP quirk"),
         (("--mode", "iap", "--trust", "/nonexistent/key.pem"), "trusted key not found"),
         (("--baud", "-5"), "invalid baud rate"),
+        (("--mode", "iap", "--rx-buffer", "0"), "invalid RX buffer size"),
+        (("--mode", "iap", "--latency-ms", "-1"), "invalid latency"),
+        (("--mode", "iap", "--socket", "70000"), "cannot open socket"),
+        (("--mode", "iap", "--time-scale", "-1"), "invalid time scale"),
     ],
 )
 def test_bad_options_are_reported(args: tuple[str, ...], message: str) -> None:
@@ -183,3 +187,15 @@ def test_no_auto_confirm_leaves_a_test_image_to_be_reverted() -> None:
         while emu.device.boots == boots and time.monotonic() < deadline:
             time.sleep(0.01)
         assert _slot0(emu.port)["version"] == "1.0.0+0"
+
+
+def test_socket_port_in_use_is_reported() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = _cli("emulate", "--mode", "iap", "--socket", str(port))
+    assert done.returncode == 1
+    assert "cannot open socket" in done.stderr and "hint:" in done.stderr
