@@ -159,7 +159,7 @@ class Flash:
     # -- busy state ------------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        """True while an erase started with ``wait=False`` is still running."""
+        """True while an operation started with ``wait=False`` is still running."""
         return self.clock() < self._busy_until
 
     def busy_remaining(self) -> float:
@@ -206,8 +206,11 @@ class Flash:
                 self._busy_until = self.clock() + duration
         log.debug("erase sector %d (0x%08X, %d bytes)", index, sector.start, sector.size)
 
-    def program(self, addr: int, data: bytes) -> None:
-        """Program ``data`` at ``addr``: whole, aligned, erased ``write_width`` units only."""
+    def program(self, addr: int, data: bytes, *, wait: bool = True) -> None:
+        """Program ``data`` at ``addr``: whole, aligned, erased ``write_width`` units only.
+
+        ``wait=False``: the CPU runs on while the flash programs (code running from the other bank); the next
+        operation waits for it, as for a background erase."""
         width = self.chip.write_width
         if addr % width or len(data) % width:
             raise FlashAlignmentError(
@@ -237,12 +240,15 @@ class Flash:
         self.bytes_programmed += len(data)
         duration = (len(data) // width) * self.chip.program_time_s * self.time_scale
         if duration > 0:
-            self.sleep(duration)
+            if wait:
+                self.sleep(duration)
+            else:
+                self._busy_until = self.clock() + duration
 
-    def program_padded(self, addr: int, data: bytes) -> None:
+    def program_padded(self, addr: int, data: bytes, *, wait: bool = True) -> None:
         """Program ``data`` (any length) at aligned ``addr``, padding the last unit with ``0xFF``."""
         tail = -len(data) % self.chip.write_width
-        self.program(addr, bytes(data) + b"\xff" * tail)
+        self.program(addr, bytes(data) + b"\xff" * tail, wait=wait)
 
     # -- half-done operations --------------------------------------------------------------------------------
     def _half_program(self, offset: int, data: bytes, op: int) -> None:

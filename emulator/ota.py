@@ -587,7 +587,10 @@ class OtaPersonality:
         ctx = self._c
         flash = ctx.flash
         width = flash.chip.write_width
-        budget = None if unlimited else self._budget_left
+        rww = flash.chip.read_while_write
+        # on a dual-bank chip the secondary slot programs while the code (and its UART) runs from the other bank
+        background_program = rww and not unlimited
+        budget = None if unlimited or background_program else self._budget_left
         spent = 0.0
         try:
             while True:
@@ -606,16 +609,21 @@ class OtaPersonality:
                 if sector is not None:
                     n = min(n, sector.end - addr)
                 if n <= 0:
-                    if xfer.to_erase and not flash.busy and flash.chip.read_while_write:
+                    if xfer.to_erase and not flash.busy and rww:
                         self._erase_next(xfer, background=True)  # nothing to program: erase ahead
                     break
-                cost = (n + width - 1) // width * flash.chip.program_time_s * ctx.time_scale
-                if budget is not None and spent + cost > budget and (spent > 0 or self._pass_busy):
-                    break  # back to the UART first (each pass may program at least one chunk)
                 if flash.busy and not unlimited:
-                    break  # programming would wait for the erase: keep the UART serviced instead
+                    break  # the flash is still working in the background: keep the UART serviced
+                unit_time = flash.chip.program_time_s * ctx.time_scale
+                if budget is not None and unit_time > 0:
+                    # a deaf spell must fit the UART's RX ring: program no more than the budget allows
+                    if (spent > 0 or self._pass_busy) and spent + unit_time > budget:
+                        break  # back to the UART first
+                    units = max(1, int((budget - spent) / unit_time))
+                    n = min(n, units * width)
+                cost = (n + width - 1) // width * unit_time
                 chunk = bytes(xfer.buffer[:n])
-                flash.program_padded(addr, chunk)
+                flash.program_padded(addr, chunk, wait=not background_program)
                 spent += cost
                 self._pass_busy = True
                 if self._budget_left is not None and not unlimited:
