@@ -62,6 +62,7 @@ class Pair:
     to_sender: Filter = passthrough
     on_receiver_event: Callable[[YmodemReceiver, Event], None] | None = None
     on_sender_event: Callable[[YmodemSender, Event], None] | None = None
+    byte_by_byte: bool = False  # feed every chunk one byte at a time, draining events in between
     now: float = 0.0
     max_steps: int = 200_000
 
@@ -86,7 +87,14 @@ class Pair:
         src.sent_chunks += 1
         if arrived and dst.live:
             dst.last_activity = self.now
-            self._guard(dst, lambda: dst.core.receive_data(arrived))
+            if self.byte_by_byte:
+                hook = self.on_sender_event if dst is self.s else self.on_receiver_event
+                for k in range(len(arrived)):
+                    if dst.live:
+                        self._guard(dst, lambda k=k: dst.core.receive_data(arrived[k : k + 1]))  # type: ignore[misc]
+                        self._drain(dst, hook)
+            else:
+                self._guard(dst, lambda: dst.core.receive_data(arrived))
         return True
 
     def _drain(self, side: Side, hook: Callable[..., None] | None) -> bool:
@@ -160,6 +168,13 @@ def test_one_file_round_trip(size: int, block_size: int) -> None:
     progress = [e for e in pair.s.events if isinstance(e, Progress)]
     assert all(e.phase == "transfer" and e.total == size for e in progress)
     assert [e.done for e in progress] == sorted(e.done for e in progress)
+
+
+@pytest.mark.parametrize("block_size", [128, 1024])
+def test_byte_by_byte_conversation(block_size: int) -> None:
+    files = files_of(0, 1, 1025, 3000)
+    pair = Pair(YmodemSender(files, block_size=block_size), YmodemReceiver(), byte_by_byte=True).run()
+    assert_clean(pair, files)
 
 
 def test_batch_of_three_and_empty_batch() -> None:

@@ -1,0 +1,301 @@
+"""YMODEM wire pieces: block 0, file names, and the receiver's parser fed whole, byte by byte and with
+trailing bytes (h11 style); hypothesis checks that no byte stream breaks either core."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocol.errors import ProtocolError, ProtocolTimeoutError, RemoteProtocolError
+from protocol.sansio import Connection, Event
+from protocol.ymodem import (
+    ACK,
+    CRC_REQUEST,
+    NAK,
+    BatchComplete,
+    FileData,
+    FileReceived,
+    FileStarted,
+    YmodemFile,
+    YmodemReceiver,
+    YmodemSender,
+    encode_header,
+    parse_header,
+    safe_filename,
+)
+from tests.protocol.test_ymodem_backtoback import Pair, files_of
+
+MAX_FRAME = 3 + 1024 + 2
+
+
+# -- block 0 ---------------------------------------------------------------------------------------------
+def test_header_round_trip() -> None:
+    raw = encode_header("fw.bin", 123456, 0o14_000_000_000, 0o100644).ljust(128, b"\0")
+    assert parse_header(raw) == FileStarted(name="fw.bin", size=123456, mtime=0o14_000_000_000, mode=0o100644)
+    assert encode_header("a", 5) == b"a\x005"
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"image.bin\x0012345\x00" + bytes(100), FileStarted(name="image.bin", size=12345)),  # ST's IAP
+        (
+            b"f\x00" + b"10 15301336341 100644 0 1 10\x00",
+            FileStarted(name="f", size=10, mtime=0o15301336341, mode=0o100644),
+        ),  # lrzsz sb
+        (b"f\x00\x00", FileStarted(name="f", size=None)),  # no size at all
+        (b"f\x0010 zz 99\x00", FileStarted(name="f", size=10)),  # unreadable optional fields are ignored
+        (b"noterminator", FileStarted(name="noterminator", size=None)),
+    ],
+)
+def test_parse_header_variants(payload: bytes, expected: FileStarted) -> None:
+    assert parse_header(payload) == expected
+
+
+def test_empty_block_0_ends_the_batch_and_a_bad_size_is_the_peers_fault() -> None:
+    assert parse_header(bytes(128)) is None
+    with pytest.raises(RemoteProtocolError):
+        parse_header(b"f\x00-12\x00")
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("", {}), ("a\0b", {}), ("x" * 1100, {}), ("ok", {"mtime": -1}), ("ok", {"mode": -1})],
+)
+def test_ymodem_file_rejects_what_block_0_cannot_carry(name: str, kwargs: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        YmodemFile(name, b"", **kwargs)
+
+
+def test_sender_rejects_bad_options() -> None:
+    with pytest.raises(ValueError):
+        YmodemSender([], block_size=512)
+    with pytest.raises(ValueError):
+        YmodemSender([], max_retries=0)
+    with pytest.raises(ValueError):
+        YmodemReceiver(max_errors=0)
+
+
+# -- file names from the wire ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("received", "safe"),
+    [
+        ("firmware.bin", "firmware.bin"),
+        ("../../etc/passwd", "passwd"),
+        ("/etc/shadow", "shadow"),
+        ("dir/sub/file.txt", "file.txt"),
+        ("C:\\Windows\\evil.dll", "evil.dll"),
+        ("C:evil", "evil"),
+        ("..\\..\\x", "x"),
+        ("a\x01b\x7f", "a_b_"),
+        (".hidden", ".hidden"),
+        ("naïve.txt", "naïve.txt"),
+    ],
+)
+def test_safe_filename_strips_every_path(received: str, safe: str) -> None:
+    assert safe_filename(received) == safe
+
+
+@pytest.mark.parametrize("received", ["", ".", "..", "dir/", "../..", "/", "C:", "a/..", "x" * 300])
+def test_safe_filename_refuses_unusable_names(received: str) -> None:
+    with pytest.raises(RemoteProtocolError):
+        safe_filename(received)
+
+
+@given(st.text())
+def test_safe_filename_never_yields_a_path(name: str) -> None:
+    try:
+        safe = safe_filename(name)
+    except RemoteProtocolError:
+        return
+    assert "/" not in safe and "\\" not in safe
+    assert safe not in ("", ".", "..")
+    assert not any(ord(c) < 32 for c in safe)
+
+
+# -- the receiver's parser: whole, byte by byte, trailing bytes ---------------------------------------------
+def _sender_stream(sizes: tuple[int, ...], block_size: int) -> tuple[bytes, list[YmodemFile]]:
+    """Everything a sender puts on the wire in an undisturbed conversation."""
+    files = files_of(*sizes)
+    chunks: list[bytes] = []
+
+    def record(data: bytes, index: int) -> bytes:
+        chunks.append(data)
+        return data
+
+    Pair(YmodemSender(files, block_size=block_size), YmodemReceiver(), to_receiver=record).run()
+    return b"".join(chunks), files
+
+
+def _drain(core: Connection, limit: int = 100_000) -> list[Event]:
+    events: list[Event] = []
+    for _ in range(limit):
+        event = core.next_event()
+        if event is None:
+            return events
+        events.append(event)
+    raise AssertionError("next_event() never returned None")
+
+
+def _summary(events: list[Event]) -> list[object]:
+    """Events with the data blocks merged (byte-by-byte feeding yields the same blocks, but check content)."""
+    out: list[object] = []
+    data = b""
+    for event in events:
+        if isinstance(event, FileData):
+            data += event.data
+            continue
+        if isinstance(event, FileStarted | FileReceived | BatchComplete):
+            if data:
+                out.append(("data", data))
+                data = b""
+            out.append(event)
+    return out
+
+
+@pytest.mark.parametrize("block_size", [128, 1024])
+def test_receiver_parses_a_stream_whole_byte_by_byte_and_with_trailing_bytes(block_size: int) -> None:
+    stream, files = _sender_stream((0, 1, 1024, 1500), block_size)
+    whole = YmodemReceiver()
+    whole.receive_data(stream)
+    events = _drain(whole)
+    assert whole.finished
+    expected: list[object] = []
+    for f in files:
+        expected += [FileStarted(name=f.name, size=len(f.data))]
+        if f.data:
+            expected.append(("data", f.data))
+        expected.append(FileReceived(name=f.name, size=len(f.data)))
+    expected.append(BatchComplete())
+    assert _summary(events) == expected
+
+    single = YmodemReceiver()
+    byte_events: list[Event] = []
+    for k in range(len(stream)):
+        single.receive_data(stream[k : k + 1])
+        byte_events += _drain(single)
+    assert byte_events == events
+    assert single.finished
+
+    trailing = YmodemReceiver()
+    trailing.receive_data(stream + b"\r\nIAP menu> ")
+    assert _drain(trailing) == events
+    assert trailing.finished
+    assert trailing.trailing_data == b"\r\nIAP menu> "
+
+
+def test_receiver_skips_noise_before_a_block_and_reacks_duplicates() -> None:
+    stream, files = _sender_stream((300,), 128)
+    block0_end = 3 + 128 + 2
+    block1 = stream[block0_end : block0_end + 133]
+    noisy = (
+        b"\xfe\x00garbage\x01\x00" + stream[:block0_end] + b"\x99\x98" + block1 + block1 + stream[block0_end + 133 :]
+    )
+    receiver = YmodemReceiver()
+    receiver.receive_data(noisy)
+    events = _drain(receiver)
+    assert receiver.finished
+    assert _summary(events)[1] == ("data", files[0].data)
+
+
+def test_out_of_sequence_block_aborts_with_can_can() -> None:
+    stream, _ = _sender_stream((3000,), 1024)
+    block0_end = 133
+    receiver = YmodemReceiver()
+    receiver.receive_data(stream[:block0_end] + stream[block0_end + 1029 : block0_end + 2 * 1029])  # skip block 1
+    with pytest.raises(RemoteProtocolError):
+        for _ in range(5):
+            _drain(receiver)
+            receiver.data_to_send()
+    assert receiver.finished
+
+
+def test_short_file_is_an_error() -> None:
+    stream, _ = _sender_stream((3000,), 1024)
+    receiver = YmodemReceiver(ack_first_eot=True)
+    receiver.receive_data(stream[: 133 + 1029] + b"\x04")  # one block of three, then EOT
+    with pytest.raises(RemoteProtocolError, match="ended after"):
+        for _ in range(5):
+            _drain(receiver)
+            receiver.data_to_send()
+
+
+# -- hypothesis: no byte stream breaks a core ---------------------------------------------------------------
+def _hammer(core: YmodemSender | YmodemReceiver, chunks: list[bytes], timeouts: list[bool]) -> None:
+    """Feed chunks (with timeouts in between); only our typed errors may escape, and buffers stay bounded."""
+    try:
+        for chunk, timeout in zip(chunks, timeouts + [False] * len(chunks), strict=False):
+            core.data_to_send()
+            if chunk:
+                core.receive_data(chunk)
+            _drain(core)
+            assert len(core._in) <= MAX_FRAME + 1, len(core._in)
+            if core.finished:
+                return
+            if timeout and core.timeout is not None:
+                core.handle_timeout()
+                core.data_to_send()
+                _drain(core)
+    except ProtocolError:
+        assert core.finished or core._pending_error is None
+
+
+_CHUNKS = st.lists(st.binary(max_size=1100), max_size=30)
+_INTERESTING = st.lists(
+    st.sampled_from([b"C", b"\x06", b"\x15", b"\x18", b"\x04", b"\x01\x00\xff", b"\x02\x01\xfe", b"x" * 50]),
+    max_size=40,
+).map(lambda parts: [b"".join(parts[i : i + 3]) for i in range(0, len(parts), 3)])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.one_of(_CHUNKS, _INTERESTING), timeouts=st.lists(st.booleans(), max_size=30))
+def test_receiver_survives_any_bytes(chunks: list[bytes], timeouts: list[bool]) -> None:
+    _hammer(YmodemReceiver(), chunks, timeouts)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.one_of(_CHUNKS, _INTERESTING), timeouts=st.lists(st.booleans(), max_size=30))
+def test_receiver_in_a_file_survives_any_bytes(chunks: list[bytes], timeouts: list[bool]) -> None:
+    stream, _ = _sender_stream((5000,), 1024)
+    receiver = YmodemReceiver(nak_duplicates=True, keep_padding=True)
+    receiver.receive_data(stream[:133])
+    _drain(receiver)
+    _hammer(receiver, chunks, timeouts)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.one_of(_CHUNKS, _INTERESTING), timeouts=st.lists(st.booleans(), max_size=30))
+def test_sender_survives_any_bytes(chunks: list[bytes], timeouts: list[bool]) -> None:
+    _hammer(YmodemSender([YmodemFile("a", os.urandom(3000)), YmodemFile("b", b"")]), chunks, timeouts)
+
+
+def test_sender_ignores_console_text_before_the_request() -> None:
+    sender = YmodemSender([YmodemFile("a", b"x")])
+    sender.receive_data(b"Main Menu\r\n Download image (CRC) --- 1\r\n")
+    assert _drain(sender) == []
+    assert sender.timeout == 60.0  # text alone is no request (not even the 'C' in "CRC")
+    with pytest.raises(ProtocolTimeoutError, match="never asked"):
+        sender.handle_timeout()
+    assert sender.data_to_send() == b""  # nobody to cancel: the peer never spoke
+
+
+def test_sender_answers_a_request_once_the_line_is_quiet() -> None:
+    sender = YmodemSender([YmodemFile("a", b"x")])
+    sender.receive_data(b"Waiting for the file to be sent ... (press 'a' to abort)\r\n" + bytes([CRC_REQUEST]))
+    assert _drain(sender) == []
+    assert sender.data_to_send() == b""
+    assert sender.timeout is not None and sender.timeout < 1
+    sender.handle_timeout()
+    block0 = sender.data_to_send()
+    assert block0[:3] == b"\x01\x00\xff" and block0[3:5] == b"a\x00"
+    sender.receive_data(bytes([ACK, CRC_REQUEST]))
+    assert isinstance(_drain(sender)[0], FileStarted)
+    sender.handle_timeout()
+    assert sender.data_to_send()[:3] == b"\x01\x01\xfe"
+    sender.receive_data(bytes([NAK]))
+    _drain(sender)
+    sender.handle_timeout()  # the reply waits for a quiet line, then the block goes again
+    assert sender.data_to_send()[:3] == b"\x01\x01\xfe"
