@@ -476,6 +476,25 @@ def format_table(results: Sequence[RunResult]) -> str:
     return "\n".join(lines)
 
 
+def source_version() -> str:
+    """The commit the emulator and the senders run from, with ``+dirty`` when their files have local edits
+    (other people commit while a long matrix runs; each run records what it measured)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "emulator", "protocol"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
@@ -517,7 +536,9 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="stm32ota-bench-") as tmp:
         for n, cfg in enumerate(configs, 1):
+            version = source_version()
             result = run_one(cfg, args.emulator, args.ota_image, args.iap_image, Path(tmp))
+            result.extra["source"] = version
             results.append(result)
             status = (
                 f"{result.fraction:.3f} of the line ({result.seconds:.2f} s)"
