@@ -12,6 +12,7 @@ __all__ = [
     "Cancelled",
     "DeviceError",
     "ImageError",
+    "LinkTooNoisyError",
     "LocalProtocolError",
     "PortError",
     "ProtocolError",
@@ -44,6 +45,15 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer broke the rules, or the link corrupted the conversation beyond the retry limits."""
+
+
+class LinkTooNoisyError(RemoteProtocolError):
+    """One data block failed too often: the link corrupts blocks of this size faster than retries help.
+    A new transfer with smaller blocks (resuming where this one stopped) may still get through."""
+
+    def __init__(self, message: str, *, block_size: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.block_size = block_size
 
 
 class TransferAborted(ProtocolError):

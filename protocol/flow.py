@@ -21,11 +21,12 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import DeviceError, ImageError, ProtocolTimeoutError, Stm32OtaError
+from .errors import DeviceError, ImageError, LinkTooNoisyError, ProtocolTimeoutError, Stm32OtaError
 from .image import parse_image
 from .progress import PhaseTiming, ProgressMeter
 from .pump import IoRequest, PumpResult, SetBaud, Write, pump, with_deadline
 from .sansio import Event, Progress
+from .update.constants import MIN_BLOCK_SIZE
 from .update.events import BaudChanged, BaudChangeFailed, CommandComplete, InfoReceived, TransferComplete
 from .update.host import HostConnection
 from .update.messages import DeviceInfo, Option, SlotInfo, SlotState
@@ -53,6 +54,8 @@ PROBE_MAX_BYTES = 4096
 IAP_DOWNLOAD_KEY = b"1"  # AN4657 main menu: "Download image to the internal Flash"
 REBOOT_TIMEOUT_S = 60.0  # the bootloader may swap two slots with real flash timings before the app answers
 REBOOT_POLL_S = 0.5
+NOISY_LINK_ATTEMPTS = 4  # transfers tried, each with blocks NOISY_LINK_SHRINK times smaller than the last
+NOISY_LINK_SHRINK = 4
 _IAP_MARKERS = (b"Main Menu", b"Download image", b"Invalid Number", b"IAP", b"Waiting for the file")
 
 
@@ -272,9 +275,7 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
     result.compressed = compress
     start = clock()
     meter.start_phase("transfer", start)
-    host.begin_transfer(image, slot=SECONDARY_SLOT, compress=compress, resume=options.resume)
-    event = yield from pump(host, start, until=lambda e: isinstance(e, TransferComplete), on_event=report)
-    assert isinstance(event, TransferComplete)
+    event, host = yield from _transfer(host, image, compress, ctx)
     meter.end_phase("transfer", clock(), event.size - event.resumed_from)
     result.resumed_from = event.resumed_from
     result.wire_bytes = event.wire_bytes
@@ -321,6 +322,32 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
         step("confirm", "the new image confirmed itself after its self-test")
     result.info_after = info_after
     return result
+
+
+def _transfer(
+    host: HostConnection, image: bytes, compress: bool, ctx: _Context
+) -> Generator[IoRequest, PumpResult, tuple[TransferComplete, HostConnection]]:
+    """The data phase.  On a link too noisy for the block size, start again with smaller blocks: the device
+    resumes where the failed attempt stopped, so nothing that got through is sent twice."""
+    block_size: int | None = None
+    resume = ctx.options.resume
+    for attempt in range(NOISY_LINK_ATTEMPTS):
+        host.begin_transfer(image, slot=SECONDARY_SLOT, compress=compress, resume=resume, block_size=block_size)
+        try:
+            event = yield from pump(
+                host, ctx.clock(), until=lambda e: isinstance(e, TransferComplete), on_event=ctx.report
+            )
+        except LinkTooNoisyError as err:
+            smaller = max(MIN_BLOCK_SIZE, err.block_size // NOISY_LINK_SHRINK)
+            if smaller >= err.block_size or attempt == NOISY_LINK_ATTEMPTS - 1:
+                raise
+            ctx.step("transfer", f"{err}; resuming with {smaller}-byte blocks")
+            block_size, resume = smaller, True
+            host = HostConnection(baud=host.baud, info=host.info)
+            continue
+        assert isinstance(event, TransferComplete)
+        return event, host
+    raise AssertionError("unreachable")
 
 
 def _slot(info: DeviceInfo, index: int) -> SlotInfo | None:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 
 from ..errors import (
+    LinkTooNoisyError,
     LocalProtocolError,
     ProtocolError,
     ProtocolTimeoutError,
@@ -671,8 +672,9 @@ class HostConnection:
             tries = transfer.resends.get(n, 0) + 1
             if tries > MAX_BLOCK_RETRANSMITS:
                 self._fail(
-                    RemoteProtocolError(
+                    LinkTooNoisyError(
                         f"block {n} failed {tries} times: the link is too noisy",
+                        block_size=transfer.block_size,
                         hint="lower the baud rate or check the cable",
                     )
                 )
