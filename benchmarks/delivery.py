@@ -45,6 +45,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import logging
 import os
 import platform
 import shutil
@@ -95,6 +96,8 @@ SETTLE_MAX_S = 5.0
 SENDER_LISTEN_S = 0.3  # head start for a sender process before '1' is pressed
 RUN_TIMEOUT_FLOOR_S = 120.0  # a run may take this long, plus 4x its line time, before it counts as hung
 MENU_KEY_DOWNLOAD = b"1"
+EMULATOR_LOG_TAIL_LINES = 15  # of a failed run, kept in the JSON
+PYPI_YMODEM_LOGGER = "ModemSocket"  # the PyPI ymodem package logs each retransmission there
 
 
 @dataclass
@@ -214,6 +217,14 @@ def _emulator(how: str, mode: str, cfg: RunConfig, state_dir: Path) -> contextli
     return start(mode, cfg.baud, cfg.latency_ms, cfg.time_scale, state_dir)
 
 
+def _emulator_log_tail(state_dir: Path, lines: int = EMULATOR_LOG_TAIL_LINES) -> list[str]:
+    """The last lines the subprocess emulator logged (for a failed run's JSON record)."""
+    path = state_dir.parent / f"{state_dir.name}.emulator.log"
+    if not path.is_file():
+        return []
+    return path.read_text(errors="replace").splitlines()[-lines:]
+
+
 def _flash_region(state_dir: Path, address: int, size: int) -> bytes:
     """What the stopped emulator's flash holds at ``address`` (read from its state folder)."""
     chip = CHIPS[CHIP]
@@ -293,6 +304,7 @@ def run_ota(cfg: RunConfig, how: str, ota_image: Path, workdir: Path) -> RunResu
                 extra = _ota_data_phase(emu.port, cfg.baud, image, compress=cfg.kind == "flash-deflate")
     except Exception as err:  # a benchmark reports a failed run and goes on with the matrix
         result.error = f"{type(err).__name__}: {err}"
+        result.extra["emulator_log"] = _emulator_log_tail(state_dir)
         return result
     seconds = float(extra.pop("seconds"))
     chip = CHIPS[CHIP]
@@ -334,8 +346,35 @@ def _send_ours(port_name: str, baud: int, image: bytes) -> float:
         return time.monotonic() - start
 
 
-def _send_pypi(port_name: str, baud: int, image_path: Path) -> float:
+class _CountingHandler(logging.Handler):
+    """Counts the PyPI package's warnings (its retransmissions) instead of letting them scroll past."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _send_pypi(port_name: str, baud: int, image_path: Path, extra: dict[str, Any]) -> float:
     from ymodem.Socket import ModemSocket
+
+    package_log = logging.getLogger(PYPI_YMODEM_LOGGER)
+    counter = _CountingHandler()
+    package_log.addHandler(counter)
+    package_log.propagate = False
+    try:
+        return _send_pypi_counted(port_name, baud, image_path, ModemSocket)
+    finally:
+        package_log.removeHandler(counter)
+        package_log.propagate = True
+        extra["package_warnings"] = len(counter.messages)
+        if counter.messages:
+            extra["package_last_message"] = counter.messages[-1]
+
+
+def _send_pypi_counted(port_name: str, baud: int, image_path: Path, modem_socket: Any) -> float:
 
     with serial.Serial(port_name, baud, timeout=1, exclusive=True) as port:
         _settle(port)
@@ -349,7 +388,7 @@ def _send_pypi(port_name: str, baud: int, image_path: Path) -> float:
             port.write(data)
             port.flush()
 
-        modem = ModemSocket(read, write, packet_size=1024)
+        modem = modem_socket(read, write, packet_size=1024)
         start = time.monotonic()
         port.write(MENU_KEY_DOWNLOAD)
         if not modem.send([str(image_path)]):
@@ -402,6 +441,8 @@ def run_iap(cfg: RunConfig, how: str, iap_image: Path, workdir: Path) -> RunResu
     )
     state_dir = Path(tempfile.mkdtemp(prefix="iap-", dir=workdir))
     timeout = RUN_TIMEOUT_FLOOR_S + 4 * len(image) * BITS_PER_BYTE / cfg.baud
+    extra: dict[str, Any] = {}
+    result.extra = extra
     try:
         with _emulator(how, "iap", cfg, state_dir) as emu:
             if cfg.kind == "send":
@@ -409,9 +450,10 @@ def run_iap(cfg: RunConfig, how: str, iap_image: Path, workdir: Path) -> RunResu
             elif cfg.kind in ("sb", "sb-1k"):
                 seconds = _send_sb(emu.port, cfg.baud, iap_image, timeout, one_k=cfg.kind == "sb-1k")
             else:
-                seconds = _send_pypi(emu.port, cfg.baud, iap_image)
+                seconds = _send_pypi(emu.port, cfg.baud, iap_image, extra)
     except Exception as err:  # a benchmark reports a failed run and goes on with the matrix
         result.error = f"{type(err).__name__}: {err}"
+        result.extra["emulator_log"] = _emulator_log_tail(state_dir)
         return result
     result.seconds = seconds
     result.fraction = line_fraction(len(image), cfg.baud, seconds)
