@@ -10,6 +10,8 @@ Runs ("kinds"):
 ``flash-deflate``  the same with deflate
 ``flash-e2e``      the whole ``stm32ota flash`` flow (INFO, transfer with deflate, verify, activate, reboot with
                    the bootloader's swap, confirm); only with real flash timings unless ``--e2e-all``
+``flash-e2e-used`` the same, but the secondary slot still holds a previous 252 KiB build (as after an earlier
+                   update), so the chip must erase it: the brief's fresh chip has an erased secondary slot
 ``send``           our YMODEM sender (``protocol.ymodem.YmodemSender`` on a ``SerialLink``) into ``--mode iap``
 ``sb``             lrzsz ``sb --ymodem`` with stdin/stdout on the pty, into ``--mode iap`` (lrzsz's default:
                    128-byte blocks)
@@ -86,7 +88,7 @@ SECONDARY_SLOT = 1
 BAUDS = (115200, 921600)
 LATENCIES_MS = (0.0, 2.0, 10.0)
 TIME_SCALES = (0.0, 1.0)
-KINDS = ("flash-raw", "flash-deflate", "flash-e2e", "send", "sb", "sb-1k", "ymodem")
+KINDS = ("flash-raw", "flash-deflate", "flash-e2e", "flash-e2e-used", "send", "sb", "sb-1k", "ymodem")
 BITS_PER_BYTE = 10  # 8N1
 
 EMULATOR_START_TIMEOUT_S = 20.0
@@ -225,6 +227,17 @@ def _emulator_log_tail(state_dir: Path, lines: int = EMULATOR_LOG_TAIL_LINES) ->
     return path.read_text(errors="replace").splitlines()[-lines:]
 
 
+def _fill_secondary(state_dir: Path, data: bytes) -> None:
+    """Put ``data`` at the start of the secondary slot of a factory-programmed chip (its trailer stays erased,
+    so the bootloader sees no pending image): what an earlier update leaves there."""
+    chip = CHIPS[CHIP]
+    path = state_dir / "flash.bin"
+    flash = bytearray(path.read_bytes())
+    offset = chip.layout.secondary[0] - chip.flash_base
+    flash[offset : offset + len(data)] = data
+    path.write_bytes(bytes(flash))
+
+
 def _flash_region(state_dir: Path, address: int, size: int) -> bytes:
     """What the stopped emulator's flash holds at ``address`` (read from its state folder)."""
     chip = CHIPS[CHIP]
@@ -296,9 +309,11 @@ def run_ota(cfg: RunConfig, how: str, ota_image: Path, workdir: Path) -> RunResu
     )
     state_dir = Path(tempfile.mkdtemp(prefix="ota-", dir=workdir))
     factory_program(state_dir, FACTORY_IMAGE.read_bytes(), CHIP)
+    if cfg.kind == "flash-e2e-used":
+        _fill_secondary(state_dir, IAP_IMAGE.read_bytes())
     try:
         with _emulator(how, "ota", cfg, state_dir) as emu:
-            if cfg.kind == "flash-e2e":
+            if cfg.kind.startswith("flash-e2e"):
                 extra = _ota_end_to_end(emu.port, cfg.baud, image)
             else:
                 extra = _ota_data_phase(emu.port, cfg.baud, image, compress=cfg.kind == "flash-deflate")
@@ -308,7 +323,7 @@ def run_ota(cfg: RunConfig, how: str, ota_image: Path, workdir: Path) -> RunResu
         return result
     seconds = float(extra.pop("seconds"))
     chip = CHIPS[CHIP]
-    slot_start = chip.layout.primary[0] if cfg.kind == "flash-e2e" else chip.layout.secondary[0]
+    slot_start = chip.layout.primary[0] if cfg.kind.startswith("flash-e2e") else chip.layout.secondary[0]
     if _flash_region(state_dir, slot_start, len(image)) != image:
         result.error = "the slot does not hold the image afterwards"
     else:
@@ -480,7 +495,7 @@ def build_matrix(
         for baud in bauds:
             for latency in latencies:
                 for kind in kinds:
-                    if kind == "flash-e2e" and time_scale == 0 and not e2e_all:
+                    if kind.startswith("flash-e2e") and time_scale == 0 and not e2e_all:
                         continue
                     configs.append(RunConfig(kind=kind, baud=baud, latency_ms=latency, time_scale=time_scale))
     return configs

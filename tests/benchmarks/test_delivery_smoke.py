@@ -16,7 +16,7 @@ from tests.conftest import require_module, require_tool
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "delivery.py"
 FIRMWARE = REPO / "assets" / "firmware"
-KINDS = ("flash-raw", "flash-deflate", "flash-e2e", "send", "sb", "sb-1k", "ymodem")
+KINDS = ("flash-raw", "flash-deflate", "flash-e2e", "flash-e2e-used", "send", "sb", "sb-1k", "ymodem")
 RUN_TIMEOUT_S = 180
 
 
@@ -61,6 +61,7 @@ def test_delivery_benchmark_smoke(tmp_path: Path) -> None:
         assert result["fraction"] > 0
         assert (result["baud"], result["latency_ms"], result["time_scale"]) == (921600, 0.0, 0.0)
     assert results[2]["extra"]["running_after"].startswith("1.1.0")
+    assert results[3]["extra"]["running_after"].startswith("1.1.0")
     for kind in KINDS:
         assert any(line.split()[1:3] == [kind, "921600"] for line in done.stdout.splitlines()), done.stdout
 
