@@ -329,6 +329,7 @@ class IapPersonality:
         return not pending
 
     def _abort_download(self, message: str) -> None:
+        self._c.log.info("iap: download aborted: %s", message.strip())
         self._c.write(bytes((CAN, CAN)))
         self._say(message)
         self._menu()
