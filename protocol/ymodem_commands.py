@@ -41,7 +41,7 @@ _XMODEM_NAME = "xmodem.bin"  # a plain XMODEM sender sends no name
 
 
 def load_files(paths: list[str]) -> list[YmodemFile]:
-    """Read the files to send; the receiver sees each one's base name, size, mtime and mode."""
+    """Read the files to send; the receiver sees each one's base name, size and mtime."""
     files = []
     for name in paths:
         path = Path(name)
@@ -53,7 +53,8 @@ def load_files(paths: list[str]) -> list[YmodemFile]:
                 f"cannot read {name}: {err.strerror or err}", hint="check the file name and its permissions"
             ) from err
         try:
-            files.append(YmodemFile(path.name, data, mtime=int(st.st_mtime), mode=st.st_mode))
+            # no mode: Debian's rb 0.12.21rc intermittently dies of a double free when block 0 carries one
+            files.append(YmodemFile(path.name, data, mtime=int(st.st_mtime)))
         except ValueError as err:
             raise Stm32OtaError(f"cannot send {name}: {err}") from err
     return files
