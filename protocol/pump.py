@@ -11,6 +11,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .errors import LocalProtocolError
 from .sansio import ChangeBaud, Connection, Event
 
 __all__ = ["POLL_INTERVAL_S", "IoRequest", "PumpResult", "Read", "SetBaud", "Write", "pump", "with_deadline"]
@@ -78,6 +79,12 @@ def pump(
         if conn.finished:
             return None
         timeout = conn.timeout
+        if timeout is None and until is not None:
+            # An idle core expects nothing, so the event waited for can never come: fail loudly, never hang.
+            raise LocalProtocolError(
+                f"{type(conn).__name__} is idle while an event is awaited",
+                hint="a command must be started before waiting for its completion",
+            )
         wait = POLL_INTERVAL_S
         if timeout is not None:
             wait = max(0.0, min(wait, last_activity + timeout - now))

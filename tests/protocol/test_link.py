@@ -163,3 +163,16 @@ def test_with_deadline_stops_a_pump_that_would_run_forever() -> None:
     with pytest.raises(StopIteration) as stop:
         steps.send((b"", 5.0))
     assert stop.value.value is None
+
+
+def test_waiting_for_an_event_from_an_idle_core_fails_instead_of_hanging() -> None:
+    from protocol.errors import LocalProtocolError
+
+    class Idle(EchoCore):
+        @property
+        def timeout(self) -> float | None:
+            return None
+
+    steps = pump(Idle(b""), 0.0, until=lambda e: isinstance(e, Echoed))
+    with pytest.raises(LocalProtocolError, match="idle"):
+        next(steps)

@@ -198,6 +198,12 @@ class Wire:
             if piece:
                 receive(piece)
 
+    def _host_receive(self, data: bytes) -> None:
+        # a driver hands the core one read at a time and drains its events in between; once the host has
+        # failed (its error waits in next_event), it reads nothing more
+        if not self.host.finished:
+            self.host.receive_data(data)
+
     def step(self) -> tuple[bool, Event | None]:
         """One round: host output to device, owner, device output to host, host events."""
         moved = False
@@ -215,7 +221,7 @@ class Wire:
             moved = True
             self.now += len(out) * 10 / self.dev_baud
             self._dev_last = self.now
-            self._deliver(out, self.host.receive_data)
+            self._deliver(out, self._host_receive)
             self._host_last = self.now + self.latency_s
         return moved, None
 
