@@ -30,6 +30,9 @@ pytestmark = pytest.mark.interop
 SIZES = [0, 1, 127, 128, 129, 1023, 1024, 1025]
 MIB = 1 << 20
 PEER_WAIT_S = 60
+# Debian's rb 0.12.21rc sometimes dies of SIGABRT (a double free) on its way out, after the file is complete;
+# the files themselves are checked byte for byte.
+RB_OK = (0, -signal.SIGABRT)
 
 
 @dataclass
@@ -80,7 +83,7 @@ def test_send_batch_of_edge_sizes_to_rb(line: Line, tmp_path: Path) -> None:
     out.mkdir()
     rb = line.spawn(["rb", "--ymodem", "-q"], out)
     assert main(["send", "-p", line.path, "-q", *map(str, sources)]) == 0
-    assert rb.wait(PEER_WAIT_S) == 0
+    assert rb.wait(PEER_WAIT_S) in RB_OK
     for src in sources:
         assert (out / src.name).read_bytes() == src.read_bytes(), src.name
 
@@ -93,10 +96,10 @@ def test_send_1mib_to_rb_with_128_byte_blocks_for_a_three_file_batch(line: Line,
     out.mkdir()
     rb = line.spawn(["rb", "--ymodem", "-q"], out)
     assert main(["send", "-p", line.path, "-q", str(sources[0])]) == 0
-    assert rb.wait(PEER_WAIT_S) == 0
+    assert rb.wait(PEER_WAIT_S) in RB_OK
     rb = line.spawn(["rb", "--ymodem", "-q"], out)
     assert main(["send", "-p", line.path, "-q", "--block-size", "128", *map(str, sources[1:])]) == 0
-    assert rb.wait(PEER_WAIT_S) == 0
+    assert rb.wait(PEER_WAIT_S) in RB_OK
     for src in sources:
         assert (out / src.name).read_bytes() == src.read_bytes(), src.name
 
