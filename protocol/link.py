@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import select
 import time
 from collections.abc import Callable, Generator
 from types import TracebackType
@@ -25,6 +27,7 @@ __all__ = ["POLL_INTERVAL_S", "CancelToken", "SerialLink", "open_port"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_READ_CHUNK = 65536  # one read takes whatever the tty buffered, up to this
 
 DEFAULT_BAUD = 115200
 
@@ -96,6 +99,20 @@ class SerialLink:
         self.url = url
         self.initial_baud = baud
         self._port = port if port is not None else open_port(url, baud, exclusive=exclusive)
+        self._timeout: float | None = self._port.timeout
+        self._fd = self._nonblocking_fd(self._port)
+
+    @staticmethod
+    def _nonblocking_fd(port: serial.SerialBase) -> int | None:
+        """The port's file descriptor when it has one (POSIX ttys): reads then select and never block."""
+        if not isinstance(port, serial.Serial) or not hasattr(select, "select"):
+            return None
+        try:
+            fd = port.fileno()
+        except (AttributeError, OSError, serial.SerialException):
+            return None
+        port.timeout = 0  # the select above does the waiting
+        return int(fd)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -133,19 +150,62 @@ class SerialLink:
             raise PortError(message, hint=hint) from err
 
     def write(self, data: bytes) -> None:
-        if data:
-            log_wire("tx", data)
+        if not data:
+            return
+        log_wire("tx", data)
+        fd = self._fd
+        if fd is None:
             self._guard(self._port.write, data)
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                try:
+                    view = view[os.write(fd, view) :]
+                except BlockingIOError:
+                    select.select([], [fd], [], POLL_INTERVAL_S)  # the tty's output buffer is full: wait
+        except OSError as err:
+            message, hint = _hint_for(err, self.url)
+            raise PortError(message, hint=hint) from err
 
     def read(self, timeout: float) -> bytes:
-        """Whatever arrives within ``timeout`` seconds (``b""`` on silence: a timeout, never end-of-data)."""
-        self._port.timeout = timeout
-        waiting = self._guard(lambda: self._port.in_waiting)
-        data: bytes = self._guard(self._port.read, max(1, int(waiting)))
+        """Whatever arrives within ``timeout`` seconds (``b""`` on silence: a timeout, never end-of-data).
+
+        On a port with a file descriptor (a tty, a pty) the wait is one ``select`` and the read never blocks;
+        setting pyserial's ``timeout`` per call would reconfigure the tty (a ``tcsetattr``) on every read,
+        which cost more CPU than the protocol itself.  Other transports get the timeout set only when it
+        changes."""
+        fd = self._fd
+        if fd is not None:
+            try:
+                ready, _, _ = select.select([fd], [], [], max(timeout, 0.0))
+            except (OSError, ValueError) as err:
+                message, hint = _hint_for(err, self.url)
+                raise PortError(message, hint=hint) from err
+            if not ready:
+                return b""
+            try:
+                data: bytes = os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                return b""
+            except OSError as err:
+                message, hint = _hint_for(err, self.url)
+                raise PortError(message, hint=hint) from err
+            if not data:
+                raise PortError(
+                    f"{self.url} reported data but returned none: the device was unplugged",
+                    hint="reconnect the cable and run the command again",
+                )
+        else:
+            if timeout != self._timeout:
+                self._port.timeout = self._timeout = timeout
+            waiting = self._guard(lambda: self._port.in_waiting)
+            data = self._guard(self._port.read, max(1, int(waiting)))
+            if data:
+                more = self._guard(lambda: self._port.in_waiting)
+                if more:
+                    data += self._guard(self._port.read, int(more))
         if data:
-            more = self._guard(lambda: self._port.in_waiting)
-            if more:
-                data += self._guard(self._port.read, int(more))
             log_wire("rx", data)
         return data
 

@@ -56,26 +56,31 @@ def pump(
     Other events go to ``on_event``.  ``start`` is the current monotonic time.  Silence is measured from the
     last byte either way; when it reaches ``conn.timeout`` the core gets ``handle_timeout()``.
     """
+    # the loop runs once per block on the hot path: bind the methods once
+    data_to_send, next_event = conn.data_to_send, conn.next_event
     last_activity = now = start
     while True:
-        out = conn.data_to_send()
+        out = data_to_send()
         if out:
             yield Write(out)
             last_activity = now
-        while (event := conn.next_event()) is not None:
-            if isinstance(event, ChangeBaud):
-                out = conn.data_to_send()
-                if out:
-                    yield Write(out)
-                yield SetBaud(event.baud)
-            if until is not None and until(event):
-                return event
-            if on_event is not None:
-                on_event(event)
-        out = conn.data_to_send()
-        if out:
-            yield Write(out)
-            last_activity = now
+        event = next_event()
+        if event is not None:
+            while event is not None:
+                if isinstance(event, ChangeBaud):
+                    out = data_to_send()
+                    if out:
+                        yield Write(out)
+                    yield SetBaud(event.baud)
+                if until is not None and until(event):
+                    return event
+                if on_event is not None:
+                    on_event(event)
+                event = next_event()
+            out = data_to_send()
+            if out:
+                yield Write(out)
+                last_activity = now
         if conn.finished:
             return None
         timeout = conn.timeout
