@@ -237,7 +237,9 @@ def _flash_ymodem(image: bytes, name: str, ctx: _Context) -> Generator[IoRequest
     options, report, step, meter, clock = ctx.options, ctx.report, ctx.step, ctx.meter, ctx.clock
     step("connect", "classic YMODEM device (AN4657 IAP menu): choosing 'Download image'")
     yield Write(IAP_DOWNLOAD_KEY)
-    sender = YmodemSender([YmodemFile(name=name, data=image)])
+    # An AN4657 receiver does not flush its input after an ACK (lrzsz's rb does), so no quiet-line wait
+    # before each block: stop-and-wait YMODEM needs every millisecond of turnaround it can save.
+    sender = YmodemSender([YmodemFile(name=name, data=image)], reply_delay=0.0)
     start = clock()
     meter.start_phase("transfer", start)
     yield from pump(sender, start, until=lambda e: isinstance(e, BatchComplete), on_event=report)
