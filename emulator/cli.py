@@ -10,14 +10,9 @@ This module stays light: heavy imports happen inside the handler.
 from __future__ import annotations
 
 import argparse
-import importlib
 from typing import Any
 
-__all__ = ["EXTRA_COMMAND_MODULES", "cmd_emulate", "register"]
-
-# Further subcommands that live in the emulator package (``stm32ota demo``); each module, when present,
-# has its own ``register(subparsers)``.  A missing module is skipped.
-EXTRA_COMMAND_MODULES: tuple[str, ...] = ("emulator.demo_cli",)
+__all__ = ["cmd_emulate", "register"]
 
 _CHIP_NAMES = ("stm32f407vg", "stm32f103c8", "stm32l476rg")
 
@@ -83,14 +78,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="ota mode: the application never confirms a test image (the next reset reverts it)",
     )
     p.set_defaults(handler="emulator.cli:cmd_emulate")
-    for name in EXTRA_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:
-                continue
-            raise
-        module.register(sub)
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "protocol.update_cli",
     "protocol.image_cli",
     "emulator.cli",
+    "emulator.demo_cli",
     "relay.cli",
     "updater_gui.cli",
 )
