@@ -295,18 +295,23 @@ def _ota_end_to_end(port: str, baud: int, image: bytes) -> dict[str, Any]:
     }
 
 
-def run_ota(cfg: RunConfig, how: str, ota_image: Path, workdir: Path) -> RunResult:
-    image = ota_image.read_bytes()
-    result = RunResult(
+def _new_result(cfg: RunConfig, how: str, path: Path, image: bytes) -> RunResult:
+    """A not-yet-successful result for one run of ``cfg`` delivering ``image`` (read from ``path``)."""
+    return RunResult(
         kind=cfg.kind,
         baud=cfg.baud,
         latency_ms=cfg.latency_ms,
         time_scale=cfg.time_scale,
         emulator=how,
-        image=ota_image.name,
+        image=path.name,
         image_bytes=len(image),
         ok=False,
     )
+
+
+def run_ota(cfg: RunConfig, how: str, ota_image: Path, workdir: Path) -> RunResult:
+    image = ota_image.read_bytes()
+    result = _new_result(cfg, how, ota_image, image)
     state_dir = Path(tempfile.mkdtemp(prefix="ota-", dir=workdir))
     factory_program(state_dir, FACTORY_IMAGE.read_bytes(), CHIP)
     if cfg.kind == "flash-e2e-used":
@@ -444,16 +449,7 @@ def _send_sb(port_name: str, baud: int, image_path: Path, timeout: float, *, one
 
 def run_iap(cfg: RunConfig, how: str, iap_image: Path, workdir: Path) -> RunResult:
     image = iap_image.read_bytes()
-    result = RunResult(
-        kind=cfg.kind,
-        baud=cfg.baud,
-        latency_ms=cfg.latency_ms,
-        time_scale=cfg.time_scale,
-        emulator=how,
-        image=iap_image.name,
-        image_bytes=len(image),
-        ok=False,
-    )
+    result = _new_result(cfg, how, iap_image, image)
     state_dir = Path(tempfile.mkdtemp(prefix="iap-", dir=workdir))
     timeout = RUN_TIMEOUT_FLOOR_S + 4 * len(image) * BITS_PER_BYTE / cfg.baud
     extra: dict[str, Any] = {}
