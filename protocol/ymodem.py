@@ -58,6 +58,7 @@ __all__ = [
     "EOT",
     "FINAL_ACK_TIMEOUT_S",
     "HEADER_ACK_TIMEOUT_S",
+    "LOSSES_BEFORE_HOLDING",
     "MAX_ERRORS",
     "MAX_RETRIES",
     "NAK",
@@ -106,7 +107,8 @@ FINAL_ACK_TIMEOUT_S = 2.0  # ACK of the end-of-batch block; silence after it end
 MAX_RETRIES = 10  # consecutive failures of one block (timeouts, NAKs) before we give up
 DUPLICATE_NAKS_BEFORE_SKIP = 2  # NAKs of a block whose ACK may have been lost before we assume a duplicate
 REQUEST_SETTLE_S = 0.05  # quiet line required after a 'C'/NAK start request before we answer it (see below)
-REPLY_DELAY_S = 0.001  # quiet line required after an ACK/NAK before the next block goes out (see below)
+REPLY_DELAY_S = 0.001  # quiet line before the next block, once a receiver lost blocks sent at once (see below)
+LOSSES_BEFORE_HOLDING = 2  # data blocks lost (NAKed or timed out) before replies start waiting for a quiet line
 
 # -- receiver timing -----------------------------------------------------------------------------------------
 REQUEST_INTERVAL_S = 3.0  # silence before the start request ('C', later NAK) is repeated
@@ -280,7 +282,8 @@ class _Core:
         self._in = bytearray()
         self._out = bytearray()
         self._held = bytearray()  # a reply waiting for the line to settle (sender)
-        self._hold_delay = 0.0  # how long the line must be quiet before _held goes out
+        self._hold_delay = 0.0  # how long the line must be quiet before a reply goes out (0: at once)
+        self._held_for = 0.0  # how long the line must be quiet before what is in _held goes out
         self._events: deque[Event] = deque()
         self._phase = _Phase.START
         self._pending_error: ProtocolError | None = None
@@ -303,16 +306,20 @@ class _Core:
 
     def next_event(self) -> Event | None:
         """The next event, or ``None`` when more input (or a timeout) is needed."""
-        if self._phase is _Phase.ERROR:
-            raise LocalProtocolError("the YMODEM transfer already failed; start a new one")
-        self._raise_pending()
-        if not self._events:
+        # called several times per block: the common case (no error, input waiting or not) stays short
+        if self._pending_error is not None or self._phase is _Phase.ERROR:
+            if self._phase is _Phase.ERROR:
+                raise LocalProtocolError("the YMODEM transfer already failed; start a new one")
+            self._raise_pending()
+        events = self._events
+        if not events and self._in:
             try:
                 self._process()
             except ProtocolError as err:
                 self._fail(err)
-        self._raise_pending()
-        return self._events.popleft() if self._events else None
+            if self._pending_error is not None:
+                self._raise_pending()
+        return events.popleft() if events else None
 
     def handle_timeout(self) -> None:
         """The wire was silent for :attr:`timeout` seconds."""
@@ -360,7 +367,12 @@ class _Core:
         peer_gone |= isinstance(err, ProtocolTimeoutError) and self._never_heard()
         self._held.clear()
         if not peer_gone:
-            (self._held if self._hold_delay > 0 else self._out).extend(ABORT_SEQUENCE)
+            delay = self._abort_delay()
+            if delay > 0:
+                self._held.extend(ABORT_SEQUENCE)
+                self._held_for = delay
+            else:
+                self._out.extend(ABORT_SEQUENCE)
         self._pending_error = err
         self._in.clear()
         self._events.clear()
@@ -374,10 +386,14 @@ class _Core:
     def _pending_timeout(self) -> float | None:
         """0 while an error waits to be raised (its CAN CAN already handed out), else ``None``."""
         if self._held:
-            return self._hold_delay
+            return self._held_for
         if self._pending_error is not None:
             return 0.0
         return None
+
+    def _abort_delay(self) -> float:
+        """Quiet line required before our CAN CAN goes out."""
+        return self._hold_delay
 
     def _never_heard(self) -> bool:
         return self._phase is _Phase.START and bool(getattr(self, "_first_start", False))
@@ -422,8 +438,14 @@ class YmodemSender(_Core):
     A start request ('C' or NAK before a block 0 or before block 1) is answered only after the line has been
     quiet for ``request_settle`` seconds: lrzsz's ``rb`` flushes its input (TCIFLUSH) right after writing a
     'C', so an immediate answer is lost (and costs a 10 s timeout), and a 'C' followed by more text was part
-    of a menu, not a request.  ``rb`` does the same after every ACK and NAK, so the answer to those waits
-    ``reply_delay`` seconds of quiet line (0 answers at once).
+    of a menu, not a request.  ``rb`` does the same after every ACK and NAK, so on a link with no latency
+    (a pty, a socket) a block sent the moment its ACK arrives is occasionally flushed with it (about one
+    block in 5000 here; ``rb`` NAKs after 5 s).  Waiting for a quiet line after every ACK would cost a timer
+    wake-up per block, more CPU than the whole transfer otherwise needs, so by default (``reply_delay=None``)
+    replies to ACKs go out at once until :data:`LOSSES_BEFORE_HOLDING` data blocks were NAKed or timed out (one
+    such loss is the rare race above; two mean a receiver that flushes every time, or a noisy line); from then
+    on every reply waits :data:`REPLY_DELAY_S` of quiet line.  The retransmission answering a NAK always
+    waits (``rb`` flushes after a NAK too).  A number fixes the delay from the start (0: never wait).
     """
 
     def __init__(
@@ -437,7 +459,7 @@ class YmodemSender(_Core):
         max_retries: int = MAX_RETRIES,
         duplicate_naks_before_skip: int = DUPLICATE_NAKS_BEFORE_SKIP,
         request_settle: float = REQUEST_SETTLE_S,
-        reply_delay: float = REPLY_DELAY_S,
+        reply_delay: float | None = None,
     ) -> None:
         super().__init__()
         if block_size not in (BLOCK_128, BLOCK_1K):
@@ -453,8 +475,11 @@ class YmodemSender(_Core):
         self._skip_after = duplicate_naks_before_skip
         self._request_settle = request_settle
         self._settling: int | None = None  # a start request seen, answered once the line is quiet
-        self._reply_delay = reply_delay
-        self._hold_delay = reply_delay
+        self._adaptive = reply_delay is None  # start with immediate replies, hold them after lost blocks
+        self._losses = 0  # data blocks NAKed or timed out (adaptive mode)
+        self._answering_request = False  # the output is an answer to a NAK or 'C': rb flushed after sending it
+        self._reply_delay = REPLY_DELAY_S if reply_delay is None else reply_delay
+        self._hold_delay = 0.0 if reply_delay is None else reply_delay
         self._index = 0  # file being sent
         self._first_start = True
         self._crc = True
@@ -496,6 +521,19 @@ class YmodemSender(_Core):
     # -- input ---------------------------------------------------------------------------------------------
     def _process(self) -> None:
         buf = self._in
+        if len(buf) == 1 and buf[0] == ACK and self._phase is _Phase.BLOCK_ACK and not self._held:
+            # the steady state, once per block: a lone ACK for the outstanding block (the loop below does the
+            # same, with the checks a lone byte never needs)
+            buf.clear()
+            self._last_can = False
+            self._block_delivered()
+            self._reset_errors()
+            self._send_next_block()
+            if self._hold_delay > 0:
+                self._held_for = self._hold_delay
+                self._held += self._out
+                self._out.clear()
+            return
         i = 0
         n = len(buf)
         while i < n and not self._events and self._phase not in (_Phase.DONE, _Phase.ERROR):
@@ -524,7 +562,12 @@ class YmodemSender(_Core):
             else:
                 self._suspect = True  # garbage where an ACK should be: it may have been the ACK
         del buf[:i]
-        if self._out and self._reply_delay > 0:
+        if self._out:
+            delay = self._hold_delay or (self._reply_delay if self._answering_request else 0.0)
+            self._answering_request = False
+            if delay <= 0:
+                return
+            self._held_for = delay
             self._held += self._out
             self._out.clear()
 
@@ -575,10 +618,13 @@ class YmodemSender(_Core):
 
     def _on_request(self, *, clean: bool) -> None:
         """A NAK (``clean``) or a 'C' while a block or EOT is outstanding."""
+        self._answering_request = True
         if self._phase is _Phase.EOT_ACK:  # first EOT NAKed (normal), or a 'C' while our EOT is unanswered
             self._count_failure(timeout=False)
             self._out.append(EOT)
             return
+        if self._phase is _Phase.BLOCK_ACK:
+            self._hold_replies()
         if not clean:
             self._suspect = True
         elif self._probing is not None and self._phase is _Phase.BLOCK_ACK:
@@ -595,6 +641,23 @@ class YmodemSender(_Core):
                 return
         self._count_failure(timeout=False)
         self._out += self._frame
+
+    def _abort_delay(self) -> float:
+        return self._reply_delay  # an abort is rare: always let a flushing receiver settle first
+
+    def _hold_replies(self) -> None:
+        """A data block was refused or went unanswered.  Sent at once after its ACK, it may have been flushed
+        with the receiver's input: after enough of those, replies wait for a quiet line (adaptive mode only)."""
+        if not self._adaptive or self._hold_delay > 0:
+            return
+        self._losses += 1
+        if self._losses >= LOSSES_BEFORE_HOLDING:
+            self._hold_delay = self._reply_delay
+            log.info(
+                "%d blocks lost; replies now wait %g ms of quiet line (the receiver may flush its input)",
+                self._losses,
+                self._reply_delay * 1000,
+            )
 
     def _skip_duplicate(self) -> None:
         """Retransmissions of a block whose ACK went missing keep being NAKed: the receiver has it (and NAKs
@@ -632,6 +695,8 @@ class YmodemSender(_Core):
             return
         self._count_failure(timeout=True)
         self._suspect = True
+        if phase is _Phase.BLOCK_ACK:
+            self._hold_replies()
         if phase is _Phase.DATA_START:
             self._send_next_block()  # the 'C' got lost; a receiver that waits for block 1 takes it anyway
         elif phase is _Phase.EOT_ACK:

@@ -9,12 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.errors import ProtocolError, ProtocolTimeoutError, RemoteProtocolError
+from protocol.errors import ProtocolError, ProtocolTimeoutError, RemoteProtocolError, TransferAborted
 from protocol.sansio import Connection, Event
 from protocol.ymodem import (
     ACK,
     CRC_REQUEST,
+    LOSSES_BEFORE_HOLDING,
     NAK,
+    REPLY_DELAY_S,
     BatchComplete,
     FileData,
     FileReceived,
@@ -299,3 +301,88 @@ def test_sender_answers_a_request_once_the_line_is_quiet() -> None:
     _drain(sender)
     sender.handle_timeout()  # the reply waits for a quiet line, then the block goes again
     assert sender.data_to_send()[:3] == b"\x01\x01\xfe"
+
+
+# -- replies: at once, until a receiver loses one (lrzsz rb flushes its input after every ACK) -----------------
+def _sender_in_data_phase(**kwargs: float | None) -> YmodemSender:
+    """A sender whose block 1 is out and awaits its ACK."""
+    sender = YmodemSender([YmodemFile("a", os.urandom(5000))], **kwargs)  # type: ignore[arg-type]
+    sender.receive_data(bytes([CRC_REQUEST]))
+    _drain(sender)
+    sender.handle_timeout()  # the start request settles
+    sender.data_to_send()
+    sender.receive_data(bytes([ACK, CRC_REQUEST]))
+    _drain(sender)
+    sender.handle_timeout()
+    assert sender.data_to_send()[:3] == b"\x02\x01\xfe"
+    return sender
+
+
+def test_by_default_the_next_block_answers_an_ack_at_once() -> None:
+    sender = _sender_in_data_phase()
+    for seq in (2, 3):
+        sender.receive_data(bytes([ACK]))
+        _drain(sender)
+        assert sender.data_to_send()[:3] == bytes((0x02, seq, 0xFF - seq))
+
+
+def test_a_retransmission_waits_for_a_quiet_line_and_two_losses_make_every_reply_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="protocol.ymodem")
+    sender = _sender_in_data_phase()
+    sender.receive_data(bytes([NAK]))  # rb's NAK 5 s after it flushed our block
+    _drain(sender)
+    assert sender.data_to_send() == b""  # the retransmission waits: rb flushes after its NAK as well
+    assert sender.timeout == REPLY_DELAY_S
+    sender.handle_timeout()
+    assert sender.data_to_send()[:3] == b"\x02\x01\xfe"
+    sender.receive_data(bytes([ACK]))
+    _drain(sender)
+    assert sender.data_to_send()[:3] == b"\x02\x02\xfd"  # one loss is the rare race: ACKs still answered at once
+    assert "replies now wait" not in caplog.text
+    sender.receive_data(bytes([NAK]))  # a second loss: this receiver flushes, or the line is bad
+    _drain(sender)
+    sender.handle_timeout()
+    assert sender.data_to_send()[:3] == b"\x02\x02\xfd"
+    assert "2 blocks lost; replies now wait 1 ms" in caplog.text
+    sender.receive_data(bytes([ACK]))
+    _drain(sender)
+    assert sender.data_to_send() == b""  # from now on every reply waits
+    assert sender.timeout == REPLY_DELAY_S
+    sender.handle_timeout()
+    assert sender.data_to_send()[:3] == b"\x02\x03\xfc"
+
+
+def test_ack_timeouts_count_as_losses_too() -> None:
+    sender = _sender_in_data_phase()
+    for _ in range(LOSSES_BEFORE_HOLDING):
+        sender.handle_timeout()  # 10 s of silence: the block goes again at once (the line is quiet by now)
+        assert sender.data_to_send()[:3] == b"\x02\x01\xfe"
+    sender.receive_data(bytes([ACK]))
+    _drain(sender)
+    assert sender.data_to_send() == b""
+    assert sender.timeout == REPLY_DELAY_S
+
+
+@pytest.mark.parametrize(("reply_delay", "held"), [(0.0, False), (0.004, True)])
+def test_a_fixed_reply_delay_does_not_adapt(reply_delay: float, held: bool) -> None:
+    sender = _sender_in_data_phase(reply_delay=reply_delay)
+    for reply in (ACK, NAK, ACK):
+        sender.receive_data(bytes([reply]))
+        _drain(sender)
+        if held:
+            assert sender.data_to_send() == b"" and sender.timeout == reply_delay
+            sender.handle_timeout()
+        assert sender.data_to_send()[:1] == b"\x02"
+
+
+def test_an_abort_waits_for_a_quiet_line_even_before_any_loss() -> None:
+    sender = _sender_in_data_phase()
+    sender.abort("stop")
+    assert sender.data_to_send() == b""
+    assert sender.timeout == REPLY_DELAY_S
+    sender.handle_timeout()
+    assert sender.data_to_send() == b"\x18" * 5
+    with pytest.raises(TransferAborted):
+        sender.next_event()
