@@ -29,9 +29,7 @@ class AsyncSerialLink:
         self._link = link
 
     @classmethod
-    async def open(
-        cls, url: str, baud: int = 115200, *, port: serial.SerialBase | None = None
-    ) -> AsyncSerialLink:
+    async def open(cls, url: str, baud: int = 115200, *, port: serial.SerialBase | None = None) -> AsyncSerialLink:
         link = await asyncio.to_thread(SerialLink, url, baud, port=port)
         return cls(link)
 
@@ -59,11 +57,10 @@ class AsyncSerialLink:
         """Same contract as :meth:`protocol.link.SerialLink.run`; a task cancel also stops it."""
         return await self.execute(pump(conn, time.monotonic(), until=until, on_event=on_event), cancel=cancel)
 
-    async def execute(
-        self, steps: Generator[IoRequest, PumpResult, T], *, cancel: CancelToken | None = None
-    ) -> T:
+    async def execute(self, steps: Generator[IoRequest, PumpResult, T], *, cancel: CancelToken | None = None) -> T:
         """Async twin of :meth:`protocol.link.SerialLink.execute`."""
         link = self._link
+        link.check_tracing()
         reply: PumpResult = None
         try:
             while True:
@@ -74,6 +71,8 @@ class AsyncSerialLink:
                 if isinstance(request, Write):
                     await asyncio.to_thread(link.write, request.data)
                 elif isinstance(request, Read):
+                    if request.out:
+                        await asyncio.to_thread(link.write, request.out)
                     data = await asyncio.to_thread(link.read, request.wait) if request.wait > 0 else b""
                     reply = (data, time.monotonic())
                 else:

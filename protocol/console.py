@@ -58,9 +58,12 @@ class ConsoleReporter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Progress):
-            report = self.meter.update(event, time.monotonic())
-            if not self.quiet:
-                self._draw(report)
+            if self.quiet:
+                return  # nothing is shown, so nothing to measure (this runs once per block)
+            now = time.monotonic()
+            self.meter.record(event, now)  # per block: keep this cheap, build a report only to show it
+            if self._due(event, now):
+                self._draw(self.meter.report(event))
         elif isinstance(event, DeviceLog) and self.show_logs and not self.quiet:
             self._line(f"device [{_LOG_LEVELS.get(event.level, str(event.level))}] {event.text}")
 
@@ -81,13 +84,22 @@ class ConsoleReporter:
         self._bar_open = False
         self.stream.flush()
 
+    def _due(self, event: Progress, now: float) -> bool:
+        """Whether ``event`` changes what is shown: the bar redraws at most every :data:`_REDRAW_INTERVAL_S`
+        (and at the end), plain lines appear per tenth of a phase."""
+        if self._tty:
+            if event.total and event.done >= event.total:
+                return True
+            if now - self._last_draw < _REDRAW_INTERVAL_S:
+                return False
+            self._last_draw = now
+            return True
+        decile = int(event.done / event.total * 10) if event.total else 0
+        return event.phase != self._last_line_phase or decile != self._last_line_decile
+
     def _draw(self, r: ProgressReport) -> None:
         complete = r.total and r.done >= r.total
         if self._tty:
-            now = time.monotonic()
-            if not complete and now - self._last_draw < _REDRAW_INTERVAL_S:
-                return
-            self._last_draw = now
             filled = int(_BAR_WIDTH * r.fraction)
             eta = f" ETA {r.eta:4.0f}s" if r.eta is not None and not complete else ""
             total = format_bytes(r.total) if r.total else "?"

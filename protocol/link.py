@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import serial
 
 from .errors import Cancelled, PortError
-from .pump import POLL_INTERVAL_S, IoRequest, PumpResult, Read, Write, pump
+from .pump import POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
 from .sansio import Connection, Event
-from .trace import log_wire
+from .trace import log_wire, tracing
 
 __all__ = ["POLL_INTERVAL_S", "CancelToken", "SerialLink", "open_port"]
 
@@ -101,6 +101,7 @@ class SerialLink:
         self._port = port if port is not None else open_port(url, baud, exclusive=exclusive)
         self._timeout: float | None = self._port.timeout
         self._fd = self._nonblocking_fd(self._port)
+        self._trace = tracing()  # see check_tracing()
 
     @staticmethod
     def _nonblocking_fd(port: serial.SerialBase) -> int | None:
@@ -141,6 +142,11 @@ class SerialLink:
         self._guard(self._port.flush)
         self._port.baudrate = baud
 
+    def check_tracing(self) -> None:
+        """Re-read whether wire tracing (``--trace``) is on.  Drivers call it when they start executing, so
+        reads and writes, twice per block, test a flag instead of asking the logging system."""
+        self._trace = tracing()
+
     # -- raw I/O, errors translated once --------------------------------------------------------------------
     def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -152,7 +158,8 @@ class SerialLink:
     def write(self, data: bytes) -> None:
         if not data:
             return
-        log_wire("tx", data)
+        if self._trace:
+            log_wire("tx", data)
         fd = self._fd
         if fd is None:
             self._guard(self._port.write, data)
@@ -205,7 +212,7 @@ class SerialLink:
                 more = self._guard(lambda: self._port.in_waiting)
                 if more:
                     data += self._guard(self._port.read, int(more))
-        if data:
+        if data and self._trace:
             log_wire("rx", data)
         return data
 
@@ -232,19 +239,24 @@ class SerialLink:
     def execute(self, steps: Generator[IoRequest, PumpResult, T], *, cancel: CancelToken | None = None) -> T:
         """Perform the I/O requests of ``steps`` (a :func:`~protocol.pump.pump` or a flow built from pumps)
         and return what the generator returns."""
+        self.check_tracing()
         reply: PumpResult = None
+        send, read, write, monotonic = steps.send, self.read, self.write, time.monotonic  # once per block
         try:
             while True:
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                request = steps.send(reply)
+                request = send(reply)
                 reply = None
-                if isinstance(request, Write):
-                    self.write(request.data)
-                elif isinstance(request, Read):
-                    data = self.read(request.wait) if request.wait > 0 else b""
-                    reply = (data, time.monotonic())
+                if type(request) is Read:
+                    if request.out:
+                        write(request.out)
+                    wait = request.wait
+                    reply = (read(wait) if wait > 0 else b"", monotonic())
+                elif type(request) is Write:
+                    write(request.data)
                 else:
+                    assert isinstance(request, SetBaud)
                     self.set_baud(request.baud)
         except StopIteration as stop:
             result: T = stop.value

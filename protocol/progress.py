@@ -7,6 +7,7 @@ per-phase timing for the end-of-transfer report.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from .sansio import Progress
@@ -47,32 +48,48 @@ class PhaseTiming:
 
 @dataclass
 class ProgressMeter:
-    """Turns raw progress into reports and keeps one :class:`PhaseTiming` per phase."""
+    """Turns raw progress into reports and keeps one :class:`PhaseTiming` per phase.
+
+    :meth:`record` is what runs per event (a transfer sends one per block); :meth:`report` builds the
+    rate and ETA only when something is shown.  :meth:`update` does both."""
 
     phases: dict[str, PhaseTiming] = field(default_factory=dict)
-    _history: list[tuple[float, int]] = field(default_factory=list)
+    _history: deque[tuple[float, int]] = field(default_factory=deque)
     _phase: str | None = None
+    _timing: PhaseTiming | None = None
 
-    def update(self, event: Progress, now: float) -> ProgressReport:
-        if event.phase != self._phase:
+    def record(self, event: Progress, now: float) -> None:
+        timing = self._timing
+        if event.phase != self._phase or timing is None:
             self._phase = event.phase
             self._history.clear()
-        timing = self.phases.get(event.phase)
-        if timing is None:
-            timing = self.phases[event.phase] = PhaseTiming(
-                phase=event.phase, started=now, ended=now, amount=0
-            )
+            timing = self._timing = self.phases.get(event.phase)
+            if timing is None:
+                timing = self._timing = self.phases[event.phase] = PhaseTiming(
+                    phase=event.phase, started=now, ended=now, amount=0
+                )
         timing.ended = now
         timing.amount = max(timing.amount, event.done)
-        self._history.append((now, event.done))
-        while len(self._history) > 2 and now - self._history[0][0] > _RATE_WINDOW_S:
-            self._history.pop(0)
-        t0, d0 = self._history[0]
-        rate = (event.done - d0) / (now - t0) if now > t0 else 0.0
-        if rate <= 0 and timing.seconds > 0:
+        history = self._history
+        history.append((now, event.done))
+        while len(history) > 2 and now - history[0][0] > _RATE_WINDOW_S:
+            history.popleft()
+
+    def report(self, event: Progress) -> ProgressReport:
+        """Rate (over the last :data:`_RATE_WINDOW_S`) and ETA as of the last :meth:`record` of ``event``."""
+        timing = self.phases.get(event.phase)
+        rate = 0.0
+        if self._history and event.phase == self._phase:
+            (t0, d0), (t1, _) = self._history[0], self._history[-1]
+            rate = (event.done - d0) / (t1 - t0) if t1 > t0 else 0.0
+        if rate <= 0 and timing is not None and timing.seconds > 0:
             rate = timing.amount / timing.seconds
         eta = (event.total - event.done) / rate if rate > 0 and event.total else None
         return ProgressReport(phase=event.phase, done=event.done, total=event.total, rate=rate, eta=eta)
+
+    def update(self, event: Progress, now: float) -> ProgressReport:
+        self.record(event, now)
+        return self.report(event)
 
     def start_phase(self, phase: str, now: float) -> None:
         """Mark a phase as started before its first progress event (so its time includes the wait)."""

@@ -2,7 +2,9 @@
 
 ``pump`` yields I/O requests (:class:`Write`, :class:`Read`, :class:`SetBaud`); the driver performs each and
 sends back the result (for :class:`Read`, ``(data, now)`` with ``now`` a monotonic time; ``None`` otherwise).
-It needs no clock of its own, so it is as testable as the cores it drives.
+A :class:`Read` may carry bytes to write first (``Read.out``): a block and the wait for its answer are then
+one request, one trip through the generators instead of two.  It needs no clock of its own, so it is as
+testable as the cores it drives.
 """
 
 from __future__ import annotations
@@ -18,22 +20,23 @@ __all__ = ["POLL_INTERVAL_S", "IoRequest", "PumpResult", "Read", "SetBaud", "Wri
 
 T = TypeVar("T")
 
-POLL_INTERVAL_S = 0.02  # longest a read blocks before the loop re-checks cancel and deadlines
+POLL_INTERVAL_S = 0.1  # longest a read blocks before the loop re-checks cancel and deadlines
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built twice per block, and frozen dataclasses construct slowly
 class Write:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Read:
-    """Read what arrives within ``wait`` seconds; reply ``(data, now)``."""
+    """Write ``out`` (if any), then read what arrives within ``wait`` seconds; reply ``(data, now)``."""
 
     wait: float
+    out: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetBaud:
     """Drain pending output, then switch the port to ``baud``."""
 
@@ -57,13 +60,14 @@ def pump(
     last byte either way; when it reaches ``conn.timeout`` the core gets ``handle_timeout()``.
     """
     # the loop runs once per block on the hot path: bind the methods once
-    data_to_send, next_event = conn.data_to_send, conn.next_event
+    data_to_send, next_event, receive_data = conn.data_to_send, conn.next_event, conn.receive_data
     last_activity = now = start
     while True:
         out = data_to_send()
-        if out:
+        if out:  # written before next_event(), which may raise once these bytes (an abort's CANs) are out
             yield Write(out)
             last_activity = now
+            out = b""
         event = next_event()
         if event is not None:
             while event is not None:
@@ -77,14 +81,17 @@ def pump(
                 if on_event is not None:
                     on_event(event)
                 event = next_event()
-            out = data_to_send()
+            out = data_to_send()  # the answer to what came in: it goes out with the next Read
             if out:
-                yield Write(out)
                 last_activity = now
         if conn.finished:
+            if out:
+                yield Write(out)
             return None
         timeout = conn.timeout
         if timeout is None and until is not None:
+            if out:
+                yield Write(out)
             # An idle core expects nothing, so the event waited for can never come: fail loudly, never hang.
             raise LocalProtocolError(
                 f"{type(conn).__name__} is idle while an event is awaited",
@@ -93,11 +100,11 @@ def pump(
         wait = POLL_INTERVAL_S
         if timeout is not None:
             wait = max(0.0, min(wait, last_activity + timeout - now))
-        reply = yield Read(wait)
+        reply = yield Read(wait, out)
         assert reply is not None, "the driver must answer Read with (data, now)"
         data, now = reply
         if data:
-            conn.receive_data(data)
+            receive_data(data)
             last_activity = now
         elif timeout is not None and now - last_activity >= timeout:
             conn.handle_timeout()

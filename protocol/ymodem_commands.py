@@ -19,7 +19,7 @@ from typing import IO, Any
 from .console import ConsoleReporter, format_bytes, write_json
 from .errors import Stm32OtaError
 from .link import SerialLink
-from .sansio import Connection, Event
+from .sansio import Connection, Event, Progress
 from .ymodem import (
     REQUEST_INTERVAL_S,
     BatchComplete,
@@ -96,7 +96,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     sent: list[dict[str, Any]] = []
 
     def on_event(event: Event) -> None:
-        if isinstance(event, FileStarted):
+        if type(event) is Progress:  # one per block: first, and straight to the reporter
+            reporter(event)
+        elif isinstance(event, FileStarted):
             reporter.message(f"sending {event.name} ({format_bytes(event.size or 0)})")
         elif isinstance(event, FileSent):
             sent.append({"name": event.name, "size": event.size})

@@ -22,9 +22,7 @@ class Echoed(Event):
 class EchoCore:
     """Sends a message, expects it back (a loop:// port echoes), gives up after ``retries`` timeouts."""
 
-    def __init__(
-        self, message: bytes, *, timeout: float = 0.2, retries: int = 2, baud: int | None = None
-    ) -> None:
+    def __init__(self, message: bytes, *, timeout: float = 0.2, retries: int = 2, baud: int | None = None) -> None:
         self._out = bytearray(message)
         self._expect = message
         self._got = bytearray()
@@ -75,6 +73,50 @@ def test_pump_yields_io_requests_and_returns_matching_event() -> None:
     assert stop.value.value == Echoed(data=b"hello")
 
 
+class PingCore(EchoCore):
+    """Answers every byte it receives with a pong, as a YMODEM sender answers an ACK with the next block."""
+
+    def receive_data(self, data: bytes) -> None:
+        self._got += data
+        self._events.append(Echoed(data=data))
+
+    def next_event(self) -> Event | None:
+        event = super().next_event()
+        if event is not None:
+            self._out += b"pong"  # the answer appears while the event is handled, as in the cores
+        return event
+
+
+def test_an_answer_to_input_rides_on_the_next_read() -> None:
+    core = PingCore(b"")
+    steps = pump(core, 0.0, on_event=lambda e: None)
+    assert next(steps) == Read(0.1)
+    request = steps.send((b"ping", 0.05))
+    assert request == Read(0.1, out=b"pong")  # one trip through the generators per exchange, not two
+    core._finished = True
+    with pytest.raises(StopIteration):
+        steps.send((b"", 0.1))
+
+
+def test_output_after_a_timeout_is_written_once() -> None:
+    core = EchoCore(b"x", timeout=1.0, retries=5)
+    steps = pump(core, 0.0)
+    assert next(steps) == Write(b"x")
+    assert steps.send(None) == Read(0.1)
+    core._out += b"again"  # what a core queues on handle_timeout() (a retransmission)
+    assert steps.send((b"", 1.0)) == Write(b"again")
+    assert steps.send(None) == Read(0.1)  # and not a second time riding on the read
+
+
+def test_a_finishing_core_still_gets_its_last_answer_written() -> None:
+    core = PingCore(b"")
+    steps = pump(core, 0.0, on_event=lambda e: setattr(core, "_finished", True))
+    next(steps)
+    assert steps.send((b"bye", 0.01)) == Write(b"pong")
+    with pytest.raises(StopIteration):
+        steps.send(None)
+
+
 def test_pump_calls_handle_timeout_after_silence_measured_from_last_write() -> None:
     core = EchoCore(b"x", timeout=1.0, retries=5)
     steps = pump(core, 10.0)
@@ -90,9 +132,7 @@ def test_pump_calls_handle_timeout_after_silence_measured_from_last_write() -> N
 def test_serial_link_over_loop_url() -> None:
     events: list[Event] = []
     with SerialLink("loop://", 115200) as link:
-        result = link.run(
-            EchoCore(b"\x00\x01abc" * 100), until=lambda e: isinstance(e, Echoed), on_event=events.append
-        )
+        result = link.run(EchoCore(b"\x00\x01abc" * 100), until=lambda e: isinstance(e, Echoed), on_event=events.append)
     assert isinstance(result, Echoed)
     assert result.data == b"\x00\x01abc" * 100
 

@@ -32,6 +32,10 @@ def test_sync_is_written_at_the_new_rate() -> None:
         elif isinstance(request, SetBaud):
             log.append(("baud", request.baud))
         elif isinstance(request, Read):
+            if request.out:
+                log.append(("write", request.out[1]))
+                dev.receive_data(request.out)
+                owner.service()
             now += request.wait
             reply = (dev.data_to_send(), now)
     assert result == BaudChanged(baud=921600)
@@ -65,5 +69,7 @@ def test_device_reply_drains_before_its_switch() -> None:
         elif isinstance(request, SetBaud):
             log.append(("baud", request.baud))
         elif isinstance(request, Read):
+            if request.out:
+                log.append(("write", request.out[1]))
             reply = (b"", request.wait)
     assert log == [("write", FrameType.REPLY), ("baud", 921600)]
