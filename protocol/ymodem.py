@@ -65,6 +65,7 @@ __all__ = [
     "PAD",
     "REPLY_DELAY_S",
     "REQUEST_INTERVAL_S",
+    "REQUEST_SETTLE_QUIET_S",
     "REQUEST_SETTLE_S",
     "SOH",
     "START_REQUESTS",
@@ -106,7 +107,8 @@ HEADER_ACK_TIMEOUT_S = 60.0  # block-0 ACK: AN4657's IAP erases the whole applic
 FINAL_ACK_TIMEOUT_S = 2.0  # ACK of the end-of-batch block; silence after it ends the batch anyway (see below)
 MAX_RETRIES = 10  # consecutive failures of one block (timeouts, NAKs) before we give up
 DUPLICATE_NAKS_BEFORE_SKIP = 2  # NAKs of a block whose ACK may have been lost before we assume a duplicate
-REQUEST_SETTLE_S = 0.05  # quiet line required after a 'C'/NAK start request before we answer it (see below)
+REQUEST_SETTLE_S = 0.05  # quiet line required after a 'C'/NAK start request that followed text (see below)
+REQUEST_SETTLE_QUIET_S = 0.002  # the same for a start request on a line that carried nothing else
 REPLY_DELAY_S = 0.001  # quiet line before the next block, once a receiver lost blocks sent at once (see below)
 LOSSES_BEFORE_HOLDING = 2  # data blocks lost (NAKed or timed out) before replies start waiting for a quiet line
 
@@ -436,11 +438,14 @@ class YmodemSender(_Core):
     ``rb`` sometimes exits before its last ACK leaves the tty.
 
     A start request ('C' or NAK before a block 0 or before block 1) is answered only after the line has been
-    quiet for ``request_settle`` seconds: lrzsz's ``rb`` flushes its input (TCIFLUSH) right after writing a
-    'C', so an immediate answer is lost (and costs a 10 s timeout), and a 'C' followed by more text was part
-    of a menu, not a request.  ``rb`` does the same after every ACK and NAK, so on a link with no latency
-    (a pty, a socket) a block sent the moment its ACK arrives is occasionally flushed with it (about one
-    block in 5000 here; ``rb`` NAKs after 5 s).  Waiting for a quiet line after every ACK would cost a timer
+    quiet for a while: lrzsz's ``rb`` flushes its input (TCIFLUSH) right after writing a 'C', so an immediate
+    answer may be lost (and cost a 10 s timeout), and a 'C' followed by more text was part of a menu, not a
+    request.  After text (an IAP menu, a banner) the quiet wait is ``request_settle`` seconds, long enough for
+    a USB-UART's bursts; a request alone on the line is answered after :data:`REQUEST_SETTLE_QUIET_S`.
+
+    ``rb`` flushes after every ACK and NAK too, so on a link with no latency (a pty, a socket) a block sent
+    the moment its ACK arrives is occasionally flushed with it (about one block in 3000-5000 here; ``rb``
+    NAKs after 5 s).  Waiting for a quiet line after every ACK would cost a timer
     wake-up per block, more CPU than the whole transfer otherwise needs, so by default (``reply_delay=None``)
     replies to ACKs go out at once until :data:`LOSSES_BEFORE_HOLDING` data blocks were NAKed or timed out (one
     such loss is the rare race above; two mean a receiver that flushes every time, or a noisy line); from then
@@ -475,6 +480,7 @@ class YmodemSender(_Core):
         self._skip_after = duplicate_naks_before_skip
         self._request_settle = request_settle
         self._settling: int | None = None  # a start request seen, answered once the line is quiet
+        self._text_seen = False  # bytes other than requests arrived while we waited for a request
         self._adaptive = reply_delay is None  # start with immediate replies, hold them after lost blocks
         self._losses = 0  # data blocks NAKed or timed out (adaptive mode)
         self._answering_request = False  # the output is an answer to a NAK or 'C': rb flushed after sending it
@@ -502,7 +508,7 @@ class YmodemSender(_Core):
             return pending
         phase = self._phase
         if self._settling is not None:
-            return self._request_settle
+            return self._request_settle if self._text_seen else min(self._request_settle, REQUEST_SETTLE_QUIET_S)
         if phase is _Phase.START:
             return self._start_timeout if self._first_start else self._ack_timeout
         if phase is _Phase.HEADER_ACK:
@@ -551,8 +557,10 @@ class YmodemSender(_Core):
             if phase in (_Phase.START, _Phase.DATA_START):
                 if b in (CRC_REQUEST, NAK):
                     self._settling = b  # answered by handle_timeout once the line is quiet
-                elif self._settling is not None and self._first_start:
-                    self._settling = None  # a 'C' inside console text ("Click", "CRC") is no request
+                else:
+                    self._text_seen = True
+                    if self._settling is not None and self._first_start:
+                        self._settling = None  # a 'C' inside console text ("Click", "CRC") is no request
             elif b == ACK:
                 if self._on_ack():
                     i = self._skip_stale(i)
@@ -608,6 +616,7 @@ class YmodemSender(_Core):
     def _answer_request(self) -> None:
         """The line went quiet after a start request: send block 0 (or the end-of-batch block) or block 1."""
         request, self._settling = self._settling, None
+        self._text_seen = False
         self._crc = request == CRC_REQUEST
         del self._in[: self._skip_stale(0)]  # anything still buffered is stale
         if self._phase is _Phase.START:

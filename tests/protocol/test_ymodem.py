@@ -17,6 +17,8 @@ from protocol.ymodem import (
     LOSSES_BEFORE_HOLDING,
     NAK,
     REPLY_DELAY_S,
+    REQUEST_SETTLE_QUIET_S,
+    REQUEST_SETTLE_S,
     BatchComplete,
     FileData,
     FileReceived,
@@ -289,18 +291,32 @@ def test_sender_answers_a_request_once_the_line_is_quiet() -> None:
     sender.receive_data(b"Waiting for the file to be sent ... (press 'a' to abort)\r\n" + bytes([CRC_REQUEST]))
     assert _drain(sender) == []
     assert sender.data_to_send() == b""
-    assert sender.timeout is not None and sender.timeout < 1
+    assert sender.timeout == REQUEST_SETTLE_S  # after text: long enough for a USB-UART's bursts
     sender.handle_timeout()
     block0 = sender.data_to_send()
     assert block0[:3] == b"\x01\x00\xff" and block0[3:5] == b"a\x00"
     sender.receive_data(bytes([ACK, CRC_REQUEST]))
     assert isinstance(_drain(sender)[0], FileStarted)
+    _drain(sender)
+    assert sender.timeout == REQUEST_SETTLE_QUIET_S  # a request alone on the line: a short wait will do
     sender.handle_timeout()
     assert sender.data_to_send()[:3] == b"\x01\x01\xfe"
     sender.receive_data(bytes([NAK]))
     _drain(sender)
     sender.handle_timeout()  # the reply waits for a quiet line, then the block goes again
     assert sender.data_to_send()[:3] == b"\x01\x01\xfe"
+
+
+def test_a_request_alone_on_the_line_is_answered_after_a_short_quiet_wait() -> None:
+    sender = YmodemSender([YmodemFile("a", b"x")])
+    sender.receive_data(bytes([CRC_REQUEST]))  # lrzsz rb: no banner, just 'C' (then it flushes its input)
+    _drain(sender)
+    assert sender.timeout == REQUEST_SETTLE_QUIET_S
+    sender.receive_data(b"RC")  # ... unless more text follows: then it was text, and the next 'C' waits longer
+    _drain(sender)
+    sender.receive_data(bytes([CRC_REQUEST]))
+    _drain(sender)
+    assert sender.timeout == REQUEST_SETTLE_S
 
 
 # -- replies: at once, until a receiver loses one (lrzsz rb flushes its input after every ACK) -----------------
