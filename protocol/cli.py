@@ -19,16 +19,18 @@ from .errors import Stm32OtaError
 
 __all__ = ["COMMAND_MODULES", "add_port_arguments", "main"]
 
-# Each package owns its subcommands.  A module missing from an installation is skipped.
-COMMAND_MODULES: tuple[str, ...] = (
-    "protocol.ymodem_cli",
-    "protocol.update_cli",
-    "protocol.image_cli",
-    "emulator.cli",
-    "emulator.demo_cli",
-    "relay.cli",
-    "updater_gui.cli",
-)
+# Each package owns its subcommands: module -> the subcommands its register() adds (a test keeps the two in
+# step).  Running one command registers only its module (building every command's options costs more than
+# parsing); --help and unknown commands register them all.  A module missing from an installation is skipped.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "protocol.ymodem_cli": ("send", "receive"),
+    "protocol.update_cli": ("info", "flash", "monitor"),
+    "protocol.image_cli": ("keygen", "getpub", "sign", "verify", "inspect"),
+    "emulator.cli": ("emulate",),
+    "emulator.demo_cli": ("demo",),
+    "relay.cli": (),
+    "updater_gui.cli": (),
+}
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -44,7 +46,15 @@ def add_port_arguments(parser: argparse.ArgumentParser, *, baud: int = 115200) -
     parser.add_argument("-b", "--baud", type=int, default=baud, help=f"line rate (default {baud})")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _owner(argv: Sequence[str]) -> str | None:
+    """The module that registers the command ``argv`` runs (the first word that is not an option)."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    return next((module for module, names in COMMAND_MODULES.items() if command in names), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (given the ``argv`` about to be parsed) just what that command needs."""
+    owner = _owner(argv) if argv is not None else None
     parser = argparse.ArgumentParser(
         prog="stm32ota", description="Remote firmware updates for STM32 microcontrollers."
     )
@@ -52,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("--trace", action="store_true", help="hex-dump every byte on the wire, both ways")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if owner is None else (owner,):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
@@ -89,7 +99,8 @@ def _configure_logging(verbose: int, trace: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)

@@ -61,3 +61,32 @@ def test_port_error_is_one_line_with_hint(capsys: pytest.CaptureFixture[str]) ->
     err = capsys.readouterr().err
     assert err.startswith("stm32ota: error: no such port")
     assert "hint:" in err
+
+
+def test_each_module_registers_exactly_the_commands_the_registry_names() -> None:
+    import argparse
+    import importlib
+
+    from protocol.cli import COMMAND_MODULES
+
+    for module_name, names in COMMAND_MODULES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            assert names == (), f"{module_name} is not installed but claims {names}"
+            continue
+        sub = argparse.ArgumentParser().add_subparsers()
+        module.register(sub)
+        assert tuple(sub.choices) == names, module_name
+
+
+def test_running_a_command_builds_only_its_own_module_s_parser() -> None:
+    from protocol.cli import build_parser
+
+    parser = build_parser(["-v", "send", "-p", "loop://", "x"])
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    assert set(subparsers.choices or ()) == {"send", "receive"}
+    every = next(a for a in build_parser(["--help"])._actions if a.dest == "command")
+    assert set(EXPECTED) <= set(every.choices or ())
+    unknown = next(a for a in build_parser(["frobnicate"])._actions if a.dest == "command")
+    assert set(EXPECTED) <= set(unknown.choices or ())  # so argparse's error lists every command
