@@ -232,9 +232,11 @@ class SerialLink:
 
         Every other event goes to ``on_event``.  :class:`~protocol.sansio.ChangeBaud` switches the port after
         the bytes before it have drained.  Errors raised by the core propagate unchanged; port errors become
-        ``PortError``.  ``cancel`` is checked at least every :data:`~protocol.pump.POLL_INTERVAL_S`.
+        ``PortError``.  ``cancel`` is checked at least every :data:`~protocol.pump.POLL_INTERVAL_S`; without one
+        nothing needs control back, so reads wait for the core's own timeout (Ctrl-C still interrupts them).
         """
-        return self.execute(pump(conn, time.monotonic(), until=until, on_event=on_event), cancel=cancel)
+        poll = POLL_INTERVAL_S if cancel is not None else None
+        return self.execute(pump(conn, time.monotonic(), until=until, on_event=on_event, poll=poll), cancel=cancel)
 
     def execute(self, steps: Generator[IoRequest, PumpResult, T], *, cancel: CancelToken | None = None) -> T:
         """Perform the I/O requests of ``steps`` (a :func:`~protocol.pump.pump` or a flow built from pumps)

@@ -16,11 +16,22 @@ from typing import TypeVar
 from .errors import LocalProtocolError
 from .sansio import ChangeBaud, Connection, Event
 
-__all__ = ["POLL_INTERVAL_S", "IoRequest", "PumpResult", "Read", "SetBaud", "Write", "pump", "with_deadline"]
+__all__ = [
+    "IDLE_WAIT_S",
+    "POLL_INTERVAL_S",
+    "IoRequest",
+    "PumpResult",
+    "Read",
+    "SetBaud",
+    "Write",
+    "pump",
+    "with_deadline",
+]
 
 T = TypeVar("T")
 
 POLL_INTERVAL_S = 0.1  # longest a read blocks before the loop re-checks cancel and deadlines
+IDLE_WAIT_S = 3600.0  # longest a read blocks when nothing needs control back (no poll) and the core has no timeout
 
 
 @dataclass(slots=True)  # not frozen: built twice per block, and frozen dataclasses construct slowly
@@ -53,11 +64,15 @@ def pump(
     *,
     until: Callable[[Event], bool] | None = None,
     on_event: Callable[[Event], None] | None = None,
+    poll: float | None = POLL_INTERVAL_S,
 ) -> Generator[IoRequest, PumpResult, Event | None]:
     """Run ``conn`` until it finishes (returns ``None``) or an event satisfies ``until`` (returns it).
 
     Other events go to ``on_event``.  ``start`` is the current monotonic time.  Silence is measured from the
-    last byte either way; when it reaches ``conn.timeout`` the core gets ``handle_timeout()``.
+    last byte either way; when it reaches ``conn.timeout`` the core gets ``handle_timeout()``.  No read waits
+    longer than ``poll`` seconds, so a driver can check a cancel flag and :func:`with_deadline` its deadline;
+    ``poll=None`` (nobody needs control back) waits until the core's own timeout: a waiting transfer then
+    costs no wake-ups at all.
     """
     # the loop runs once per block on the hot path: bind the methods once
     data_to_send, next_event, receive_data = conn.data_to_send, conn.next_event, conn.receive_data
@@ -97,7 +112,7 @@ def pump(
                 f"{type(conn).__name__} is idle while an event is awaited",
                 hint="a command must be started before waiting for its completion",
             )
-        wait = POLL_INTERVAL_S
+        wait = IDLE_WAIT_S if poll is None else poll
         if timeout is not None:
             wait = max(0.0, min(wait, last_activity + timeout - now))
         reply = yield Read(wait, out)

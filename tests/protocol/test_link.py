@@ -98,6 +98,19 @@ def test_an_answer_to_input_rides_on_the_next_read() -> None:
         steps.send((b"", 0.1))
 
 
+def test_without_a_poll_interval_reads_wait_for_the_core_s_own_timeout() -> None:
+    from protocol.pump import IDLE_WAIT_S
+
+    core = EchoCore(b"x", timeout=7.0)
+    steps = pump(core, 0.0, poll=None)
+    assert next(steps) == Write(b"x")
+    assert steps.send(None) == Read(7.0)  # one wake-up when the timeout is due, not 70
+    assert steps.send((b"", 2.5)) == Read(4.5)
+    idle = EchoCore(b"")
+    idle._timeout = None  # type: ignore[assignment]
+    assert next(pump(idle, 0.0, poll=None)) == Read(IDLE_WAIT_S)
+
+
 def test_output_after_a_timeout_is_written_once() -> None:
     core = EchoCore(b"x", timeout=1.0, retries=5)
     steps = pump(core, 0.0)
