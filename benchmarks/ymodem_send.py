@@ -161,9 +161,13 @@ def main() -> int:
             runs = []
             for _ in range(args.runs):
                 try:
-                    runs.append(_run_once(argv, source, timeout=RB_TIMEOUT_S))
+                    run = _run_once(argv, source, timeout=RB_TIMEOUT_S)
                 except (subprocess.TimeoutExpired, RuntimeError) as err:
                     print(f"  {name}: run failed: {err}", file=sys.stderr)
+                    continue
+                runs.append(run)
+                xfer = f", transfer CPU {run.transfer_cpu:.3f} s" if run.transfer_cpu is not None else ""
+                print(f"  {name}: wall {run.wall:.3f} s, CPU {run.cpu:.3f} s{xfer}", file=sys.stderr)
             if not runs:
                 print(f"  {name}: no run completed", file=sys.stderr)
                 continue
