@@ -84,21 +84,21 @@ def pump(
             last_activity = now
             out = b""
         event = next_event()
-        if event is not None:
-            while event is not None:
-                if isinstance(event, ChangeBaud):
-                    out = data_to_send()
-                    if out:
-                        yield Write(out)
-                    yield SetBaud(event.baud)
-                if until is not None and until(event):
-                    return event
-                if on_event is not None:
-                    on_event(event)
-                event = next_event()
-            out = data_to_send()  # the answer to what came in: it goes out with the next Read
-            if out:
-                last_activity = now
+        while event is not None:
+            if isinstance(event, ChangeBaud):
+                out = data_to_send()
+                if out:
+                    yield Write(out)
+                yield SetBaud(event.baud)
+            if until is not None and until(event):
+                return event
+            if on_event is not None:
+                on_event(event)
+            event = next_event()
+        # the answer to what came in (parsing it may queue bytes with no event: a NAK): out with the next Read
+        out = data_to_send()
+        if out:
+            last_activity = now
         if conn.finished:
             if out:
                 yield Write(out)

@@ -111,6 +111,25 @@ def test_without_a_poll_interval_reads_wait_for_the_core_s_own_timeout() -> None
     assert next(pump(idle, 0.0, poll=None)) == Read(IDLE_WAIT_S)
 
 
+def test_output_queued_while_parsing_goes_out_before_the_next_wait_even_without_an_event() -> None:
+    class Nak(EchoCore):
+        def receive_data(self, data: bytes) -> None:
+            self._got += data
+
+        def next_event(self) -> Event | None:
+            if self._got:
+                self._got.clear()
+                self._out += b"NAK"  # a YMODEM receiver answering a first EOT: bytes, no event
+            return None
+
+    steps = pump(Nak(b""), 0.0, poll=None)
+    next(steps)
+    request = steps.send((b"EOT", 1.0))
+    assert isinstance(request, Read)
+    assert request.out == b"NAK"  # written before the wait, not held back until the core's timeout
+    assert request.wait == pytest.approx(0.2)
+
+
 def test_output_after_a_timeout_is_written_once() -> None:
     core = EchoCore(b"x", timeout=1.0, retries=5)
     steps = pump(core, 0.0)
