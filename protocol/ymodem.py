@@ -532,14 +532,19 @@ class YmodemSender(_Core):
             # same, with the checks a lone byte never needs)
             buf.clear()
             self._last_can = False
-            self._block_delivered()
-            self._reset_errors()
-            self._send_next_block()
-            if self._hold_delay > 0:
-                self._held_for = self._hold_delay
+            self._next_after_ack()
+        else:
+            self._scan(buf)
+        if self._out:
+            delay = self._hold_delay or (self._reply_delay if self._answering_request else 0.0)
+            self._answering_request = False
+            if delay > 0:
+                self._held_for = delay
                 self._held += self._out
                 self._out.clear()
-            return
+
+    def _scan(self, buf: bytearray) -> None:
+        """Handle what the receiver said, byte by byte, until an event or a block sent makes the rest stale."""
         i = 0
         n = len(buf)
         while i < n and not self._events and self._phase not in (_Phase.DONE, _Phase.ERROR):
@@ -570,14 +575,6 @@ class YmodemSender(_Core):
             else:
                 self._suspect = True  # garbage where an ACK should be: it may have been the ACK
         del buf[:i]
-        if self._out:
-            delay = self._hold_delay or (self._reply_delay if self._answering_request else 0.0)
-            self._answering_request = False
-            if delay <= 0:
-                return
-            self._held_for = delay
-            self._held += self._out
-            self._out.clear()
 
     def _skip_stale(self, i: int) -> int:
         """A block went out: what is already buffered answers an older one and is dropped, except a cancel."""
@@ -597,9 +594,7 @@ class YmodemSender(_Core):
             self._reset_errors()
             self._phase = _Phase.DATA_START
         elif phase is _Phase.BLOCK_ACK:
-            self._block_delivered()
-            self._reset_errors()
-            self._send_next_block()
+            self._next_after_ack()
             return True
         elif phase is _Phase.EOT_ACK:
             file = self._files[self._index]
@@ -612,6 +607,12 @@ class YmodemSender(_Core):
             self._phase = _Phase.DONE
         # an ACK while waiting for 'C' (DATA_START) is a stray duplicate: ignore it
         return False
+
+    def _next_after_ack(self) -> None:
+        """The outstanding data block was ACKed: count it and send the next one (or EOT)."""
+        self._block_delivered()
+        self._reset_errors()
+        self._send_next_block()
 
     def _answer_request(self) -> None:
         """The line went quiet after a start request: send block 0 (or the end-of-batch block) or block 1."""
