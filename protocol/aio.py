@@ -71,9 +71,7 @@ class AsyncSerialLink:
                 if isinstance(request, Write):
                     await asyncio.to_thread(link.write, request.data)
                 elif isinstance(request, Read):
-                    if request.out:
-                        await asyncio.to_thread(link.write, request.out)
-                    data = await asyncio.to_thread(link.read, request.wait) if request.wait > 0 else b""
+                    data = await asyncio.to_thread(link.exchange, request.out, request.wait)  # one thread hop
                     reply = (data, time.monotonic())
                 else:
                     await asyncio.to_thread(link.set_baud, request.baud)

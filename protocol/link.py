@@ -216,6 +216,13 @@ class SerialLink:
             log_wire("rx", data)
         return data
 
+    def exchange(self, out: bytes, wait: float) -> bytes:
+        """A :class:`~protocol.pump.Read` request: write ``out`` (if any), then read for ``wait`` seconds
+        (``wait <= 0``: do not read)."""
+        if out:
+            self.write(out)
+        return self.read(wait) if wait > 0 else b""
+
     def discard_input(self) -> None:
         self._guard(self._port.reset_input_buffer)
 
@@ -250,7 +257,7 @@ class SerialLink:
                     cancel.raise_if_cancelled()
                 request = send(reply)
                 reply = None
-                if type(request) is Read:
+                if type(request) is Read:  # exchange(), inlined: this runs once per block
                     if request.out:
                         write(request.out)
                     wait = request.wait
