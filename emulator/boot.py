@@ -388,7 +388,9 @@ class Bootloader:
             self._say(text)
 
     # -- checks ----------------------------------------------------------------------------------------------
-    def validate(self, slot: SlotView, size: int | None = None, *, min_security_counter: int | None = None) -> VerifiedImage:
+    def validate(
+        self, slot: SlotView, size: int | None = None, *, min_security_counter: int | None = None
+    ) -> VerifiedImage:
         """Every MCUboot check of ``slot``'s image (of its first ``size`` bytes, if given): the slot rules
         (:func:`protocol.image.slot.check_slot_rules`: bootable, ROM_FIXED, fit, padding to this slot's size)
         and the signature checks, the security counter against the stored one (or ``min_security_counter``).

@@ -40,7 +40,7 @@ from .image.errors import (
 )
 from .image.keys import PublicKey, key_hash, public_key
 from .image.loaders import Firmware, guess_format, load_firmware
-from .image.mcuboot import IMAGE_MAGIC, Image, ImageVersion, TlvType, parse_image
+from .image.mcuboot import IMAGE_MAGIC, Image, ImageVersion, parse_image
 from .image.slot import SlotGeometry, check_slot_rules, flash_write_unit, slot_trailer_reserve
 from .image.verify import TrustedKey, check_claims, check_digest, verify_parsed
 from .update.messages import DeviceInfo, SlotInfo, SlotState
@@ -155,9 +155,7 @@ def _hint_for(err: ImageError, info: DeviceInfo, name: str, image: Image | None)
     if version is not None and running is not None and version <= _slot_version(running):
         version = None  # let sign_command suggest one above the running version
     sign = sign_command(info, name=name, version=version)
-    if reason in ("truncated", "tlv-overrun", "bad-tlv", "unsupported") or (
-        reason == "too-large" and image is None
-    ):
+    if reason in ("truncated", "tlv-overrun", "bad-tlv", "unsupported") or (reason == "too-large" and image is None):
         return f"the file is damaged or not an MCUboot image; see what it holds: stm32ota inspect {name}"
     if reason == "too-large":
         return "make the application smaller: the slot sizes are in `stm32ota info`"
@@ -190,9 +188,7 @@ def check_image(
     """
     try:
         firmware, fmt = _to_binary(data, name)
-        flat = firmware.data
-        report = _check_mcuboot(flat, fmt, info, slot=slot, allow_downgrade=allow_downgrade, force=force, keys=keys)
-        return PreflightReport(**{**report, "data": flat, "source_format": fmt, "address": firmware.address})
+        return _check_mcuboot(firmware, fmt, info, slot=slot, allow_downgrade=allow_downgrade, force=force, keys=keys)
     except ImageError as err:
         if reason_of(err) != "bad-input":
             err.hint = _hint_for(err, info, name, _try_parse(data, name))
@@ -207,7 +203,7 @@ def _try_parse(data: bytes, name: str) -> Image | None:
 
 
 def _check_mcuboot(
-    flat: bytes,
+    firmware: Firmware,
     fmt: str,
     info: DeviceInfo,
     *,
@@ -215,7 +211,8 @@ def _check_mcuboot(
     allow_downgrade: bool,
     force: bool,
     keys: Sequence[TrustedKey],
-) -> dict[str, object]:
+) -> PreflightReport:
+    flat = firmware.data
     if len(flat) >= 4 and struct.unpack_from("<I", flat)[0] != IMAGE_MAGIC:
         what = "a raw application, not a signed image" if _looks_like_vectors(flat) else "not a signed image"
         if flat[:1] == b":" or flat[:2] in (b"S0", b"S1", b"S3"):
@@ -232,9 +229,9 @@ def _check_mcuboot(
     if signer is None:
         raise MissingTlvError("missing-tlv: the signature is not preceded by a KEYHASH or PUBKEY TLV")
     if signer not in trusted:
-        known = ", ".join(h.hex()[:16] + "..." for h in info.key_hashes)
+        listed = ", ".join(h.hex()[:16] + "..." for h in info.key_hashes)
         raise UnknownKeyError(
-            f"unknown-key: the image is signed by key {signer.hex()[:16]}..., the device trusts {known}",
+            f"unknown-key: the image is signed by key {signer.hex()[:16]}..., the device trusts {listed}",
         )
     floor = _counter_floor(info)
     publics: list[PublicKey] = []
@@ -274,29 +271,28 @@ def _check_mcuboot(
         new, old = image.version, running_version
         new3, old3 = (new.major, new.minor, new.revision), (old.major, old.minor, old.revision)
         if new3 < old3 and not allow_downgrade:
-            raise VersionError(
-                f"downgrade: the image is version {new}, the device runs {old}", reason="downgrade"
-            )
+            raise VersionError(f"downgrade: the image is version {new}, the device runs {old}", reason="downgrade")
         if new3 == old3 and not (force or allow_downgrade):
-            raise VersionError(
-                f"same-version: the device already runs version {old}", reason="same-version"
-            )
+            raise VersionError(f"same-version: the device already runs version {old}", reason="same-version")
         if new3 < old3:
             notes.append(f"downgrade from {old} to {new} allowed")
         elif new3 == old3:
             notes.append(f"same version {new} installed again")
-    return {
-        "kind": "mcuboot",
-        "slot": slot,
-        "version": image.version,
-        "running_version": running_version,
-        "security_counter": counter,
-        "min_security_counter": floor,
-        "key_hash": signer,
-        "signature_checked": checked,
-        "padded": len(flat) == region.size and image.trailer is not None,
-        "notes": tuple(notes),
-    }
+    return PreflightReport(
+        data=flat,
+        source_format=fmt,
+        kind="mcuboot",
+        slot=slot,
+        address=firmware.address,
+        version=image.version,
+        running_version=running_version,
+        security_counter=counter,
+        min_security_counter=floor,
+        key_hash=signer,
+        signature_checked=checked,
+        padded=len(flat) == region.size and image.trailer is not None,
+        notes=tuple(notes),
+    )
 
 
 # --- classic IAP (AN4657) ----------------------------------------------------------------------------------
@@ -316,7 +312,7 @@ class IapTarget:
     @property
     def description(self) -> str:
         if self.app_address is None:
-            return "an STM32 application (flash 0x%08x.., SRAM 0x%08x..)" % (self.flash[0], self.ram[0][0])
+            return f"an STM32 application (flash 0x{self.flash[0]:08x}.., SRAM 0x{self.ram[0][0]:08x}..)"
         return f"the application area at 0x{self.app_address:08x}"
 
 
