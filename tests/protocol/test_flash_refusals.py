@@ -25,6 +25,7 @@ from tests.conftest import require_tool
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "assets" / "firmware"
 BAD = REPO / "assets" / "bad"
+SLOT_RULES = BAD / "slot-rules"
 KEY = REPO / "assets" / "keys" / "dev-ed25519-DO-NOT-USE-IN-PRODUCTION.pem"
 PUB = REPO / "assets" / "keys" / "dev-ed25519-DO-NOT-USE-IN-PRODUCTION.pub.pem"
 UNTRUSTED = BAD / "untrusted-ed25519-DO-NOT-USE.pem"
@@ -79,12 +80,7 @@ def _imgtool(tmp: Path, name: str, *extra: str, key: Path | None = KEY, version:
     return out
 
 
-WRONG_FOR_DEVICE = {
-    "non-bootable.bin": {"non_bootable": True},
-    "padded-128k.bin": {"pad": True, "slot_size": 0x20000},
-    "rom-fixed-bootloader.bin": {"rom_fixed": 0x0800_0000},
-    "lower-version.bin": {"version": "0.9.0", "security_counter": 1},
-}
+WRONG_FOR_DEVICE = sorted(p.name for p in SLOT_RULES.glob("*.bin") if not p.name.startswith("good-"))
 IMGTOOL_WRONG = {
     "non-bootable.bin": ("--non-bootable",),
     "padded-128k.bin": ("--pad", "-S", "0x20000"),
@@ -125,11 +121,10 @@ def test_every_bad_asset_is_refused_before_any_erase(
 
 @pytest.mark.parametrize("name", sorted(WRONG_FOR_DEVICE))
 def test_an_image_wrong_for_this_device_is_refused_before_any_erase(
-    device: EmulatorHandle, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    device: EmulatorHandle, name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / name
-    path.write_bytes(_ours(**WRONG_FOR_DEVICE[name]))
-    _refused(device, path, BAD_REASONS[name], capsys)
+    """The committed assets/bad/slot-rules/ images (made by our sign, see make_bad.py)."""
+    _refused(device, SLOT_RULES / name, BAD_REASONS[name], capsys)
 
 
 @pytest.mark.interop
@@ -206,6 +201,10 @@ def test_a_good_image_padded_to_the_slot_size_installs(
     path.write_bytes(_ours(pad=True))
     assert len(path.read_bytes()) == SLOT
     _installs(fresh, path, capsys, "1.2.0+0")
+
+
+def test_the_committed_good_padded_asset_installs(fresh: EmulatorHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    _installs(fresh, SLOT_RULES / "good-padded-384k.bin", capsys, "1.1.0+0")
 
 
 @pytest.mark.interop
