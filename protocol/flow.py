@@ -238,18 +238,23 @@ class _Context:
     name: str = "firmware.bin"
 
 
-def _checked(image: bytes, info: DeviceInfo, options: FlashOptions, name: str) -> tuple[bytes, bytes]:
+def _checked(image: bytes, info: DeviceInfo, ctx: _Context) -> tuple[bytes, bytes]:
     """:func:`protocol.preflight.check_image` against INFO: the bytes to send (a .hex/.srec/.elf as its
     binary) and their digest; raises the typed ImageError of the first check that fails."""
+    options = ctx.options
     report = check_image(
         image,
         info,
         slot=SECONDARY_SLOT,
         allow_downgrade=options.allow_downgrade,
         force=options.force,
-        name=name,
+        name=ctx.name,
         keys=options.keys,
     )
+    running = f" over {report.running_version}" if report.running_version else ""
+    signature = "signature ok" if report.signature_checked else "signature left to the device (no public key)"
+    notes = "".join(f"; {note}" for note in report.notes if not note.startswith("signature"))
+    ctx.step("check", f"image {report.version}{running} fits slot {SECONDARY_SLOT}: {signature}{notes}")
     return report.data, hashlib.sha256(report.data).digest()
 
 
@@ -276,7 +281,7 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
     host = HostConnection(baud=options.baud)
     info = yield from read_info(host, clock, report)
     step("info", _describe(info))
-    image, digest = _checked(image, info, options, ctx.name)  # before anything is erased or sent
+    image, digest = _checked(image, info, ctx)  # before anything is erased or sent
     result = FlashResult(protocol="ota", image_size=len(image), digest=digest, info_before=info, baud=options.baud)
 
     if options.fast_baud and options.fast_baud != options.baud:
