@@ -154,15 +154,23 @@ def _hint_for(err: ImageError, info: DeviceInfo, name: str, image: Image | None)
     running = _running(info)
     if version is not None and running is not None and version <= _slot_version(running):
         version = None  # let sign_command suggest one above the running version
-    sign = sign_command(info, name=name, version=version)
+    if image is None:  # the file is the application itself (or garbage): sign that file
+        command = sign_command(info, name=name, version=version)
+        sign = f"sign the application for this device (KEY.pem: a key it trusts): {command}"
+    else:  # a signed image: sign again the application it was made from
+        command = sign_command(info, name="app.bin", version=version)
+        sign = (
+            "sign the application again for this device (app.bin: the unsigned application; KEY.pem: a key it"
+            f" trusts): {command}"
+        )
     if reason in ("truncated", "tlv-overrun", "bad-tlv", "unsupported") or (reason == "too-large" and image is None):
         return f"the file is damaged or not an MCUboot image; see what it holds: stm32ota inspect {name}"
     if reason == "too-large":
         return "make the application smaller: the slot sizes are in `stm32ota info`"
     if reason in ("downgrade", "same-version"):
         flag = "--allow-downgrade" if reason == "downgrade" else "--force (or --allow-downgrade)"
-        return f"to install it anyway, add {flag} to the flash command; to update, sign a newer version: {sign}"
-    return f"sign the application for this device (KEY.pem: a key it trusts): {sign}"
+        return f"to install it anyway, add {flag} to the flash command; or {sign}"
+    return sign
 
 
 def check_image(
