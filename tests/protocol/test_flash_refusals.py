@@ -248,3 +248,17 @@ def test_a_counter_below_the_running_confirmed_image_is_refused_right_after_an_u
     path.write_bytes(_ours(security_counter=0))
     err = _refused(fresh, path, "security-counter", capsys)
     assert "-s 2" in err
+
+
+def test_the_status_tables_sign_example_works_as_written(
+    device: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hint a device's BAD_MAGIC / BAD_SIGNATURE reply carries (for the emulated STM32F407)."""
+    from protocol.update.status import SIGN_EXAMPLE
+
+    (tmp_path / "app.bin").write_bytes(RAW)
+    (tmp_path / "KEY.pem").write_bytes(KEY.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(SIGN_EXAMPLE.split()[1:]) == 0, capsys.readouterr().err
+    code = main(["flash", "-p", device.port, "app.signed.bin", "-q", "--no-reboot", "-k", str(PUB)])
+    assert code == 0, capsys.readouterr().err

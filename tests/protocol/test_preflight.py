@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator.chips import CHIPS
 from emulator.iap import IAP_APP_ADDRESS
@@ -295,3 +297,25 @@ def test_flash_into_an_iap_takes_a_hex_at_its_load_address(tmp_path: Path, capsy
         assert main(["flash", "-p", emu.port, str(path), "-q"]) == 0, capsys.readouterr().err
         flashed = emu.device.flash.read(emu.device.personality.app_address, len(data))  # type: ignore[attr-defined]
     assert flashed == data
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=2048), name=st.sampled_from(["a.bin", "a.hex", "a.srec", "a.elf"]))
+def test_any_bytes_give_a_report_or_a_typed_error(data: bytes, name: str) -> None:
+    for check in (lambda: check_image(data, device(), name=name), lambda: check_application(data, name=name)):
+        try:
+            check()
+        except ImageError as err:
+            assert err.reason and str(err)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=2000), flip=st.integers(min_value=0, max_value=1999))
+def test_a_cut_or_flipped_signed_image_is_refused_never_a_crash(cut: int, flip: int) -> None:
+    good = bytearray(signed())
+    if flip < len(good):
+        good[flip] ^= 0x40
+    try:
+        check_image(bytes(good[: cut or len(good)]), device(), keys=[PUB])
+    except ImageError:
+        return
