@@ -21,8 +21,15 @@ anything else                                           NONE
 =====================================================  ==========
 
 Before a TEST or PERM swap the secondary image is checked as MCUboot does (header, SHA-256, signature by a
-trusted key, security counter not below the stored one, our hardware tag TLV 0x00A0 naming this chip); a
-bad image is erased and the primary slot is never touched.  After a swap the primary trailer holds the magic,
+trusted key, security counter not below the stored one, our hardware tag TLV 0x00A0 naming this chip, and
+MCUboot's slot rules of :mod:`protocol.image.slot`: ``ROM_FIXED`` naming the primary slot the image runs
+from, the image ending before the trailer); a bad image is erased and the primary slot is never touched.  An
+image marked ``IMAGE_F_NON_BOOTABLE`` is "no bootable image" to bootutil: it stays in the secondary slot and
+nothing is swapped.  The trailer is read only at a slot's end, so a trailer padded for another slot size
+(``imgtool sign --pad -S`` of a smaller slot) means nothing here, and the update agent's VERIFY refuses such a
+transfer (``BAD_TRAILER``) while it takes one padded to exactly this slot's size.  A TEST swap into a primary
+slot with no bootable image (a device programmed through serial recovery) is made PERM: there is nothing to
+revert to, so the new image's first boot is a normal one and raises the stored security counter.  After a swap the primary trailer holds the magic,
 ``copy_done`` and, for PERM and REVERT, ``image_ok``; the secondary trailer is erased.  The application
 confirms a TEST image by setting ``image_ok`` (``boot_set_confirmed``); otherwise the next reset reverts.
 The stored security counter rises to the running image's counter once that image is confirmed.
