@@ -29,7 +29,9 @@ nothing is swapped.  The trailer is read only at a slot's end, so a trailer padd
 (``imgtool sign --pad -S`` of a smaller slot) means nothing here, and the update agent's VERIFY refuses such a
 transfer (``BAD_TRAILER``) while it takes one padded to exactly this slot's size.  A TEST swap into a primary
 slot with no bootable image (a device programmed through serial recovery) is made PERM: there is nothing to
-revert to, so the new image's first boot is a normal one and raises the stored security counter.  After a swap the primary trailer holds the magic,
+revert to, so the new image's first boot is a normal one and raises the stored security counter.
+
+After a swap the primary trailer holds the magic,
 ``copy_done`` and, for PERM and REVERT, ``image_ok``; the secondary trailer is erased.  The application
 confirms a TEST image by setting ``image_ok`` (``boot_set_confirmed``); otherwise the next reset reverts.
 The stored security counter rises to the running image's counter once that image is confirmed.
