@@ -21,8 +21,17 @@ anything else                                           NONE
 =====================================================  ==========
 
 Before a TEST or PERM swap the secondary image is checked as MCUboot does (header, SHA-256, signature by a
-trusted key, security counter not below the stored one, our hardware tag TLV 0x00A0 naming this chip); a
-bad image is erased and the primary slot is never touched.  After a swap the primary trailer holds the magic,
+trusted key, security counter not below the stored one, our hardware tag TLV 0x00A0 naming this chip, and
+MCUboot's slot rules of :mod:`protocol.image.slot`: ``ROM_FIXED`` naming the primary slot the image runs
+from, the image ending before the trailer); a bad image is erased and the primary slot is never touched.  An
+image marked ``IMAGE_F_NON_BOOTABLE`` is "no bootable image" to bootutil: it stays in the secondary slot and
+nothing is swapped.  The trailer is read only at a slot's end, so a trailer padded for another slot size
+(``imgtool sign --pad -S`` of a smaller slot) means nothing here, and the update agent's VERIFY refuses such a
+transfer (``BAD_TRAILER``) while it takes one padded to exactly this slot's size.  A TEST swap into a primary
+slot with no bootable image (a device programmed through serial recovery) is made PERM: there is nothing to
+revert to, so the new image's first boot is a normal one and raises the stored security counter.
+
+After a swap the primary trailer holds the magic,
 ``copy_done`` and, for PERM and REVERT, ``image_ok``; the secondary trailer is erased.  The application
 confirms a TEST image by setting ``image_ok`` (``boot_set_confirmed``); otherwise the next reset reverts.
 The stored security counter rises to the running image's counter once that image is confirmed.
@@ -54,15 +63,17 @@ from typing import Any
 from protocol.errors import ImageError
 from protocol.image import (
     Image,
-    TruncatedError,
+    ImageTooLargeError,
+    NonBootableError,
     TrustedKey,
     VerifiedImage,
+    check_digest,
     parse_image,
     reason_of,
-    trailer_size,
     verify_parsed,
 )
 from protocol.image.mcuboot import BOOT_MAGIC, BOOT_MAGIC_SIZE, IMAGE_HEADER_SIZE, IMAGE_MAGIC
+from protocol.image.slot import SlotGeometry, check_slot_rules, slot_trailer_reserve
 
 from .chips import ChipProfile, Sector
 from .flash import ERASED, Flash
@@ -151,14 +162,20 @@ def _flag(value: int) -> Flag:
 class SlotView:
     """One slot: where it is, its sectors, its trailer and the image in it."""
 
-    def __init__(self, flash: Flash, name: str, start: int, size: int) -> None:
+    def __init__(self, flash: Flash, name: str, start: int, size: int, *, run_address: int | None = None) -> None:
         self.flash = flash
         self.name = name
         self.start = start
         self.size = size
         self.sectors: list[Sector] = flash.sectors_in(start, size)
-        align = flash.chip.write_width
-        self.trailer_reserve = trailer_size(align=align, max_align=BOOT_MAX_ALIGN, max_sectors=BOOT_MAX_SECTORS)
+        self.trailer_reserve = slot_trailer_reserve(flash.chip.write_width)
+        self.geometry = SlotGeometry(
+            address=start,
+            size=size,
+            trailer_reserve=self.trailer_reserve,
+            run_address=start if run_address is None else run_address,
+            flash_base=flash.chip.flash_base,
+        )
         self.end = start + size
         self.magic_addr = self.end - BOOT_MAGIC_SIZE
         self.image_ok_addr = self.magic_addr - BOOT_MAX_ALIGN
@@ -224,14 +241,12 @@ class SlotView:
         return self.flash.read(self.start, self.capacity)
 
     def parse(self, size: int | None = None) -> Image:
-        """The image in the slot (structure only); raises the typed :class:`ImageError`.  ``size`` limits the
-        bytes looked at (the size a transfer announced)."""
-        data = self.image_data()
-        if size is not None:
-            data = data[:size]
+        """The image in the slot (structure only); raises the typed :class:`ImageError`.  ``size`` is the size
+        a transfer announced: the bytes looked at (up to the whole slot, for an image padded to its size)."""
+        data = self.image_data() if size is None else self.flash.read(self.start, min(size, self.size))
         image = parse_image(data)
         if image.end > self.capacity:
-            raise TruncatedError(f"truncated: the image runs into the {self.name} slot's trailer")
+            raise ImageTooLargeError(f"too-large: the image runs into the {self.name} slot's trailer")
         return image
 
     def image_extent(self) -> int:
@@ -349,8 +364,9 @@ class Bootloader:
         self.keys = list(keys)
         self.state = state
         layout = chip.layout
+        # a swapping bootloader runs every image from the primary slot: that is where ROM_FIXED must point
         self.primary = SlotView(flash, "primary", *layout.primary)
-        self.secondary = SlotView(flash, "secondary", *layout.secondary)
+        self.secondary = SlotView(flash, "secondary", *layout.secondary, run_address=layout.primary[0])
         self.scratch = flash.sector_at(layout.scratch[0])
         self.log = StatusLog(flash, *layout.state)
         self._say = say
@@ -381,17 +397,42 @@ class Bootloader:
             self._say(text)
 
     # -- checks ----------------------------------------------------------------------------------------------
-    def validate(self, slot: SlotView, size: int | None = None) -> VerifiedImage:
-        """Every MCUboot check of ``slot``'s image (of its first ``size`` bytes, if given); raises the typed
-        :class:`ImageError` of the first failure."""
+    def validate(
+        self, slot: SlotView, size: int | None = None, *, min_security_counter: int | None = None
+    ) -> VerifiedImage:
+        """Every MCUboot check of ``slot``'s image (of its first ``size`` bytes, if given): the slot rules
+        (:func:`protocol.image.slot.check_slot_rules`: bootable, ROM_FIXED, fit, padding to this slot's size)
+        and the signature checks, the security counter against the stored one (or ``min_security_counter``).
+        Raises the typed :class:`ImageError` of the first failure."""
         image = slot.parse(size)
+        check_slot_rules(image, slot.geometry, data_size=size)
+        floor = self.security_counter if min_security_counter is None else min_security_counter
         return verify_parsed(
             image,
             keys=self.keys,
             chip_id=self.chip.dev_id,
             board_id=self.chip.board_id,
-            min_security_counter=self.security_counter,
+            min_security_counter=floor,
         )
+
+    def update_floor(self) -> int:
+        """The lowest security counter an update may carry: the stored counter, or the running confirmed
+        image's if higher (this bootloader stores it at that image's next normal boot; a new image checked
+        before that boot must not slip under it)."""
+        floor = self.security_counter
+        if self.primary.is_empty() or self.primary_under_test():
+            return floor
+        try:
+            image = self.primary.parse()
+            check_digest(image)
+        except ImageError:
+            return floor
+        return max(floor, image.security_counter or 0)
+
+    def check_upload(self, slot: SlotView, size: int | None = None) -> VerifiedImage:
+        """What the update agent's VERIFY checks: :meth:`validate` with the security counter at least
+        :meth:`update_floor`, and the transfer's size judged as a file's (padding only to this slot's size)."""
+        return self.validate(slot, size, min_security_counter=self.update_floor())
 
     def swap_type(self) -> SwapType:
         """MCUboot's swap-type table over the two trailers."""
@@ -434,11 +475,20 @@ class Bootloader:
             if swap in (SwapType.TEST, SwapType.PERM):
                 try:
                     verified = self.validate(self.secondary)
+                except NonBootableError:
+                    # MCUboot: "no bootable image in slot" -- the secondary is left alone, nothing is swapped
+                    self._note("image in the secondary slot is marked non-bootable: not swapping it in")
+                    swap = SwapType.NONE
                 except ImageError as err:
                     self._note(f"image in the secondary slot is not valid ({reason_of(err)}): erasing it")
                     self._erase_slot(self.secondary)
                     swap = SwapType.FAIL
                 else:
+                    if swap is SwapType.TEST and not self._primary_bootable():
+                        # serial recovery into an empty device: a revert would leave nothing to run, so the
+                        # image goes in permanently and its first boot is a normal one (counter raised)
+                        self._note("no image in the primary slot to fall back on: installing permanently")
+                        swap = SwapType.PERM
                     self._note(f"swap type: {swap.name.lower()}, to {verified.version}")
                     self._start_swap(swap)
             elif swap is SwapType.REVERT:
@@ -456,6 +506,13 @@ class Bootloader:
             self._raise_counter(verified)
         self._note(f"booting {verified.version} from the primary slot{' (test)' if under_test else ''}")
         return BootResult(image=verified, swap=swap, under_test=under_test, messages=tuple(self.messages))
+
+    def _primary_bootable(self) -> bool:
+        try:
+            self.validate(self.primary)
+        except ImageError:
+            return False
+        return True
 
     def _raise_counter(self, image: VerifiedImage) -> None:
         counter = image.security_counter

@@ -117,6 +117,9 @@ _REASON_STATUS: dict[str, Status] = {
     "wrong-board": Status.WRONG_CHIP,
     "security-counter": Status.SECURITY_COUNTER,
     "unsupported": Status.BAD_TLV,
+    "non-bootable": Status.NON_BOOTABLE,
+    "rom-fixed": Status.WRONG_ADDRESS,
+    "misplaced-trailer": Status.BAD_TRAILER,
 }
 
 
@@ -493,7 +496,7 @@ class OtaPersonality:
         if event.slot != SECONDARY_SLOT:
             conn.reject(Status.BAD_SLOT)
             return
-        if event.size > slot.capacity:
+        if event.size > slot.capacity and event.size != slot.size:  # padded to the slot's size (--pad) fits
             self.say(LogLevel.ERROR, f"ota: {event.size} bytes do not fit the {slot.capacity}-byte slot")
             conn.reject(Status.TOO_BIG)
             return
@@ -673,7 +676,7 @@ class OtaPersonality:
         try:
             image = slot.parse(size)
             self._progress("verify", 0, image.end, force=True)
-            verified = self._boot.validate(slot, size)
+            verified = self._boot.check_upload(slot, size)
         except ImageError as err:
             status = status_for_image_error(err, image)
             self.say(LogLevel.ERROR, f"ota: image in the {slot.name} slot refused: {err} [{status.name}]")

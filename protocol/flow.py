@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .errors import DeviceError, ImageError, LinkTooNoisyError, ProtocolTimeoutError, Stm32OtaError
-from .image import parse_image
+from .image import TrustedKey, parse_image
+from .preflight import GENERIC_IAP, check_application, check_image
 from .progress import PhaseTiming, ProgressMeter
 from .pump import IoRequest, PumpResult, SetBaud, Write, pump, with_deadline
 from .sansio import Event, Progress
@@ -82,6 +83,9 @@ class FlashOptions:
     confirm: bool = True
     baud: int = 115200  # the rate the port was opened at
     reboot_timeout: float = REBOOT_TIMEOUT_S
+    allow_downgrade: bool = False  # install an image that is not newer than the running one
+    force: bool = False  # install the version that already runs
+    keys: tuple[TrustedKey, ...] = ()  # public keys the host checks signatures with (protocol.preflight)
 
 
 @dataclass(kw_only=True)
@@ -214,7 +218,7 @@ def flash_image(
     if protocol == "auto":
         step("connect", "probing the device")
         protocol = yield from detect_protocol(clock)
-    ctx = _Context(options, report, step, meter, clock)
+    ctx = _Context(options, report, step, meter, clock, name)
     if protocol == "ymodem":
         result = yield from _flash_ymodem(image, name, ctx)
     else:
@@ -231,10 +235,32 @@ class _Context:
     step: Callable[[str, str], None]
     meter: ProgressMeter
     clock: Callable[[], float]
+    name: str = "firmware.bin"
+
+
+def _checked(image: bytes, info: DeviceInfo, ctx: _Context) -> tuple[bytes, bytes]:
+    """:func:`protocol.preflight.check_image` against INFO: the bytes to send (a .hex/.srec/.elf as its
+    binary) and their digest; raises the typed ImageError of the first check that fails."""
+    options = ctx.options
+    report = check_image(
+        image,
+        info,
+        slot=SECONDARY_SLOT,
+        allow_downgrade=options.allow_downgrade,
+        force=options.force,
+        name=ctx.name,
+        keys=options.keys,
+    )
+    running = f" over {report.running_version}" if report.running_version else ""
+    signature = "signature ok" if report.signature_checked else "signature left to the device (no public key)"
+    notes = "".join(f"; {note}" for note in report.notes if not note.startswith("signature"))
+    ctx.step("check", f"image {report.version}{running} fits slot {SECONDARY_SLOT}: {signature}{notes}")
+    return report.data, hashlib.sha256(report.data).digest()
 
 
 def _flash_ymodem(image: bytes, name: str, ctx: _Context) -> Generator[IoRequest, PumpResult, FlashResult]:
     options, report, step, meter, clock = ctx.options, ctx.report, ctx.step, ctx.meter, ctx.clock
+    image = check_application(image, GENERIC_IAP, name=name).data  # before anything is erased or sent
     step("connect", "classic YMODEM device (AN4657 IAP menu): choosing 'Download image'")
     yield Write(IAP_DOWNLOAD_KEY)
     # An AN4657 receiver does not flush its input after an ACK (lrzsz's rb does), so no quiet-line wait
@@ -255,6 +281,7 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
     host = HostConnection(baud=options.baud)
     info = yield from read_info(host, clock, report)
     step("info", _describe(info))
+    image, digest = _checked(image, info, ctx)  # before anything is erased or sent
     result = FlashResult(protocol="ota", image_size=len(image), digest=digest, info_before=info, baud=options.baud)
 
     if options.fast_baud and options.fast_baud != options.baud:

@@ -23,7 +23,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "are detected and sent the file with YMODEM.",
     )
     add_port_arguments(p)
-    p.add_argument("image", help="signed image (.bin from `stm32ota sign`, or a raw .bin for an IAP device)")
+    p.add_argument(
+        "image",
+        help="signed image (.bin/.hex/.srec/.elf from `stm32ota sign`, or a raw application for an IAP device)",
+    )
     p.add_argument("--protocol", choices=("auto", "ota", "ymodem"), default="auto", help="default: detect")
     p.add_argument("--fast-baud", type=int, default=None, help="switch to this rate after INFO if offered")
     group = p.add_mutually_exclusive_group()
@@ -33,6 +36,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--permanent", action="store_true", help="activate permanently (no test boot)")
     p.add_argument("--no-confirm", dest="confirm", action="store_false", help="leave the new image in test")
     p.add_argument("--no-reboot", dest="reboot", action="store_false", help="stop after activate")
+    p.add_argument("--allow-downgrade", action="store_true", help="install an image not newer than the running one")
+    p.add_argument("--force", action="store_true", help="install the version that already runs")
+    p.add_argument(
+        "-k", "--key", action="append", default=[], metavar="PUB.pem", help="public key to check the signature"
+        " with before sending (repeatable; without it the device checks the signature)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or device logs")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_flash")

@@ -11,6 +11,7 @@ from pathlib import Path
 from .console import ConsoleReporter, format_bytes, format_phase_report, write_json
 from .errors import ImageError
 from .flow import FlashOptions, FlowStep, flash_image, read_info
+from .image import load_public_key
 from .link import SerialLink
 from .pump import pump, with_deadline
 from .sansio import DeviceLog, Event
@@ -127,6 +128,9 @@ def cmd_flash(args: argparse.Namespace) -> int:
         reboot=args.reboot,
         confirm=args.confirm,
         baud=args.baud,
+        allow_downgrade=args.allow_downgrade,
+        force=args.force,
+        keys=tuple(load_public_key(_read_image(path)) for path in args.key),
     )
     try:
         with SerialLink(args.port, args.baud) as link:

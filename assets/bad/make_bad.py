@@ -77,6 +77,41 @@ BAD_IMAGES: dict[str, BadImage] = {
 }
 
 
+# Images that are genuine (they pass verify_image) but wrong for the emulated STM32F407's slots, running
+# demo 1.0.0: refused by MCUboot's slot rules (protocol.image.slot) or the host's version check
+# (protocol.preflight).  They live in slot-rules/ so the signature-check tests above do not meet them.
+SLOT_RULES_DIR = HERE / "slot-rules"
+SLOT_RULE_IMAGES: dict[str, BadImage] = {
+    "non-bootable.bin": BadImage("non-bootable", "demo 1.1.0 signed --non-bootable"),
+    "padded-128k.bin": BadImage(
+        "misplaced-trailer", "demo 1.1.0 padded for a 128 KiB slot (--pad -S 0x20000); the slot has 384 KiB"
+    ),
+    "rom-fixed-bootloader.bin": BadImage(
+        "rom-fixed", "demo 1.1.0 with ROM_FIXED at 0x08000000 (the bootloader's address)"
+    ),
+    "lower-version.bin": BadImage("downgrade", "demo 1.1.0 signed as version 0.9.0 (the device runs 1.0.0)"),
+}
+# A good image padded to this device's own slot size (--pad -S 0x60000): it must install.
+GOOD_PADDED = "good-padded-384k.bin"
+
+
+def build_slot_rules() -> dict[str, bytes]:
+    """The slot-rule images and the good padded one, by file name (in ``slot-rules/``)."""
+    key = load_private_key(DEV_KEY.read_bytes())
+    fw_110 = (FIRMWARE / "demo-1.1.0.bin").read_bytes()
+    tag = HardwareTag(chip_id=F407)
+    opts: dict[str, Any] = {**SIGN, "align": 4, "hw_tag": tag, "security_counter": 2, "version": "1.1.0"}
+    out = {
+        "non-bootable.bin": sign_image(fw_110, key, **opts, non_bootable=True),
+        "padded-128k.bin": sign_image(fw_110, key, **{**opts, "slot_size": 0x20000}, pad=True),
+        "rom-fixed-bootloader.bin": sign_image(fw_110, key, **opts, rom_fixed=0x0800_0000),
+        "lower-version.bin": sign_image(fw_110, key, **{**opts, "version": "0.9.0", "security_counter": 1}),
+        GOOD_PADDED: sign_image(fw_110, key, **opts, pad=True),
+    }
+    assert set(out) == {*SLOT_RULE_IMAGES, GOOD_PADDED}
+    return out
+
+
 def _replace_unprotected(image: bytes, tlvs: list[Tlv]) -> bytes:
     parsed = parse_image(image)
     start = len(parsed.hashed)
@@ -135,6 +170,9 @@ def build() -> dict[str, bytes]:
 def main() -> None:
     for name, data in build().items():
         (HERE / name).write_bytes(data)
+    SLOT_RULES_DIR.mkdir(exist_ok=True)
+    for name, data in build_slot_rules().items():
+        (SLOT_RULES_DIR / name).write_bytes(data)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,19 @@ __all__ = [
     "ImageTooLargeError",
     "InputFormatError",
     "KeyFileError",
+    "MisplacedTrailerError",
     "MissingTlvError",
+    "NonBootableError",
+    "NotAnApplicationError",
     "OverlapError",
+    "RomAddressError",
     "SecurityCounterError",
     "SparseInputError",
     "TlvOverrunError",
     "TruncatedError",
     "UnknownKeyError",
     "UnsupportedError",
+    "VersionError",
     "WrongBoardError",
     "WrongChipError",
     "WrongKeyTypeError",
@@ -145,6 +150,41 @@ class SparseInputError(_ReasonedImageError):
     """An input file spans an absurd address range (gaps that would fill megabytes with 0xFF)."""
 
     reason = "sparse-input"
+
+
+class NonBootableError(_ReasonedImageError):
+    """The header says ``IMAGE_F_NON_BOOTABLE`` (``imgtool sign --non-bootable``): MCUboot never boots it."""
+
+    reason = "non-bootable"
+
+
+class RomAddressError(_ReasonedImageError):
+    """``IMAGE_F_ROM_FIXED`` names another address than the slot the image runs from."""
+
+    reason = "rom-fixed"
+
+
+class MisplacedTrailerError(_ReasonedImageError):
+    """The file carries slot padding and a trailer (``imgtool sign --pad``) for another slot size: MCUboot only
+    looks for the trailer at the end of its own slot, so that trailer would be image data in the wrong place."""
+
+    reason = "misplaced-trailer"
+
+
+class VersionError(_ReasonedImageError):
+    """The image is not newer than the running one (``reason`` ``downgrade`` or ``same-version``)."""
+
+    reason = "downgrade"
+
+    def __init__(self, message: str, *, reason: str = "downgrade", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class NotAnApplicationError(_ReasonedImageError):
+    """For a classic IAP device: the file is not a raw Cortex-M application for it (vector table check)."""
+
+    reason = "not-an-application"
 
 
 def reason_of(err: BaseException) -> str:

@@ -1,5 +1,9 @@
 """Firmware input files: raw .bin, Intel HEX, Motorola S-record and ELF, turned into one flat binary.
 
+Intel HEX and S-records are read by ``bincopy``, ELF files by ``pyelftools`` (the libraries the field
+uses); around them we keep what a flasher needs and they do not do: an end record required last (a cut file
+is an error, never a shorter firmware), an address span limit, and typed errors naming the line.
+
 Every loader takes bytes and returns a :class:`Firmware`: the lowest address (``None`` for a .bin without
 one) and the bytes from there on, gaps filled with 0xFF (erased flash).  Overlapping records are an
 :class:`OverlapError`; an address span above ``max_span`` (default 16 MiB, more than any STM32's flash) is a
@@ -9,10 +13,17 @@ naming the line or offset.  Only :func:`load_file` touches the file system.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+import bincopy
+from elftools.common.exceptions import ELFError
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import Segment
 
 from .errors import InputFormatError, OverlapError, SparseInputError
 from .mcuboot import MAX_IMAGE_SIZE
@@ -54,13 +65,7 @@ _EXTENSIONS = {
     ".out": "elf",
 }
 _ELF_MAGIC = b"\x7fELF"
-_PT_LOAD = 1
-_ELFCLASS32 = 1
-_ELFCLASS64 = 2
-_ELFDATA2LSB = 1
-_ELFDATA2MSB = 2
-_SHF_ALLOC = 0x2
-_SHT_NOBITS = 8
+_ELF_HEADER_MIN = 52  # an ELF32 header; pyelftools reads the rest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,164 +125,121 @@ def load_bin(data: bytes, address: int | None = None) -> Firmware:
     return Firmware(address=address, data=bytes(data), segments=segments)
 
 
-def _text_lines(data: bytes, kind: str) -> Iterable[tuple[int, str]]:
+def _text(data: bytes, kind: str) -> list[tuple[int, str]]:
+    """The non-blank lines of a text firmware file, numbered from 1."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as err:
         raise InputFormatError(f"bad-input: {kind} file has a non-ASCII byte at offset {err.start}") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if stripped:
-            yield number, stripped
+    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
-def _hex_bytes(text: str, where: str) -> bytes:
+def _bincopy_add(
+    lines: list[tuple[int, str]], add: Callable[[bincopy.BinFile, str], None], kind: str
+) -> bincopy.BinFile:
+    """Records parsed by bincopy; its errors become :class:`InputFormatError` naming the line (a record is
+    checked on its own, so the first line bincopy refuses alone is the culprit) and overlaps
+    :class:`OverlapError`."""
+    image = bincopy.BinFile()
     try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise InputFormatError(f"bad-input: {where}: not hexadecimal") from None
+        add(image, "\n".join(line for _, line in lines))
+    except bincopy.AddDataError as err:
+        raise OverlapError(f"overlap: two {kind} records write the same address ({err})") from None
+    except (bincopy.Error, ValueError) as err:
+        for number, line in lines:
+            try:
+                add(bincopy.BinFile(), line)
+            except (bincopy.Error, ValueError) as line_err:
+                raise InputFormatError(f"bad-input: line {number}: {line_err}") from None
+        raise InputFormatError(f"bad-input: {kind}: {err}") from None
+    return image
+
+
+def _firmware(image: bincopy.BinFile, *, fill: int, max_span: int) -> Firmware:
+    pieces = [(segment.minimum_address, bytes(segment.data)) for segment in image.segments]
+    start, flat, segments = flatten(pieces, fill=fill, max_span=max_span)
+    return Firmware(address=start, data=flat, entry=image.execution_start_address, segments=segments)
+
+
+def _check_end(lines: list[tuple[int, str]], is_end: Callable[[str], bool], kind: str, what: str) -> None:
+    """The end record must be there and be last: a cut file is an error, never a shorter firmware."""
+    ends = [index for index, (_, line) in enumerate(lines) if is_end(line)]
+    if not ends:
+        raise InputFormatError(f"bad-input: {kind} file has no {what} record (truncated?)")
+    if ends[0] != len(lines) - 1:
+        number = lines[ends[0] + 1][0]
+        raise InputFormatError(f"bad-input: line {number}: data after the {what} record")
 
 
 def load_hex(data: bytes, *, fill: int = DEFAULT_FILL, max_span: int = DEFAULT_MAX_SPAN) -> Firmware:
-    """Intel HEX (record types 00-05), checksums checked, an end-of-file record required."""
-    pieces: list[tuple[int, bytes]] = []
-    base = 0
-    entry: int | None = None
-    seen_eof = False
-    for number, line in _text_lines(data, "Intel HEX"):
-        where = f"line {number}"
-        if seen_eof:
-            raise InputFormatError(f"bad-input: {where}: data after the end-of-file record")
-        if not line.startswith(":") or len(line) < 11 or len(line) % 2 == 0:
-            raise InputFormatError(f"bad-input: {where}: not an Intel HEX record")
-        record = _hex_bytes(line[1:], where)
-        count, offset, rtype = record[0], (record[1] << 8) | record[2], record[3]
-        if len(record) != count + 5:
-            raise InputFormatError(f"bad-input: {where}: record length {count} does not match the line")
-        if sum(record) & 0xFF:
-            raise InputFormatError(f"bad-input: {where}: checksum mismatch")
-        payload = record[4:-1]
-        if rtype == 0x00:
-            pieces.append((base + offset, payload))
-        elif rtype == 0x01:
-            seen_eof = True
-        elif rtype == 0x02 and count == 2:
-            base = ((payload[0] << 8) | payload[1]) << 4
-        elif rtype == 0x04 and count == 2:
-            base = ((payload[0] << 8) | payload[1]) << 16
-        elif rtype == 0x03 and count == 4:
-            entry = (((payload[0] << 8) | payload[1]) << 4) + ((payload[2] << 8) | payload[3])
-        elif rtype == 0x05 and count == 4:
-            entry = struct.unpack(">I", payload)[0]
-        else:
-            raise InputFormatError(f"bad-input: {where}: unknown or malformed record type {rtype:02x}")
-    if not seen_eof:
-        raise InputFormatError("bad-input: Intel HEX file has no end-of-file record (truncated?)")
-    start, flat, segments = flatten(pieces, fill=fill, max_span=max_span)
-    return Firmware(address=start, data=flat, entry=entry, segments=segments)
-
-
-_SREC_ADDRESS_BYTES = {"0": 2, "1": 2, "2": 3, "3": 4, "5": 2, "6": 3, "7": 4, "8": 3, "9": 2}
+    """Intel HEX (record types 00-05) read by ``bincopy``: checksums checked, an end-of-file record required
+    (last), overlapping records refused.  The start address is bincopy's (record 05's EIP; record 03's CS:IP
+    as one 32-bit value)."""
+    lines = _text(data, "Intel HEX")
+    image = _bincopy_add(lines, lambda f, text: f.add_ihex(text, overwrite=False), "Intel HEX")
+    _check_end(lines, lambda line: line[7:9] == "01" and line.startswith(":"), "Intel HEX", "end-of-file")
+    return _firmware(image, fill=fill, max_span=max_span)
 
 
 def load_srec(data: bytes, *, fill: int = DEFAULT_FILL, max_span: int = DEFAULT_MAX_SPAN) -> Firmware:
-    """Motorola S-record (S0-S3, S5-S9), checksums checked, a termination record (S7/S8/S9) required."""
-    pieces: list[tuple[int, bytes]] = []
-    entry: int | None = None
-    terminated = False
-    for number, line in _text_lines(data, "S-record"):
-        where = f"line {number}"
-        if terminated:
-            raise InputFormatError(f"bad-input: {where}: data after the termination record")
-        if len(line) < 4 or line[0] not in "Ss" or line[1] not in _SREC_ADDRESS_BYTES or len(line) % 2:
-            raise InputFormatError(f"bad-input: {where}: not an S-record")
-        rtype = line[1]
-        record = _hex_bytes(line[2:], where)
-        count = record[0]
-        addr_len = _SREC_ADDRESS_BYTES[rtype]
-        if len(record) != count + 1 or count < addr_len + 1:
-            raise InputFormatError(f"bad-input: {where}: byte count {count} does not match the line")
-        if (sum(record) & 0xFF) != 0xFF:
-            raise InputFormatError(f"bad-input: {where}: checksum mismatch")
-        address = int.from_bytes(record[1 : 1 + addr_len], "big")
-        payload = record[1 + addr_len : -1]
-        if rtype in "123":
-            pieces.append((address, payload))
-        elif rtype in "789":
-            entry = address
-            terminated = True
-    if not terminated:
-        raise InputFormatError("bad-input: S-record file has no termination record (S7/S8/S9; truncated?)")
-    start, flat, segments = flatten(pieces, fill=fill, max_span=max_span)
-    return Firmware(address=start, data=flat, entry=entry, segments=segments)
-
-
-def _elf_section_ranges(data: bytes, e: str, elf_class: int) -> list[tuple[int, int]] | None:
-    """File ranges of the allocated sections with contents, or ``None`` without a usable section table."""
-    if elf_class == _ELFCLASS32:
-        shoff = struct.unpack_from(e + "I", data, 32)[0]
-        shentsize, shnum = struct.unpack_from(e + "HH", data, 46)
-        sh_format, sh_size = e + "IIIIII", 40
-    else:
-        shoff = struct.unpack_from(e + "Q", data, 40)[0]
-        shentsize, shnum = struct.unpack_from(e + "HH", data, 58)
-        sh_format, sh_size = e + "IIQQQQ", 64
-    if shoff == 0 or shnum == 0 or shentsize < sh_size or shoff + shnum * shentsize > len(data):
-        return None
-    ranges = []
-    for index in range(shnum):
-        _name, sh_type, flags, _addr, offset, size = struct.unpack_from(sh_format, data, shoff + index * shentsize)
-        if flags & _SHF_ALLOC and sh_type != _SHT_NOBITS and size:
-            ranges.append((offset, offset + size))
-    return ranges
+    """Motorola S-record (S0-S3, S5-S9) read by ``bincopy``: checksums checked, a termination record
+    (S7/S8/S9) required (last), overlapping records refused."""
+    lines = _text(data, "S-record")
+    image = _bincopy_add(lines, lambda f, text: f.add_srec(text, overwrite=False), "S-record")
+    _check_end(lines, lambda line: line[:2].upper() in ("S7", "S8", "S9"), "S-record", "termination (S7/S8/S9)")
+    return _firmware(image, fill=fill, max_span=max_span)
 
 
 def load_elf(data: bytes, *, fill: int = DEFAULT_FILL, max_span: int = DEFAULT_MAX_SPAN) -> Firmware:
-    """The PT_LOAD segments of an ELF file (32 or 64 bit), placed at their physical (load) addresses.
+    """An ELF file (32 or 64 bit) read by ``pyelftools``, placed at its load (physical) addresses.
 
-    Like ``objcopy -O binary``, only the allocated sections count: when the linker put the ELF and program
-    headers into the first segment (it does when there is room below the first section in the same page),
-    those header bytes are not firmware and are trimmed off.
-    """
-    if len(data) < 64 or data[:4] != _ELF_MAGIC:
+    As ``objcopy -O binary`` does, the allocated sections with contents count, each at its load address (its
+    address moved by its PT_LOAD segment's ``p_paddr - p_vaddr``), so ELF and program headers the linker put
+    into the first segment are not firmware.  Without a section table, the PT_LOAD segments count.  Gaps
+    between the pieces are filled with ``fill`` (0xFF: what objcopy's .hex or .srec of the same ELF gives once
+    loaded into erased flash; ``objcopy -O binary`` itself fills with 0x00)."""
+    if len(data) < _ELF_HEADER_MIN or data[:4] != _ELF_MAGIC:
         raise InputFormatError("bad-input: not an ELF file (bad magic or too short)")
-    elf_class, encoding = data[4], data[5]
-    if elf_class not in (_ELFCLASS32, _ELFCLASS64) or encoding not in (_ELFDATA2LSB, _ELFDATA2MSB):
-        raise InputFormatError("bad-input: unknown ELF class or byte order")
-    e = "<" if encoding == _ELFDATA2LSB else ">"
-    if elf_class == _ELFCLASS32:
-        entry, phoff = struct.unpack_from(e + "II", data, 24)
-        phentsize, phnum = struct.unpack_from(e + "HH", data, 42)
-        ph_format, ph_size = e + "IIIIIIII", 32
-    else:
-        entry, phoff = struct.unpack_from(e + "QQ", data, 24)
-        phentsize, phnum = struct.unpack_from(e + "HH", data, 54)
-        ph_format, ph_size = e + "IIQQQQQQ", 56
-    if phnum == 0:
-        raise InputFormatError("bad-input: the ELF file has no program headers (an object file, not linked?)")
-    if phentsize < ph_size or phoff + phnum * phentsize > len(data):
-        raise InputFormatError("bad-input: ELF program header table runs past the end of the file")
-    sections = _elf_section_ranges(data, e, elf_class)
-    pieces: list[tuple[int, bytes]] = []
-    for index in range(phnum):
-        fields = struct.unpack_from(ph_format, data, phoff + index * phentsize)
-        if elf_class == _ELFCLASS32:
-            p_type, p_offset, p_paddr, p_filesz = fields[0], fields[1], fields[3], fields[4]
-        else:
-            p_type, p_offset, p_paddr, p_filesz = fields[0], fields[2], fields[4], fields[5]
-        if p_type != _PT_LOAD or p_filesz == 0:
-            continue
-        if p_offset + p_filesz > len(data):
-            raise InputFormatError(f"bad-input: ELF segment {index} runs past the end of the file")
-        start, end = p_offset, p_offset + p_filesz
-        if sections is not None:
-            inside = [(max(a, start), min(b, end)) for a, b in sections if a < end and b > start]
-            if not inside:
-                continue  # only headers in this segment
-            start, end = min(a for a, _ in inside), max(b for _, b in inside)
-        pieces.append((p_paddr + start - p_offset, data[start:end]))
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_filesz"] > 0]
+        if elf.num_segments() == 0:
+            raise InputFormatError("bad-input: the ELF file has no program headers (an object file, not linked?)")
+        for seg in loads:
+            if seg["p_offset"] + seg["p_filesz"] > len(data):
+                raise InputFormatError("bad-input: an ELF segment runs past the end of the file")
+        pieces = _elf_section_pieces(elf, loads, len(data))
+        if pieces is None:
+            pieces = [(seg["p_paddr"], seg.data()) for seg in loads]
+        entry = int(elf.header["e_entry"])
+    except InputFormatError:
+        raise
+    except (ELFError, struct.error, ValueError, OverflowError, KeyError, AttributeError, TypeError) as err:
+        raise InputFormatError(f"bad-input: unreadable ELF file (program header or section table): {err}") from None
     first, flat, segments = flatten(pieces, fill=fill, max_span=max_span)
     return Firmware(address=first, data=flat, entry=entry, segments=segments)
+
+
+def _elf_section_pieces(elf: ELFFile, loads: list[Segment], size: int) -> list[tuple[int, bytes]] | None:
+    """``(load address, bytes)`` of each allocated section with contents, or ``None`` without a section table."""
+    if elf.num_sections() == 0 or elf.header["e_shoff"] == 0:
+        return None
+    pieces: list[tuple[int, bytes]] = []
+    for section in elf.iter_sections():
+        if not section["sh_flags"] & SH_FLAGS.SHF_ALLOC or section["sh_type"] == "SHT_NOBITS":
+            continue
+        length, offset = section["sh_size"], section["sh_offset"]
+        if not length:
+            continue
+        if offset + length > size:
+            raise InputFormatError(f"bad-input: ELF section {section.name} runs past the end of the file")
+        home = next(
+            (s for s in loads if s["p_offset"] <= offset and offset + length <= s["p_offset"] + s["p_filesz"]), None
+        )
+        if home is None:
+            continue  # not loaded by any segment (objcopy skips it too)
+        pieces.append((home["p_paddr"] + offset - home["p_offset"], section.data()))
+    return pieces
 
 
 def guess_format(name: str, data: bytes = b"") -> str:

@@ -45,7 +45,7 @@ from .mcuboot import (
     parse_image,
 )
 
-__all__ = ["TrustedKey", "VerifiedImage", "check_digest", "verify_image", "verify_parsed"]
+__all__ = ["TrustedKey", "VerifiedImage", "check_claims", "check_digest", "verify_image", "verify_parsed"]
 
 TrustedKey = PublicKey | PrivateKey | bytes
 """A public key (a private key stands for its public half), or the 32-byte SHA-256 key hash (then the image
@@ -181,6 +181,50 @@ def _verify_signature(pub: PublicKey, sig_tlv: Tlv, image: Image) -> None:
         ) from err
 
 
+def check_claims(
+    image: Image,
+    *,
+    chip_id: int | None = None,
+    board_id: int | None = None,
+    min_security_counter: int | None = None,
+) -> tuple[int | None, HardwareTag | None]:
+    """The checks of the protected TLVs: security counter and hardware tag (the signature is
+    :func:`verify_parsed`'s job).  Returns ``(security counter, hardware tag)``, each ``None`` when absent."""
+    counter_tlv = _single(image.find(TlvType.SEC_CNT, protected=True), "security counter")
+    counter: int | None = None
+    if counter_tlv is not None:
+        if len(counter_tlv.value) != 4:
+            raise BadTlvError(f"bad-tlv: the security counter TLV has {len(counter_tlv.value)} bytes, not 4")
+        counter = struct.unpack("<I", counter_tlv.value)[0]
+    if min_security_counter is not None:
+        if counter is None:
+            raise MissingTlvError("missing-tlv: the image has no security counter; rollback protection needs one")
+        if counter < min_security_counter:
+            raise SecurityCounterError(
+                f"security-counter: the image's security counter {counter} is below the device's"
+                f" {min_security_counter} (a rollback to older firmware)",
+            )
+
+    tag_tlv = _single(image.find(HW_TAG_TLV, protected=True), "hardware tag")
+    tag = HardwareTag.unpack(tag_tlv.value) if tag_tlv is not None else None
+    if chip_id is not None:
+        if tag is None:
+            raise MissingTlvError(
+                f"missing-tlv: the image has no hardware tag (TLV 0x{HW_TAG_TLV:04x}); the device needs"
+                f" chip 0x{chip_id:03x}",
+                hint="sign with --chip (or --custom-tlv 0xa0 ...)",
+            )
+        if tag.chip_id != chip_id:
+            raise WrongChipError(
+                f"wrong-chip: the image is built for chip 0x{tag.chip_id:03x}, the device is 0x{chip_id:03x}"
+            )
+    if board_id is not None and tag is not None and tag.board_id not in (ANY_BOARD, board_id):
+        raise WrongBoardError(
+            f"wrong-board: the image is built for board {tag.board_id}, the device is board {board_id}"
+        )
+    return counter, tag
+
+
 def verify_parsed(
     image: Image,
     *,
@@ -250,38 +294,9 @@ def verify_parsed(
         raise MissingTlvError("missing-tlv: the image is not signed (no signature TLV)")
     signer_hash, signer_key, sig_tlv = signed_by
 
-    counter_tlv = _single(image.find(TlvType.SEC_CNT, protected=True), "security counter")
-    counter: int | None = None
-    if counter_tlv is not None:
-        if len(counter_tlv.value) != 4:
-            raise BadTlvError(f"bad-tlv: the security counter TLV has {len(counter_tlv.value)} bytes, not 4")
-        counter = struct.unpack("<I", counter_tlv.value)[0]
-    if min_security_counter is not None:
-        if counter is None:
-            raise MissingTlvError("missing-tlv: the image has no security counter; rollback protection needs one")
-        if counter < min_security_counter:
-            raise SecurityCounterError(
-                f"security-counter: the image's security counter {counter} is below the device's"
-                f" {min_security_counter} (a rollback to older firmware)",
-            )
-
-    tag_tlv = _single(image.find(HW_TAG_TLV, protected=True), "hardware tag")
-    tag = HardwareTag.unpack(tag_tlv.value) if tag_tlv is not None else None
-    if chip_id is not None:
-        if tag is None:
-            raise MissingTlvError(
-                f"missing-tlv: the image has no hardware tag (TLV 0x{HW_TAG_TLV:04x}); the device needs"
-                f" chip 0x{chip_id:03x}",
-                hint="sign with --chip (or --custom-tlv 0xa0 ...)",
-            )
-        if tag.chip_id != chip_id:
-            raise WrongChipError(
-                f"wrong-chip: the image is built for chip 0x{tag.chip_id:03x}, the device is 0x{chip_id:03x}"
-            )
-    if board_id is not None and tag is not None and tag.board_id not in (ANY_BOARD, board_id):
-        raise WrongBoardError(
-            f"wrong-board: the image is built for board {tag.board_id}, the device is board {board_id}"
-        )
+    counter, tag = check_claims(
+        image, chip_id=chip_id, board_id=board_id, min_security_counter=min_security_counter
+    )
     return VerifiedImage(
         image=image,
         key_hash=signer_hash,

@@ -15,7 +15,7 @@ from enum import IntEnum
 
 from ..errors import DeviceError
 
-__all__ = ["STATUS_TABLE", "Status", "StatusInfo", "describe", "device_error"]
+__all__ = ["SIGN_EXAMPLE", "STATUS_TABLE", "Status", "StatusInfo", "describe", "device_error"]
 
 
 class Status(IntEnum):
@@ -47,6 +47,9 @@ class Status(IntEnum):
     TOO_BIG = 0x27
     BAD_TLV = 0x28
     NO_IMAGE = 0x29
+    NON_BOOTABLE = 0x2A
+    WRONG_ADDRESS = 0x2B
+    BAD_TRAILER = 0x2C
     # flash
     ERASE_FAILED = 0x40
     PROGRAM_FAILED = 0x41
@@ -72,6 +75,10 @@ def _row(status: Status, text: str, hint: str | None = None) -> tuple[int, Statu
     return int(status), StatusInfo(code=int(status), name=status.name, text=text, hint=hint)
 
 
+SIGN_EXAMPLE = (
+    "stm32ota sign -k KEY.pem -v 1.0.1 -H 0x200 --pad-header -S 0x60000 --align 4 -s 1 --chip 0x413 --board 1"
+    " app.bin app.signed.bin"
+)
 _RETRY = "retry; if it persists, check the cable and lower the baud rate"
 
 STATUS_TABLE: dict[int, StatusInfo] = dict(
@@ -121,7 +128,8 @@ STATUS_TABLE: dict[int, StatusInfo] = dict(
         _row(
             Status.BAD_MAGIC,
             "the image has no valid header magic",
-            "sign the binary first: stm32ota sign --key KEY app.bin",
+            f"sign it first (KEY.pem: a key the device trusts): {SIGN_EXAMPLE}"
+            " (slot size and chip of the emulated STM32F407; `stm32ota flash` prints the one for your device)",
         ),
         _row(Status.TRUNCATED, "the image is shorter than its header says", "rebuild and re-sign the image"),
         _row(
@@ -129,7 +137,11 @@ STATUS_TABLE: dict[int, StatusInfo] = dict(
             "the image digest does not match its contents",
             "the transfer or the file is corrupt: flash again with --no-resume",
         ),
-        _row(Status.BAD_SIGNATURE, "the image signature is invalid", "sign with a key the device trusts"),
+        _row(
+            Status.BAD_SIGNATURE,
+            "the image signature is invalid, or the image is not signed",
+            f"sign it with a key the device trusts (KEY.pem): {SIGN_EXAMPLE}",
+        ),
         _row(
             Status.UNKNOWN_KEY,
             "the image is signed with a key the device does not trust",
@@ -148,6 +160,21 @@ STATUS_TABLE: dict[int, StatusInfo] = dict(
         _row(Status.TOO_BIG, "the image is too big for the slot", "check the slot size in `stm32ota info`"),
         _row(Status.BAD_TLV, "the image's TLV area is malformed", "rebuild and re-sign the image"),
         _row(Status.NO_IMAGE, "the slot holds no image", "flash an image first"),
+        _row(
+            Status.NON_BOOTABLE,
+            "the image is marked non-bootable (imgtool sign --non-bootable)",
+            "sign it again without --non-bootable",
+        ),
+        _row(
+            Status.WRONG_ADDRESS,
+            "the image is built for a fixed address (ROM_FIXED) other than the slot it runs from",
+            "sign it again without --rom-fixed, or with the primary slot's address `stm32ota info` shows",
+        ),
+        _row(
+            Status.BAD_TRAILER,
+            "the image is padded for another slot size: its trailer is not at this slot's end",
+            "sign it without --pad, or with --pad -S set to the slot size `stm32ota info` shows",
+        ),
         _row(Status.ERASE_FAILED, "flash erase failed", "the sector may be worn or write-protected"),
         _row(Status.PROGRAM_FAILED, "flash programming failed (PROGERR)", _RETRY),
         _row(

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from protocol.image import load_public_key, parse_image, reason_of, verify_image
+from protocol.image import SlotGeometry, check_slot_rules, load_public_key, parse_image, reason_of, verify_image
 from protocol.image.errors import ImageError
 from tests.conftest import require_tool
 
@@ -66,11 +66,37 @@ def test_bad_image_rejected_with_documented_reason(name: str) -> None:
 def test_bad_images_rebuild_identically() -> None:
     for name, data in MAKE_BAD.build().items():
         assert (BAD / name).read_bytes() == data, name
+    for name, data in MAKE_BAD.build_slot_rules().items():
+        assert (MAKE_BAD.SLOT_RULES_DIR / name).read_bytes() == data, name
+
+
+F407_SLOT = SlotGeometry(address=0x0808_0000, size=0x60000, trailer_reserve=1584, run_address=0x0802_0000)
+
+
+@pytest.mark.parametrize("name", sorted(MAKE_BAD.SLOT_RULE_IMAGES))
+def test_slot_rule_images_are_genuine_but_wrong_for_the_device(name: str) -> None:
+    """They pass every signature check; the slot rules (or, for the version, the host) refuse them."""
+    data = (MAKE_BAD.SLOT_RULES_DIR / name).read_bytes()
+    verified = verify_image(data, keys=TRUSTED, **MAKE_BAD.DEVICE)
+    expected = MAKE_BAD.SLOT_RULE_IMAGES[name].reason
+    if expected == "downgrade":
+        assert verified.version < parse_image((FIRMWARE / "demo-1.0.0.signed.bin").read_bytes()).version
+        return
+    with pytest.raises(ImageError) as info:
+        check_slot_rules(verified.image, F407_SLOT, data_size=len(data))
+    assert reason_of(info.value) == expected
+
+
+def test_the_good_padded_image_passes_the_slot_rules() -> None:
+    data = (MAKE_BAD.SLOT_RULES_DIR / MAKE_BAD.GOOD_PADDED).read_bytes()
+    verified = verify_image(data, keys=TRUSTED, **MAKE_BAD.DEVICE)
+    assert len(data) == F407_SLOT.size and verified.image.trailer is not None
+    check_slot_rules(verified.image, F407_SLOT, data_size=len(data))
 
 
 def test_bad_readme_documents_every_image() -> None:
     readme = (BAD / "README.md").read_text()
-    for name, bad in MAKE_BAD.BAD_IMAGES.items():
+    for name, bad in {**MAKE_BAD.BAD_IMAGES, **MAKE_BAD.SLOT_RULE_IMAGES}.items():
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}`"))
         assert f"`{bad.reason}`" in row
     assert "security counter 0" in readme

@@ -91,17 +91,18 @@ def test_hex_segment_address_and_start_records() -> None:
         ]
     )
     firmware = load_hex(text.encode())
-    assert firmware.address == 0x10004 and firmware.data == b"\xaa" and firmware.entry == 0x12
+    # bincopy gives record 03's CS:IP as one 32-bit value (CS 0x0001, IP 0x0002)
+    assert firmware.address == 0x10004 and firmware.data == b"\xaa" and firmware.entry == 0x00010002
 
 
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        ([":0100000001FF"], "checksum"),
-        (["0100000001FF"], "not an Intel HEX"),
-        ([":01000000zzFF"], "not hexadecimal"),
-        ([":0200000001FF"], "does not match"),
-        ([":00000007F9", ":00000001FF"], "record type"),
+        ([":0100000001FF"], "line 1: expected crc"),
+        (["0100000001FF"], "not starting with a ':'"),
+        ([":01000000zzFF"], "non-hexadecimal"),
+        ([":0200000001FF"], "wrong size"),
+        ([":00000007F9", ":00000001FF"], "line 1: expected type"),
         ([_hex_record(0, 0, b"\x01")], "end-of-file"),
         ([":00000001FF", _hex_record(0, 0, b"\x01")], "after the end"),
         ([":00000001FF"], "no data"),
@@ -158,10 +159,10 @@ def test_srec_records() -> None:
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        (["S1040000010A"], "checksum"),
-        (["X1040000010A"], "not an S-record"),
-        (["S4040000010A"], "not an S-record"),
-        (["S105000001FA"], "does not match"),
+        (["S1040000010A"], "expected crc"),
+        (["X1040000010A"], "not starting with an 'S'"),
+        (["S4040000010A"], "expected record type"),
+        (["S105000001FA"], "wrong size"),
         ([_srec("1", 0, b"\x01")], "termination"),
         ([_srec("9", 0, b""), _srec("1", 0, b"\x01")], "after the termination"),
         ([_srec("9", 0, b"")], "no data"),
@@ -212,7 +213,7 @@ def test_elf_overlap_and_sparse() -> None:
     ("data", "message"),
     [
         (b"\x7fELF", "too short"),
-        (b"\x7fELF" + bytes([3, 1]) + bytes(60), "class"),
+        (b"\x7fELF" + bytes([3, 1]) + bytes(60), "EI_CLASS"),
         (b"\x7fELF" + bytes([1, 1]) + bytes(60), "no program headers"),
     ],
 )
