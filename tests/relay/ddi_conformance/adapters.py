@@ -1,0 +1,328 @@
+"""The "server under test" adapters the DDI conformance suite runs against.
+
+An adapter knows what DDI leaves to the server's operator: how the server is started, how a device gets
+registered with a TargetToken, how a release is assigned to it (a deployment), how an action is cancelled, and
+how to read an action's state and a device's attributes back.  The tests then speak only DDI.
+
+Three outcomes besides a pass, and they are kept apart:
+
+* :func:`not_ready` — the adapter cannot do this step yet (our own server's admin API for it has not landed):
+  the test is **skipped** with that reason.  Nothing is faked.
+* an entry in ``deviations`` — the server is known to differ from hawkBit here (gooseBit implements a subset):
+  the test runs and is expected to fail (``xfail(strict=True)``), so the difference is recorded and checked
+  every run, and a server that starts to conform turns the entry into a failure that asks for its removal.
+* :class:`Unsupported` — the server has no such feature at all (gooseBit has no cancel); raised inside a test
+  that lists it as a deviation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import subprocess
+import sys
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from tests.peers.goosebit import GooseBit
+from tests.peers.swu import build_swu
+from tests.relay.ddi_conformance.ddi_client import Reply, call
+
+REPO = Path(__file__).resolve().parents[3]
+START_TIMEOUT_S = 60.0
+#: Our demo's signed MCUboot image: what our server accepts as a release.
+SIGNED_IMAGE = REPO / "assets" / "firmware" / "demo-1.1.0.signed.bin"
+
+
+def not_ready(reason: str) -> NoReturn:
+    """This adapter cannot perform the step yet: skip the test with ``reason`` (never a pass, never faked)."""
+    pytest.skip(reason)
+
+
+class Unsupported(Exception):
+    """The server has no such feature (a recorded deviation, never a skip)."""
+
+
+@dataclass(frozen=True)
+class Device:
+    controller_id: str
+    token: str
+    url: str  # {base}/{tenant}/controller/v1/{controllerId}
+
+    def get(self, path: str = "", **kwargs: Any) -> Reply:
+        return call("GET", self.url + path, token=self.token, **kwargs)
+
+    def post(self, path: str, body: Any, **kwargs: Any) -> Reply:
+        return call("POST", self.url + path, token=self.token, json_body=body, **kwargs)
+
+    def put(self, path: str, body: Any, **kwargs: Any) -> Reply:
+        return call("PUT", self.url + path, token=self.token, json_body=body, **kwargs)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    device: Device
+    artifact: bytes  # the bytes the device must download
+    filename: str
+    version: str
+
+
+def new_controller_id() -> str:
+    # As the gateway names them: stm32-<the MCU's 96-bit unique id, 24 hex digits>.
+    return f"stm32-{uuid.uuid4().hex[:24]}"
+
+
+class ServerUnderTest(ABC):
+    name: str
+    #: test name (``test_x`` or ``test_x[param]``) -> why this server is expected to differ from hawkBit there
+    deviations: Mapping[str, str] = {}
+
+    @property
+    @abstractmethod
+    def base_url(self) -> str: ...
+
+    @property
+    def tenant(self) -> str:
+        return "DEFAULT"
+
+    def controller_url(self, controller_id: str) -> str:
+        return f"{self.base_url}/{self.tenant}/controller/v1/{controller_id}"
+
+    @abstractmethod
+    def register(self) -> Device:
+        """A new device known to the server, with its own TargetToken."""
+
+    @abstractmethod
+    def deploy(self, device: Device) -> Deployment:
+        """Assign a new release (one artifact) to ``device``, forced; its poll then offers deploymentBase."""
+
+    @abstractmethod
+    def cancel(self, deployment: Deployment) -> None:
+        """Cancel the deployment's action from the server side (it becomes a DDI cancelAction)."""
+
+    @abstractmethod
+    def action_status(self, deployment: Deployment) -> str:
+        """hawkBit's ActionStatus name for the deployment's action: RUNNING, FINISHED, ERROR, CANCELED, ..."""
+
+    @abstractmethod
+    def attributes(self, device: Device) -> dict[str, str]:
+        """The device's attributes as configData left them."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop what the adapter started."""
+
+
+# -- gooseBit --------------------------------------------------------------------------------------------------
+_GOOSEBIT_STATES = {"Running": "RUNNING", "Finished": "FINISHED", "Error": "ERROR"}
+_NO_CANCEL = "gooseBit 0.2.12 has no cancel: no cancelAction resource or link, an assignment can only be replaced"
+
+
+class GooseBitAdapter(ServerUnderTest):
+    """gooseBit 0.2.12 with ``device_auth`` strict (TargetToken per device, devices created by the admin API)."""
+
+    name = "goosebit"
+    deviations = {
+        # poll
+        "test_poll_has_etag_and_honours_if_none_match": "gooseBit's poll sends no ETag and never answers 304",
+        "test_deployment_link_carries_change_hash": "gooseBit's deploymentBase link has no ?c= hash",
+        "test_finished_action_offers_installed_base": "gooseBit has no installedBase resource or link",
+        "test_installed_base_shape": "gooseBit has no installedBase resource (404)",
+        # deploymentBase
+        "test_artifact_has_sha1_md5_and_sha256": "gooseBit gives only the sha1 hash of an artifact",
+        "test_artifact_links_follow_hawkbit": "gooseBit gives only a `download` link (no download-http, md5sum)",
+        "test_md5sum_resource": "gooseBit has no .MD5SUM resource",
+        "test_action_history_on_request": "gooseBit ignores ?actionHistory= (no actionHistory in deploymentBase)",
+        "test_unknown_action_is_404": "gooseBit answers deploymentBase/{any id} with the current target (id echoed)",
+        # download
+        "test_download_etag_is_sha1": "gooseBit's download ETag is Starlette's (mtime/size digest), not the SHA-1",
+        # feedback
+        "test_feedback_to_a_closed_action_is_410": "gooseBit accepts feedback to any action id at any time (200)",
+        "test_malformed_feedback_is_400": "gooseBit (FastAPI) answers a malformed body with 422, not 400",
+        "test_feedback_maps_to_action_status[scheduled]": "gooseBit only logs `scheduled` (no RUNNING)",
+        "test_feedback_maps_to_action_status[resumed]": "gooseBit only logs `resumed` (no RUNNING)",
+        "test_feedback_maps_to_action_status[download]": "gooseBit only logs `download` (no DOWNLOAD state)",
+        "test_feedback_maps_to_action_status[downloaded]": "gooseBit only logs `downloaded` (no DOWNLOADED state)",
+        "test_feedback_maps_to_action_status[canceled]": "gooseBit only logs `canceled` (no CANCELED state)",
+        "test_feedback_maps_to_action_status[rejected]": "gooseBit only logs `rejected` (no WARNING state)",
+        # cancelAction
+        "test_cancel_action_link_and_shape": _NO_CANCEL,
+        "test_cancel_feedback_closed_success_cancels": _NO_CANCEL,
+        # configData
+        "test_config_data_merge_keeps_earlier_keys": "gooseBit keeps only hw_boardname/hw_revision/sw_version",
+        "test_config_data_replace_drops_other_keys": "gooseBit ignores configData `mode`",
+        "test_config_data_remove_deletes_keys": "gooseBit ignores configData `mode`",
+        "test_config_data_bad_mode_is_400": "gooseBit (FastAPI) answers a bad mode with 422, not 400",
+    }
+
+    def __init__(self, python: Path, workdir: Path) -> None:
+        self._server = GooseBit(python, workdir, device_auth="strict")
+        self._server.start()
+        self._versions = itertools.count(1)
+
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url
+
+    @property
+    def tenant(self) -> str:
+        return self._server.tenant
+
+    @property
+    def server(self) -> GooseBit:
+        return self._server
+
+    def register(self) -> Device:
+        controller_id = new_controller_id()
+        token = self._server.add_device(controller_id)
+        return Device(controller_id, token, self.controller_url(controller_id))
+
+    def deploy(self, device: Device) -> Deployment:
+        # gooseBit offers nothing to a device that has not sent configData (and matches .swu compatibility on
+        # hw_boardname/hw_revision), so the adapter sends it first, over DDI, as a real client would.
+        reply = device.put(
+            "/configData",
+            {"mode": "merge", "data": {"hw_boardname": "stm32-gw", "hw_revision": "1.0", "sw_version": "1.0.0"}},
+        )
+        if reply.status != 200:
+            raise AssertionError(f"gooseBit refused configData: {reply.status} {reply.body[:200]!r}")
+        version = f"1.{next(self._versions)}.{uuid.uuid4().int % 1000}"
+        payload = os.urandom(3000) + b"firmware " + version.encode()
+        filename = f"stm32-gw-{version}.swu"
+        bundle = build_swu(version, {"firmware.bin": payload})
+        software_id = self._server.upload_software(bundle, filename)
+        self._server.assign(device.controller_id, software_id)
+        return Deployment(device, bundle, filename, version)
+
+    def cancel(self, deployment: Deployment) -> None:
+        raise Unsupported(_NO_CANCEL)
+
+    def action_status(self, deployment: Deployment) -> str:
+        state = self._server.device(deployment.device.controller_id)["last_state"]
+        return _GOOSEBIT_STATES.get(state, f"(gooseBit device state {state})")
+
+    def attributes(self, device: Device) -> dict[str, str]:
+        shown = self._server.device(device.controller_id)
+        hardware = shown.get("hardware") or {}
+        attributes = {"hw_boardname": hardware.get("model"), "hw_revision": hardware.get("revision")}
+        if shown.get("sw_version") is not None:
+            attributes["sw_version"] = shown["sw_version"]
+        return {key: str(value) for key, value in attributes.items() if value is not None}
+
+    def close(self) -> None:
+        self._server.stop()
+
+
+# -- ours ------------------------------------------------------------------------------------------------------
+_NO_RELEASE_API = (
+    "stm32ota adapter: assigning a release needs the server's release + rollout admin API (issue #10), "
+    "whose contract is not settled in this tree yet"
+)
+
+
+def stm32ota_serve_missing(tree: Path) -> str | None:
+    """Why `stm32ota serve` cannot run from ``tree``, or None when it can."""
+    done = subprocess.run(
+        [sys.executable, "-m", "protocol", "serve", "--help"],
+        env=dict(os.environ, PYTHONPATH=str(tree)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        return f"`stm32ota serve` is not in {tree} yet (issue #10): {(done.stderr or done.stdout).strip()[-200:]}"
+    return None
+
+
+class Stm32OtaAdapter(ServerUnderTest):
+    """Our server (issue #10): ``stm32ota serve --data DIR --listen 127.0.0.1:0``, devices by its admin API."""
+
+    name = "stm32ota"
+    deviations: Mapping[str, str] = {}
+
+    def __init__(self, tree: Path, workdir: Path) -> None:
+        self._data = workdir / "data"
+        self._data.mkdir(parents=True, exist_ok=True)
+        self._log = (workdir / "serve.log").open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "protocol", "serve", "--data", str(self._data), "--listen", "127.0.0.1:0"],
+            env=dict(os.environ, PYTHONPATH=str(tree)),
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        assert self._process.stdout is not None
+        first = self._process.stdout.readline().decode(errors="replace").strip()
+        if not first.startswith("http"):
+            self.close()
+            raise RuntimeError(f"`stm32ota serve` printed {first!r} instead of its base URL")
+        self._base_url = first.rstrip("/")
+        token_file = self._data / "admin-token"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not token_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._admin_token = token_file.read_text().strip()
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def admin(self, method: str, path: str, body: Any = None) -> Reply:
+        return call(
+            method,
+            self._base_url + path,
+            json_body=body,
+            headers={"Authorization": f"Bearer {self._admin_token}"},
+        )
+
+    def register(self) -> Device:
+        controller_id = new_controller_id()
+        reply = self.admin("POST", "/api/v1/devices", {"controller_id": controller_id})
+        if reply.status != 201:
+            raise AssertionError(f"POST /api/v1/devices answered {reply.status}: {reply.body[:300]!r}")
+        document = reply.json()
+        return Device(controller_id, document["token"], self.controller_url(controller_id))
+
+    def deploy(self, device: Device) -> Deployment:
+        not_ready(_NO_RELEASE_API)
+
+    def cancel(self, deployment: Deployment) -> None:
+        not_ready(_NO_RELEASE_API)
+
+    def action_status(self, deployment: Deployment) -> str:
+        not_ready("stm32ota adapter: reading an action's state needs the rollout status admin API (issue #10)")
+
+    def attributes(self, device: Device) -> dict[str, str]:
+        not_ready("stm32ota adapter: reading attributes needs `GET /api/v1/devices/{id}` (issue #10)")
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=10)
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait(timeout=10)
+        self._log.close()
+
+
+__all__ = [
+    "SIGNED_IMAGE",
+    "Deployment",
+    "Device",
+    "GooseBitAdapter",
+    "ServerUnderTest",
+    "Stm32OtaAdapter",
+    "Unsupported",
+    "new_controller_id",
+    "not_ready",
+    "stm32ota_serve_missing",
+]

@@ -1,0 +1,112 @@
+"""Fixtures of the DDI conformance suite: every test runs once per server under test.
+
+``sut``         the adapter (:mod:`tests.relay.ddi_conformance.adapters`), one server process per session each;
+                the adapter's recorded deviations become ``xfail(strict=True)`` markers on the tests they name
+``device``      a freshly registered device (own controllerId and TargetToken) on that server
+``deployment``  a new release assigned to ``device`` (its poll offers deploymentBase)
+``goosebit``    a started gooseBit of the test's own (from :mod:`tests.peers.fixtures`, which the gateway's
+                tests import too)
+
+Servers: ``stm32ota`` (ours, from ``STM32OTA_SERVER_TREE`` or this checkout; skipped with the reason while
+`stm32ota serve` is not in the tree) and ``goosebit`` (the peer: skipped on a laptop without its venv, a
+failure under CI).  ``STM32OTA_DDI_SERVERS=goosebit`` limits the run to some of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers.fixtures import goosebit  # noqa: F401  (re-exported: the peer fixture)
+from tests.peers.goosebit import require_goosebit
+from tests.relay.ddi_conformance.adapters import (
+    REPO,
+    Deployment,
+    Device,
+    GooseBitAdapter,
+    ServerUnderTest,
+    Stm32OtaAdapter,
+    stm32ota_serve_missing,
+)
+
+SERVERS = ("stm32ota", "goosebit")
+SELECTED = tuple(
+    name for name in os.environ.get("STM32OTA_DDI_SERVERS", ",".join(SERVERS)).split(",") if name in SERVERS
+)
+
+
+class _Pool:
+    """Starts each server at most once per session; a server that failed to start fails every test using it."""
+
+    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+        self._tmp = tmp
+        self._adapters: dict[str, ServerUnderTest] = {}
+        self._broken: dict[str, str] = {}
+
+    def get(self, name: str) -> ServerUnderTest:
+        if name in self._adapters:
+            return self._adapters[name]
+        if name in self._broken:
+            pytest.fail(self._broken[name], pytrace=False)
+        if name == "goosebit":
+            python = require_goosebit()
+            start = lambda: GooseBitAdapter(python, self._tmp.mktemp("goosebit"))  # noqa: E731
+        else:
+            tree = Path(os.environ.get("STM32OTA_SERVER_TREE", str(REPO)))
+            missing = stm32ota_serve_missing(tree)
+            if missing is not None:
+                pytest.skip(missing)
+            start = lambda: Stm32OtaAdapter(tree, self._tmp.mktemp("stm32ota"))  # noqa: E731
+        try:
+            adapter = start()
+        except Exception as error:
+            self._broken[name] = f"{name} did not start: {type(error).__name__}: {error}"
+            raise
+        self._adapters[name] = adapter
+        return adapter
+
+    def close(self) -> None:
+        for adapter in self._adapters.values():
+            adapter.close()
+
+
+@pytest.fixture(scope="session")
+def _ddi_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Pool]:
+    pool = _Pool(tmp_path_factory)
+    yield pool
+    pool.close()
+
+
+def _deviation_keys(request: pytest.FixtureRequest) -> list[str]:
+    node = request.node
+    name = getattr(node, "originalname", node.name)
+    keys = [name]
+    callspec = getattr(node, "callspec", None)
+    if callspec is not None:
+        others = [part for part in callspec.id.split("-") if part != request.param]
+        if others:
+            keys.append(f"{name}[{'-'.join(others)}]")
+    return keys
+
+
+@pytest.fixture(params=SELECTED)
+def sut(request: pytest.FixtureRequest, _ddi_servers: _Pool) -> ServerUnderTest:
+    adapter = _ddi_servers.get(request.param)
+    for key in _deviation_keys(request):
+        reason = adapter.deviations.get(key)
+        if reason is not None:
+            request.applymarker(pytest.mark.xfail(strict=True, reason=f"{adapter.name} deviates: {reason}"))
+    return adapter
+
+
+@pytest.fixture
+def device(sut: ServerUnderTest) -> Device:
+    return sut.register()
+
+
+@pytest.fixture
+def deployment(sut: ServerUnderTest, device: Device) -> Deployment:
+    return sut.deploy(device)
