@@ -147,6 +147,7 @@ class GooseBitAdapter(ServerUnderTest):
         # feedback
         "test_feedback_to_a_closed_action_is_410": "gooseBit accepts feedback to any action id at any time (200)",
         "test_malformed_feedback_is_400": "gooseBit (FastAPI) answers a malformed body with 422, not 400",
+        "test_feedback_that_is_not_json_is_400": "gooseBit (FastAPI) answers a body that is not JSON with 422",
         "test_feedback_maps_to_action_status[scheduled]": "gooseBit only logs `scheduled` (no RUNNING)",
         "test_feedback_maps_to_action_status[resumed]": "gooseBit only logs `resumed` (no RUNNING)",
         "test_feedback_maps_to_action_status[download]": "gooseBit only logs `download` (no DOWNLOAD state)",
@@ -160,7 +161,7 @@ class GooseBitAdapter(ServerUnderTest):
         "test_config_data_merge_keeps_earlier_keys": "gooseBit keeps only hw_boardname/hw_revision/sw_version",
         "test_config_data_replace_drops_other_keys": "gooseBit ignores configData `mode`",
         "test_config_data_remove_deletes_keys": "gooseBit ignores configData `mode`",
-        "test_config_data_bad_mode_is_400": "gooseBit (FastAPI) answers a bad mode with 422, not 400",
+        "test_malformed_config_data_is_400": "gooseBit (FastAPI) answers malformed configData with 422, not 400",
     }
 
     def __init__(self, python: Path, workdir: Path) -> None:
