@@ -6,8 +6,8 @@ how to read an action's state and a device's attributes back.  The tests then sp
 
 Three outcomes besides a pass, and they are kept apart:
 
-* :func:`not_ready` — the adapter cannot do this step yet (our own server's admin API for it has not landed):
-  the test is **skipped** with that reason.  Nothing is faked.
+* skipped — our own server is not in the tree under test yet (`stm32ota serve` does not run): every test
+  for that adapter is skipped with that reason (``conftest.py``).  Nothing is faked.
 * an entry in ``deviations`` — the server is known to differ from hawkBit here (gooseBit implements a subset):
   the test runs and is expected to fail (``xfail(strict=True)``), so the difference is recorded and checked
   every run, and a server that starts to conform turns the entry into a failure that asks for its removal.
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -28,9 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
-
-import pytest
+from typing import Any
 
 from tests.peers.goosebit import GooseBit
 from tests.peers.swu import build_swu
@@ -40,11 +40,6 @@ REPO = Path(__file__).resolve().parents[3]
 START_TIMEOUT_S = 60.0
 #: Our demo's signed MCUboot image: what our server accepts as a release.
 SIGNED_IMAGE = REPO / "assets" / "firmware" / "demo-1.1.0.signed.bin"
-
-
-def not_ready(reason: str) -> NoReturn:
-    """This adapter cannot perform the step yet: skip the test with ``reason`` (never a pass, never faked)."""
-    pytest.skip(reason)
 
 
 class Unsupported(Exception):
@@ -223,16 +218,21 @@ class GooseBitAdapter(ServerUnderTest):
 
 
 # -- ours ------------------------------------------------------------------------------------------------------
-_NO_RELEASE_API = (
-    "stm32ota adapter: assigning a release needs the server's release + rollout admin API (issue #10), "
-    "whose contract is not settled in this tree yet"
-)
+#: The dev Ed25519 key the demo images are signed with (assets/keys/README.md): the server must trust it.
+DEV_PUBLIC_KEY = REPO / "assets" / "keys" / "dev-ed25519-DO-NOT-USE-IN-PRODUCTION.pub.pem"
+#: Overrides how our server is started (a shell-quoted command; ``--data``/``--listen``/``--config`` follow).
+SERVE_COMMAND_ENV = "STM32OTA_SERVE_COMMAND"
+
+
+def serve_command() -> list[str]:
+    configured = os.environ.get(SERVE_COMMAND_ENV)
+    return shlex.split(configured) if configured else [sys.executable, "-m", "protocol", "serve"]
 
 
 def stm32ota_serve_missing(tree: Path) -> str | None:
     """Why `stm32ota serve` cannot run from ``tree``, or None when it can."""
     done = subprocess.run(
-        [sys.executable, "-m", "protocol", "serve", "--help"],
+        [*serve_command(), "--help"],
         env=dict(os.environ, PYTHONPATH=str(tree)),
         capture_output=True,
         text=True,
@@ -245,7 +245,13 @@ def stm32ota_serve_missing(tree: Path) -> str | None:
 
 
 class Stm32OtaAdapter(ServerUnderTest):
-    """Our server (issue #10): ``stm32ota serve --data DIR --listen 127.0.0.1:0``, devices by its admin API."""
+    """Our server (issue #10): ``stm32ota serve --config C --data DIR --listen 127.0.0.1:0``, SQLite in DIR.
+
+    Devices come from ``POST /api/v1/devices`` (chip STM32F407, the demo images' hardware tag), the release is
+    the demo's signed 1.1.0 image (``POST /api/v1/releases``, once), a deployment is ``POST /api/v1/actions``
+    (forced), a cancel ``POST /api/v1/actions/{id}/cancel``; states and attributes come from
+    ``GET /api/v1/devices/{controllerId}``.
+    """
 
     name = "stm32ota"
     deviations: Mapping[str, str] = {}
@@ -253,9 +259,11 @@ class Stm32OtaAdapter(ServerUnderTest):
     def __init__(self, tree: Path, workdir: Path) -> None:
         self._data = workdir / "data"
         self._data.mkdir(parents=True, exist_ok=True)
+        config = workdir / "server.toml"
+        config.write_text(f"trusted_keys = [{json.dumps(str(DEV_PUBLIC_KEY))}]\npoll_interval = 300\n")
         self._log = (workdir / "serve.log").open("wb")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "protocol", "serve", "--data", str(self._data), "--listen", "127.0.0.1:0"],
+            [*serve_command(), "--config", str(config), "--data", str(self._data), "--listen", "127.0.0.1:0"],
             env=dict(os.environ, PYTHONPATH=str(tree)),
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -264,45 +272,70 @@ class Stm32OtaAdapter(ServerUnderTest):
         first = self._process.stdout.readline().decode(errors="replace").strip()
         if not first.startswith("http"):
             self.close()
-            raise RuntimeError(f"`stm32ota serve` printed {first!r} instead of its base URL")
+            log = (workdir / "serve.log").read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"`stm32ota serve` printed {first!r} instead of its base URL: {log}")
         self._base_url = first.rstrip("/")
         token_file = self._data / "admin-token"
         deadline = time.monotonic() + START_TIMEOUT_S
         while not token_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         self._admin_token = token_file.read_text().strip()
+        self._release: dict[str, Any] | None = None
+        self._actions: dict[str, int] = {}
 
     @property
     def base_url(self) -> str:
         return self._base_url
 
-    def admin(self, method: str, path: str, body: Any = None) -> Reply:
-        return call(
-            method,
-            self._base_url + path,
-            json_body=body,
-            headers={"Authorization": f"Bearer {self._admin_token}"},
-        )
+    def admin(self, method: str, path: str, body: Any = None, *, data: bytes | None = None) -> Reply:
+        headers = {"Authorization": f"Bearer {self._admin_token}"}
+        if data is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        return call(method, self._base_url + path, json_body=body, data=data, headers=headers)
+
+    def _admin_ok(self, method: str, path: str, body: Any = None, *, data: bytes | None = None) -> Any:
+        reply = self.admin(method, path, body, data=data)
+        if not 200 <= reply.status < 300:
+            raise AssertionError(f"{method} {path} answered {reply.status}: {reply.body[:400]!r}")
+        return reply.json()
 
     def register(self) -> Device:
         controller_id = new_controller_id()
-        reply = self.admin("POST", "/api/v1/devices", {"controller_id": controller_id})
-        if reply.status != 201:
-            raise AssertionError(f"POST /api/v1/devices answered {reply.status}: {reply.body[:300]!r}")
-        document = reply.json()
+        document = self._admin_ok("POST", "/api/v1/devices", {"controller_id": controller_id, "chip": "STM32F407"})
         return Device(controller_id, document["token"], self.controller_url(controller_id))
 
+    def _the_release(self) -> dict[str, Any]:
+        if self._release is None:
+            self._release = dict(
+                self._admin_ok("POST", f"/api/v1/releases?filename={SIGNED_IMAGE.name}", data=SIGNED_IMAGE.read_bytes())
+            )
+        return self._release
+
     def deploy(self, device: Device) -> Deployment:
-        not_ready(_NO_RELEASE_API)
+        release = self._the_release()
+        action = self._admin_ok(
+            "POST",
+            "/api/v1/actions",
+            {"controller_id": device.controller_id, "release": str(release["id"]), "forced": True},
+        )
+        self._actions[device.controller_id] = int(action["id"])
+        return Deployment(device, SIGNED_IMAGE.read_bytes(), str(release["filename"]), str(release["version"]))
 
     def cancel(self, deployment: Deployment) -> None:
-        not_ready(_NO_RELEASE_API)
+        action_id = self._actions[deployment.device.controller_id]
+        self._admin_ok("POST", f"/api/v1/actions/{action_id}/cancel", {})
 
     def action_status(self, deployment: Deployment) -> str:
-        not_ready("stm32ota adapter: reading an action's state needs the rollout status admin API (issue #10)")
+        action_id = self._actions[deployment.device.controller_id]
+        shown = self._admin_ok("GET", f"/api/v1/devices/{deployment.device.controller_id}")
+        for action in shown.get("actions", []):
+            if action["id"] == action_id:
+                return str(action["status"]).upper()
+        raise AssertionError(f"action {action_id} is not in the device's actions: {shown}")
 
     def attributes(self, device: Device) -> dict[str, str]:
-        not_ready("stm32ota adapter: reading attributes needs `GET /api/v1/devices/{id}` (issue #10)")
+        shown = self._admin_ok("GET", f"/api/v1/devices/{device.controller_id}")
+        return {str(k): str(v) for k, v in (shown.get("attributes") or {}).items()}
 
     def close(self) -> None:
         if self._process.poll() is None:
@@ -324,6 +357,5 @@ __all__ = [
     "Stm32OtaAdapter",
     "Unsupported",
     "new_controller_id",
-    "not_ready",
     "stm32ota_serve_missing",
 ]

@@ -21,7 +21,7 @@ HANDLING = {"skip", "attempt", "forced"}
 
 
 def deployment_link(deployment: Deployment) -> str:
-    links = deployment.device.get().json()["_links"]
+    links = deployment.device.get().json().get("_links", {})
     assert "deploymentBase" in links, links
     return str(links["deploymentBase"]["href"])
 
