@@ -39,6 +39,7 @@ import logging
 import os
 import platform
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,11 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _seconds(hhmmss: str) -> int:
+    hours, minutes, seconds = (int(part) for part in hhmmss.split(":"))
+    return hours * 3600 + minutes * 60 + seconds
+
+
 def _device_ids(count: int) -> list[str]:
     # The gateway's controllerIds look like this: stm32-<96-bit unique id as 24 hex digits>.
     return [f"stm32-{index:024x}" for index in range(count)]
@@ -180,14 +186,18 @@ async def _register_stm32ota(base_url: str, admin_token: str, pairs: list[tuple[
 
 
 @contextlib.contextmanager
-def _stm32ota(workdir: Path, pairs: list[tuple[str, str]], tree: Path) -> Iterator[tuple[str, int]]:
+def _stm32ota(
+    workdir: Path, pairs: list[tuple[str, str]], tree: Path, serve: Sequence[str], poll_seconds: int
+) -> Iterator[tuple[str, int]]:
     data = workdir / "data"
     data.mkdir(parents=True)
     env = dict(os.environ, PYTHONPATH=str(tree))
+    config = workdir / "server.toml"
+    config.write_text(f"poll_interval = {poll_seconds}\n")
     log_path = workdir / "stm32ota-serve.log"
     with log_path.open("wb") as server_log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "protocol", "serve", "--data", str(data), "--listen", "127.0.0.1:0"],
+            [*serve, "--config", str(config), "--data", str(data), "--listen", "127.0.0.1:0"],
             cwd=workdir,
             env=env,
             stdout=subprocess.PIPE,
@@ -355,6 +365,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--poll-time", default="00:05:00", help="the poll interval the servers announce")
     parser.add_argument("--server-tree", type=Path, default=REPO, help="source tree `stm32ota serve` runs from")
+    parser.add_argument(
+        "--serve-command",
+        default=f"{shlex.quote(sys.executable)} -m protocol serve",
+        help="how to start our server (--config/--data/--listen are appended; default: %(default)s)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     servers = [name.strip() for name in args.servers.split(",") if name.strip()]
@@ -364,6 +379,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.devices < 1 or args.duration <= 0 or args.threads < 1 or args.connections < args.threads:
         parser.error("--devices and --duration must be positive, --connections at least --threads")
     args.servers = servers
+    args.serve_command = shlex.split(args.serve_command)
+    try:
+        _seconds(args.poll_time)
+    except ValueError:
+        parser.error(f"--poll-time must be HH:MM:SS, not {args.poll_time!r}")
     return args
 
 
@@ -377,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     starters: dict[str, Callable[[Path, list[tuple[str, str]]], contextlib.AbstractContextManager[tuple[str, int]]]]
     starters = {
         "goosebit": lambda workdir, pairs: _goosebit(workdir, pairs, args.poll_time),
-        "stm32ota": lambda workdir, pairs: _stm32ota(workdir, pairs, args.server_tree.resolve()),
+        "stm32ota": lambda workdir, pairs: _stm32ota(
+            workdir, pairs, args.server_tree.resolve(), args.serve_command, _seconds(args.poll_time)
+        ),
     }
     results = []
     for name in args.servers:
@@ -396,6 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
             "source": _source(),
             "server_tree": str(args.server_tree.resolve()),
+            "serve_command": args.serve_command,
             "settings": {
                 "devices": args.devices,
                 "duration_s": args.duration,
