@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.peers.goosebit import GooseBit
 from tests.peers.swu import build_swu
@@ -240,8 +241,34 @@ def stm32ota_serve_missing(tree: Path) -> str | None:
         check=False,
     )
     if done.returncode != 0:
-        return f"`stm32ota serve` is not in {tree} yet (issue #10): {(done.stderr or done.stdout).strip()[-200:]}"
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()] or ["(no output)"]
+        return f"`stm32ota serve` is not in {tree} yet (issue #10): {lines[-1].strip()[:160]}"
     return None
+
+
+class PostgresDatabase:
+    """A database of its own on the PostgreSQL server ``STM32OTA_TEST_PG_DSN`` names, dropped on close."""
+
+    def __init__(self, dsn: str) -> None:
+        parts = urlsplit(dsn)
+        self.name = f"stm32ota_ddi_{uuid.uuid4().hex[:12]}"
+        self._admin_dsn = dsn
+        self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
+        self._psql(f'CREATE DATABASE "{self.name}"')
+
+    def _psql(self, sql: str) -> None:
+        done = subprocess.run(
+            ["psql", self._admin_dsn, "-v", "ON_ERROR_STOP=1", "-qc", sql],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"psql {sql!r} failed: {done.stderr.strip()[-400:]}")
+
+    def close(self) -> None:
+        self._psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 class Stm32OtaAdapter(ServerUnderTest):
@@ -256,11 +283,15 @@ class Stm32OtaAdapter(ServerUnderTest):
     name = "stm32ota"
     deviations: Mapping[str, str] = {}
 
-    def __init__(self, tree: Path, workdir: Path) -> None:
+    def __init__(self, tree: Path, workdir: Path, *, database: str | None = None) -> None:
+        """``database``: a PostgreSQL URL (its own, empty database) instead of SQLite in the data folder."""
         self._data = workdir / "data"
         self._data.mkdir(parents=True, exist_ok=True)
         config = workdir / "server.toml"
-        config.write_text(f"trusted_keys = [{json.dumps(str(DEV_PUBLIC_KEY))}]\npoll_interval = 300\n")
+        lines = [f"trusted_keys = [{json.dumps(str(DEV_PUBLIC_KEY))}]", "poll_interval = 300"]
+        if database is not None:
+            lines.append(f"database = {json.dumps(database)}")
+        config.write_text("\n".join(lines) + "\n")
         self._log = (workdir / "serve.log").open("wb")
         self._process = subprocess.Popen(
             [*serve_command(), "--config", str(config), "--data", str(self._data), "--listen", "127.0.0.1:0"],
@@ -353,6 +384,7 @@ __all__ = [
     "Deployment",
     "Device",
     "GooseBitAdapter",
+    "PostgresDatabase",
     "ServerUnderTest",
     "Stm32OtaAdapter",
     "Unsupported",

@@ -7,8 +7,9 @@
 ``goosebit``    a started gooseBit of the test's own (from :mod:`tests.peers.fixtures`, which the gateway's
                 tests import too)
 
-Servers: ``stm32ota`` (ours, from ``STM32OTA_SERVER_TREE`` or this checkout; skipped with the reason while
-`stm32ota serve` is not in the tree) and ``goosebit`` (the peer: skipped on a laptop without its venv, a
+Servers: ``stm32ota`` (ours on SQLite, from ``STM32OTA_SERVER_TREE`` or this checkout; skipped with the reason
+while `stm32ota serve` is not in the tree), ``stm32ota-pg`` (the same on a fresh database of the PostgreSQL
+server ``STM32OTA_TEST_PG_DSN`` names) and ``goosebit`` (the peer: skipped on a laptop without its venv, a
 failure under CI).  ``STM32OTA_DDI_SERVERS=goosebit`` limits the run to some of them.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import IN_CI, require_tool
 from tests.peers.fixtures import goosebit  # noqa: F401  (re-exported: the peer fixture)
 from tests.peers.goosebit import require_goosebit
 from tests.relay.ddi_conformance.adapters import (
@@ -27,12 +29,14 @@ from tests.relay.ddi_conformance.adapters import (
     Deployment,
     Device,
     GooseBitAdapter,
+    PostgresDatabase,
     ServerUnderTest,
     Stm32OtaAdapter,
     stm32ota_serve_missing,
 )
 
-SERVERS = ("stm32ota", "goosebit")
+SERVERS = ("stm32ota", "stm32ota-pg", "goosebit")
+PG_DSN_ENV = "STM32OTA_TEST_PG_DSN"
 SELECTED = tuple(
     name for name in os.environ.get("STM32OTA_DDI_SERVERS", ",".join(SERVERS)).split(",") if name in SERVERS
 )
@@ -45,6 +49,8 @@ class _Pool:
         self._tmp = tmp
         self._adapters: dict[str, ServerUnderTest] = {}
         self._broken: dict[str, str] = {}
+        self._databases: list[PostgresDatabase] = []
+        self._serve_missing: dict[Path, str | None] = {}
 
     def get(self, name: str) -> ServerUnderTest:
         if name in self._adapters:
@@ -56,10 +62,32 @@ class _Pool:
             start = lambda: GooseBitAdapter(python, self._tmp.mktemp("goosebit"))  # noqa: E731
         else:
             tree = Path(os.environ.get("STM32OTA_SERVER_TREE", str(REPO)))
-            missing = stm32ota_serve_missing(tree)
+            if tree not in self._serve_missing:
+                self._serve_missing[tree] = stm32ota_serve_missing(tree)
+            missing = self._serve_missing[tree]
             if missing is not None:
                 pytest.skip(missing)
-            start = lambda: Stm32OtaAdapter(tree, self._tmp.mktemp("stm32ota"))  # noqa: E731
+            database: PostgresDatabase | None = None
+            if name == "stm32ota-pg":
+                require_tool("psql", "apt-get install postgresql-client")
+                dsn = os.environ.get(PG_DSN_ENV)
+                if not dsn:
+                    message = f"{PG_DSN_ENV} is not set (.ci/run starts PostgreSQL and sets it)"
+                    if IN_CI:
+                        pytest.fail(f"peer required under CI: {message}", pytrace=False)
+                    pytest.skip(message)
+
+            def start() -> ServerUnderTest:
+                nonlocal database
+                if name == "stm32ota-pg":
+                    database = PostgresDatabase(dsn)
+                    self._databases.append(database)
+                adapter = Stm32OtaAdapter(
+                    tree, self._tmp.mktemp(name), database=None if database is None else database.url
+                )
+                adapter.name = name
+                return adapter
+
         try:
             adapter = start()
         except Exception as error:
@@ -71,6 +99,8 @@ class _Pool:
     def close(self) -> None:
         for adapter in self._adapters.values():
             adapter.close()
+        for database in self._databases:
+            database.close()
 
 
 @pytest.fixture(scope="session")
@@ -86,9 +116,9 @@ def _deviation_keys(request: pytest.FixtureRequest) -> list[str]:
     keys = [name]
     callspec = getattr(node, "callspec", None)
     if callspec is not None:
-        others = [part for part in callspec.id.split("-") if part != request.param]
+        others = callspec.id.replace(str(request.param), "", 1).strip("-").replace("--", "-")
         if others:
-            keys.append(f"{name}[{'-'.join(others)}]")
+            keys.append(f"{name}[{others}]")
     return keys
 
 
