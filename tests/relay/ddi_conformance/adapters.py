@@ -18,6 +18,7 @@ Three outcomes besides a pass, and they are kept apart:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 import json
 import os
@@ -97,8 +98,14 @@ class ServerUnderTest(ABC):
         """A new device known to the server, with its own TargetToken."""
 
     @abstractmethod
-    def deploy(self, device: Device) -> Deployment:
-        """Assign a new release (one artifact) to ``device``, forced; its poll then offers deploymentBase."""
+    def deploy(
+        self, device: Device, *, forced: bool = True, download_only: bool = False, window: str | None = None
+    ) -> Deployment:
+        """Assign a new release (one artifact) to ``device``; its poll then offers deploymentBase.
+
+        ``forced`` False is hawkBit's soft assignment; ``download_only`` its download-only action; ``window``
+        ``"open"`` or ``"closed"`` a maintenance window that is open now or not (None: no window).
+        """
 
     @abstractmethod
     def cancel(self, deployment: Deployment) -> None:
@@ -137,6 +144,10 @@ class GooseBitAdapter(ServerUnderTest):
         "test_artifact_links_follow_hawkbit": "gooseBit gives only a `download` link (no download-http, md5sum)",
         "test_md5sum_resource": "gooseBit has no .MD5SUM resource",
         "test_action_history_on_request": "gooseBit ignores ?actionHistory= (no actionHistory in deploymentBase)",
+        "test_soft_assignment_is_attempt": "gooseBit 0.2.12 has only forced assignments",
+        "test_download_only_skips_the_update": "gooseBit 0.2.12 has no download-only actions",
+        "test_maintenance_window[open]": "gooseBit 0.2.12 has no maintenance windows",
+        "test_maintenance_window[closed]": "gooseBit 0.2.12 has no maintenance windows",
         "test_unknown_action_is_404": "gooseBit answers deploymentBase/{any id} with the current target (id echoed)",
         # download
         "test_download_etag_is_sha1": "gooseBit's download ETag is Starlette's (mtime/size digest), not the SHA-1",
@@ -182,7 +193,11 @@ class GooseBitAdapter(ServerUnderTest):
         token = self._server.add_device(controller_id)
         return Device(controller_id, token, self.controller_url(controller_id))
 
-    def deploy(self, device: Device) -> Deployment:
+    def deploy(
+        self, device: Device, *, forced: bool = True, download_only: bool = False, window: str | None = None
+    ) -> Deployment:
+        if not forced or download_only or window is not None:
+            raise Unsupported("gooseBit 0.2.12 has only forced assignments: no soft, download-only or window")
         # gooseBit offers nothing to a device that has not sent configData (and matches .swu compatibility on
         # hw_boardname/hw_revision), so the adapter sends it first, over DDI, as a real client would.
         reply = device.put(
@@ -342,13 +357,22 @@ class Stm32OtaAdapter(ServerUnderTest):
             )
         return self._release
 
-    def deploy(self, device: Device) -> Deployment:
+    def deploy(
+        self, device: Device, *, forced: bool = True, download_only: bool = False, window: str | None = None
+    ) -> Deployment:
         release = self._the_release()
-        action = self._admin_ok(
-            "POST",
-            "/api/v1/actions",
-            {"controller_id": device.controller_id, "release": str(release["id"]), "forced": True},
-        )
+        body: dict[str, Any] = {
+            "controller_id": device.controller_id,
+            "release": str(release["id"]),
+            "forced": forced,
+            "download_only": download_only,
+        }
+        if window is not None:
+            # A daily window (UTC): open now = started an hour ago for two hours; closed = a minute, in two hours.
+            now = dt.datetime.now(dt.UTC)
+            start = now + (dt.timedelta(hours=-1) if window == "open" else dt.timedelta(hours=2))
+            body["maintenance"] = {"start": start.strftime("%H:%M"), "duration": 7200 if window == "open" else 60}
+        action = self._admin_ok("POST", "/api/v1/actions", body)
         self._actions[device.controller_id] = int(action["id"])
         return Deployment(device, SIGNED_IMAGE.read_bytes(), str(release["filename"]), str(release["version"]))
 

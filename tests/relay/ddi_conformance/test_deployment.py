@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.relay.ddi_conformance.adapters import Deployment, ServerUnderTest
+from tests.relay.ddi_conformance.adapters import Deployment, Device, ServerUnderTest
 from tests.relay.ddi_conformance.ddi_client import Reply, call
 
 HANDLING = {"skip", "attempt", "forced"}
@@ -70,6 +70,27 @@ def test_deployment_base_shape(deployment: Deployment) -> None:
 def test_forced_assignment_is_forced(deployment: Deployment) -> None:
     body = fetch_deployment(deployment)["deployment"]
     assert body["download"] == "forced" and body["update"] == "forced", body
+
+
+def test_soft_assignment_is_attempt(sut: ServerUnderTest, device: Device) -> None:
+    body = fetch_deployment(sut.deploy(device, forced=False))["deployment"]
+    assert (body["download"], body["update"]) == ("attempt", "attempt"), body
+
+
+def test_download_only_skips_the_update(sut: ServerUnderTest, device: Device) -> None:
+    body = fetch_deployment(sut.deploy(device, download_only=True))["deployment"]
+    assert body["download"] in ("attempt", "forced") and body["update"] == "skip", body
+
+
+@pytest.mark.parametrize("window", ["open", "closed"])
+def test_maintenance_window(sut: ServerUnderTest, device: Device, window: str) -> None:
+    """hawkBit: ``maintenanceWindow`` is ``available`` or ``unavailable``; while unavailable, ``update`` is skip."""
+    body = fetch_deployment(sut.deploy(device, window=window))["deployment"]
+    if window == "open":
+        assert body["maintenanceWindow"] == "available" and body["update"] == "forced", body
+    else:
+        assert body["maintenanceWindow"] == "unavailable" and body["update"] == "skip", body
+        assert body["download"] == "forced", body
 
 
 def test_artifact_has_sha1_md5_and_sha256(deployment: Deployment) -> None:
