@@ -249,6 +249,7 @@ def stm32ota_serve_missing(tree: Path) -> str | None:
     """Why `stm32ota serve` cannot run from ``tree``, or None when it can."""
     done = subprocess.run(
         [*serve_command(), "--help"],
+        cwd=tree,  # `python -m` looks in the working folder first
         env=dict(os.environ, PYTHONPATH=str(tree)),
         capture_output=True,
         text=True,
@@ -310,6 +311,7 @@ class Stm32OtaAdapter(ServerUnderTest):
         self._log = (workdir / "serve.log").open("wb")
         self._process = subprocess.Popen(
             [*serve_command(), "--config", str(config), "--data", str(self._data), "--listen", "127.0.0.1:0"],
+            cwd=workdir,  # not the checkout: `python -m` looks in the working folder first
             env=dict(os.environ, PYTHONPATH=str(tree)),
             stdout=subprocess.PIPE,
             stderr=self._log,
