@@ -220,3 +220,8 @@ def test_download_if_range_with_another_etag_gives_everything(deployment: Deploy
     reply = get_artifact(deployment, {"Range": "bytes=0-9", "If-Range": '"0000000000000000000000000000000000000000"'})
     assert reply.status == 200, reply
     assert reply.body == deployment.artifact
+
+
+def test_download_if_match_with_another_etag_is_412(deployment: Deployment) -> None:
+    reply = get_artifact(deployment, {"If-Match": '"0000000000000000000000000000000000000000"'})
+    assert reply.status == 412, reply

@@ -85,3 +85,14 @@ def test_poll_has_etag_and_honours_if_none_match(device: Device) -> None:
     assert again.body == b""
     other = device.get(headers={"If-None-Match": '"not-this-one"'})
     assert other.status == 200 and other.json() == first.json()
+
+
+def test_poll_etag_changes_when_a_deployment_arrives(sut: ServerUnderTest, device: Device) -> None:
+    """A client caching by ETag must not miss an assignment: the old ETag no longer matches."""
+    etag = device.get().header("etag")
+    assert etag
+    sut.deploy(device)
+    reply = device.get(headers={"If-None-Match": etag})
+    assert reply.status == 200, reply
+    assert "deploymentBase" in _links(reply.json())
+    assert reply.header("etag") != etag
