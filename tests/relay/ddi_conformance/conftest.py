@@ -9,7 +9,8 @@
 
 Servers: ``stm32ota`` (ours on SQLite, from ``STM32OTA_SERVER_TREE`` or this checkout; skipped with the reason
 while `stm32ota serve` is not in the tree), ``stm32ota-pg`` (the same on a fresh database of the PostgreSQL
-server ``STM32OTA_TEST_PG_DSN`` names) and ``goosebit`` (the peer: skipped on a laptop without its venv, a
+server ``STM32OTA_TEST_PG_DSN`` names, by default the one .ci/run starts; skipped without one, a failure
+under CI) and ``goosebit`` (the peer: skipped on a laptop without its venv, a
 failure under CI).  ``STM32OTA_DDI_SERVERS=goosebit`` limits the run to some of them.
 """
 
@@ -37,6 +38,7 @@ from tests.relay.ddi_conformance.adapters import (
 
 SERVERS = ("stm32ota", "stm32ota-pg", "goosebit")
 PG_DSN_ENV = "STM32OTA_TEST_PG_DSN"
+DEFAULT_PG_DSN = "postgresql://stm32ota:stm32ota@127.0.0.1:5432/postgres"
 SELECTED = tuple(
     name for name in os.environ.get("STM32OTA_DDI_SERVERS", ",".join(SERVERS)).split(",") if name in SERVERS
 )
@@ -69,19 +71,9 @@ class _Pool:
                 pytest.skip(missing)
             database: PostgresDatabase | None = None
             if name == "stm32ota-pg":
-                require_tool("psql", "apt-get install postgresql-client")
-                dsn = os.environ.get(PG_DSN_ENV)
-                if not dsn:
-                    message = f"{PG_DSN_ENV} is not set (.ci/run starts PostgreSQL and sets it)"
-                    if IN_CI:
-                        pytest.fail(f"peer required under CI: {message}", pytrace=False)
-                    pytest.skip(message)
+                database = self._database()
 
             def start() -> ServerUnderTest:
-                nonlocal database
-                if name == "stm32ota-pg":
-                    database = PostgresDatabase(dsn)
-                    self._databases.append(database)
                 adapter = Stm32OtaAdapter(
                     tree, self._tmp.mktemp(name), database=None if database is None else database.url
                 )
@@ -95,6 +87,23 @@ class _Pool:
             raise
         self._adapters[name] = adapter
         return adapter
+
+    def _database(self) -> PostgresDatabase:
+        """A fresh database on the test PostgreSQL server; skip without one (fail under CI), as tests/relay does."""
+        require_tool("psql", "apt-get install postgresql-client")
+        if "stm32ota-pg" in self._broken:
+            pytest.fail(self._broken["stm32ota-pg"], pytrace=False)
+        dsn = os.environ.get(PG_DSN_ENV, DEFAULT_PG_DSN)
+        try:
+            database = PostgresDatabase(dsn)
+        except RuntimeError as error:
+            message = f"no PostgreSQL server at {dsn.split('@')[-1]}: {error}"
+            if IN_CI:
+                self._broken["stm32ota-pg"] = f"PostgreSQL required under CI: {message}"
+                pytest.fail(self._broken["stm32ota-pg"], pytrace=False)
+            pytest.skip(message)
+        self._databases.append(database)
+        return database
 
     def close(self) -> None:
         for adapter in self._adapters.values():
