@@ -236,56 +236,61 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def cmd_terminal(args: argparse.Namespace) -> int:
+    import io
     import os
     import select
     import sys
+    import time
 
     from .console import format_device_log
     from .device_commands import terminal
     from .link import SerialLink
     from .sansio import DeviceLog
 
-    stdin_fd = sys.stdin.fileno()
-    raw_mode = os.isatty(stdin_fd)
-    out = sys.stdout.buffer
-    newline = b"\r\n" if raw_mode else b"\n"
-    at_line_start = [True]
-
-    def on_output(data: bytes) -> None:
-        out.write(data)
-        out.flush()
-        at_line_start[0] = data.endswith((b"\n", b"\r"))
-
-    def on_log(event: DeviceLog) -> None:
-        lead = b"" if at_line_start[0] else newline
-        out.write(lead + format_device_log(event).encode("utf-8", "replace") + newline)
-        out.flush()
-        at_line_start[0] = True
-
-    def keys() -> bytes | None:
-        ready, _, _ = select.select([stdin_fd], [], [], 0)
-        if not ready:
-            return b""
-        data = os.read(stdin_fd, 1024)
-        return data or None
-
-    import time
-
     deadline = None if args.duration is None else time.monotonic() + args.duration
     with SerialLink(args.port, args.baud) as link:
-        sys.stderr.write(f"--- terminal on {args.port} at {args.baud} baud; Ctrl-] exits ---\n")
-        sys.stderr.flush()
+        try:
+            stdin_fd: int | None = sys.stdin.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            stdin_fd = None  # no keyboard: show what the device says until the line is quiet
+        raw_mode = stdin_fd is not None and os.isatty(stdin_fd)
+        out = sys.stdout.buffer
+        newline = b"\r\n" if raw_mode else b"\n"
+        at_line_start = [True]
+
+        def on_output(data: bytes) -> None:
+            out.write(data)
+            out.flush()
+            at_line_start[0] = data.endswith((b"\n", b"\r"))
+
+        def on_log(event: DeviceLog) -> None:
+            lead = b"" if at_line_start[0] else newline
+            out.write(lead + format_device_log(event).encode("utf-8", "replace") + newline)
+            out.flush()
+            at_line_start[0] = True
+
+        def keys() -> bytes | None:
+            if stdin_fd is None:
+                return None
+            ready, _, _ = select.select([stdin_fd], [], [], 0)
+            if not ready:
+                return b""
+            data = os.read(stdin_fd, 1024)
+            return data or None
+
         saved = None
-        if raw_mode:
+        if raw_mode and stdin_fd is not None:
             import termios
             import tty
 
             saved = termios.tcgetattr(stdin_fd)
-            tty.setraw(stdin_fd)
+            tty.setraw(stdin_fd)  # every key goes to the device as typed (Ctrl-C included); Ctrl-] exits
+        sys.stderr.write(f"--- terminal on {args.port} at {args.baud} baud; Ctrl-] exits ---{newline.decode()}")
+        sys.stderr.flush()
         try:
             result = terminal(link, keys=keys, on_output=on_output, on_log=on_log, deadline=deadline)
         finally:
-            if saved is not None:
+            if saved is not None and stdin_fd is not None:
                 import termios
 
                 termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
