@@ -35,7 +35,7 @@ from .crc import crc16_xmodem
 from .errors import DeviceError, PortError, ProtocolTimeoutError, Stm32OtaError
 from .flow import FlowStep, detect_protocol, image_digests, read_info
 from .link import SerialLink
-from .pump import IoRequest, PumpResult, pump, with_deadline
+from .pump import IoRequest, PumpResult, Write, pump, with_deadline
 from .sansio import DeviceLog, Event, Progress
 from .update.constants import DIGEST_SIZE, FRAME_HEADER_SIZE, FRAME_TRAILER_SIZE, MAX_PAYLOAD, SOF
 from .update.events import CommandComplete, SlotDigest, SlotErased, SlotRead
@@ -43,6 +43,7 @@ from .update.frames import FrameType
 from .update.host import HostConnection
 from .update.messages import DeviceInfo, LogRecord, SlotInfo, SlotState
 from .update.status import Status
+from .ymodem import BatchComplete, FileData, FileStarted, YmodemReceiver
 
 __all__ = [
     "PRIMARY_SLOT",
@@ -278,23 +279,30 @@ _IAP_HINTS = {
     "confirm": "it runs whatever it was sent last: there is no test boot to confirm",
     "rollback": "it keeps no previous image: flash the old file again (stm32ota flash -p PORT OLD.bin)",
     "erase": "it erases the application area itself before every download (stm32ota flash -p PORT app.bin)",
-    "read": "its option 2 uploads the application area by YMODEM: type 2 in `stm32ota terminal -p PORT`, "
-    "quit with Ctrl-], then `stm32ota receive -p PORT`",
+    "read": "it has one application area: read it without --slot/--raw (its upload option sends it by YMODEM)",
 }
+IAP_UPLOAD_KEY = b"2"  # AN4657 main menu: "Upload image from the internal Flash"
+IAP_UPLOAD_REQUESTS = 10  # 'C's sent (one a second) before the menu's upload counts as not starting
 
 
 def _noop(event: Event) -> None:
     del event
 
 
+def _iap_error(command: str) -> IapDeviceError:
+    what = "slots" if command == "read" else command
+    return IapDeviceError(f"this device is an AN4657 IAP menu; it has no {what}", hint=_IAP_HINTS[command])
+
+
 def _connect(
-    command: str, baud: int, clock: Callable[[], float], report: Report
+    command: str, baud: int, clock: Callable[[], float], report: Report, *, probed: bool = False
 ) -> Generator[IoRequest, PumpResult, tuple[HostConnection, DeviceInfo]]:
     """Probe for an IAP menu (before any frame is sent), then INFO."""
-    report(FlowStep(step="connect", message="probing the device"))
-    protocol = yield from detect_protocol(clock)
-    if protocol == "ymodem":
-        raise IapDeviceError(f"this device is an AN4657 IAP menu; it has no {command}", hint=_IAP_HINTS[command])
+    if not probed:
+        report(FlowStep(step="connect", message="probing the device"))
+        protocol = yield from detect_protocol(clock)
+        if protocol == "ymodem":
+            raise _iap_error(command)
     host = HostConnection(baud=baud)
     info = yield from read_info(host, clock, report)
     return host, info
@@ -625,6 +633,7 @@ class ReadResult:
     image: SlotInfo | None
     seconds: float
     checks: tuple[str, ...]  # what the read was verified against
+    source: Literal["slot", "iap-upload"] = "slot"  # a slot by READ, or an AN4657 menu's upload option
 
     @property
     def sha256(self) -> str:
@@ -633,15 +642,19 @@ class ReadResult:
     @property
     def summary(self) -> str:
         what = "the whole slot" if self.raw else f"the image {self.image.version_text}" if self.image else "the image"
+        where = f"from slot {self.slot}"
+        if self.source == "iap-upload":
+            what, where = "the application area", "with the IAP menu's upload"
         rate = len(self.data) / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"read {what} from slot {self.slot}: {len(self.data)} bytes in {self.seconds:.1f} s "
+            f"read {what} {where}: {len(self.data)} bytes in {self.seconds:.1f} s "
             f"({rate / 1024:.1f} KiB/s), sha256 {self.sha256[:16]}; verified: {', '.join(self.checks)}"
         )
 
     def to_json(self) -> dict[str, object]:
         return {
             "command": "read",
+            "source": self.source,
             "slot": self.slot,
             "raw": self.raw,
             "size": len(self.data),
@@ -672,10 +685,56 @@ def _read_chunk(
     raise AssertionError("unreachable")
 
 
+def _read_iap(clock: Callable[[], float], report: Report) -> Generator[IoRequest, PumpResult, ReadResult]:
+    """An AN4657 menu's upload option: the application area by YMODEM (each block CRC-16 checked)."""
+    report(FlowStep(step="connect", message="classic YMODEM device (AN4657 IAP menu): choosing 'Upload image'"))
+    yield Write(IAP_UPLOAD_KEY)
+    receiver = YmodemReceiver(start_requests=IAP_UPLOAD_REQUESTS)
+    parts: list[bytes] = []
+    size: list[int | None] = [None]
+    start = clock()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, FileData):
+            parts.append(event.data)
+        elif isinstance(event, FileStarted):
+            size[0] = event.size
+            report(FlowStep(step="read", message=f"the IAP sends {event.name} ({event.size} bytes)"))
+        elif isinstance(event, Progress):
+            report(Progress(phase="read", done=event.done, total=event.total))
+        else:
+            report(event)
+
+    yield from pump(receiver, start, until=lambda e: isinstance(e, BatchComplete), on_event=on_event)
+    final = receiver.data_to_send()  # the end-of-batch ACK is queued with BatchComplete: the menu waits for it
+    if final:
+        yield Write(final)
+    data = b"".join(parts)
+    if size[0] is not None and len(data) != size[0]:
+        raise DeviceCommandError(
+            f"the IAP announced {size[0]} bytes and sent {len(data)}", hint="read again; check the cable"
+        )
+    return ReadResult(
+        slot=PRIMARY_SLOT,
+        data=data,
+        raw=False,
+        image=None,
+        seconds=clock() - start,
+        checks=("YMODEM block CRC-16s",),
+        source="iap-upload",
+    )
+
+
 def read_slot_steps(
     slot: int, *, baud: int, clock: Callable[[], float], on_event: Report = _noop, raw: bool = False
 ) -> Generator[IoRequest, PumpResult, ReadResult]:
-    host, info = yield from _connect("read", baud, clock, on_event)
+    on_event(FlowStep(step="connect", message="probing the device"))
+    if (yield from detect_protocol(clock)) == "ymodem":
+        if slot != PRIMARY_SLOT or raw:
+            raise _iap_error("read")
+        result = yield from _read_iap(clock, on_event)
+        return result
+    host, info = yield from _connect("read", baud, clock, on_event, probed=True)
     _check_slot(info, slot)
     region = info.flash.slot(slot)
     image = _slot(info, slot)
@@ -729,7 +788,8 @@ def read_slot_steps(
 
 def read_slot(link: SerialLink, slot: int, *, raw: bool = False, on_event: Report = _noop) -> ReadResult:
     """READ a slot: its image (trimmed to the image's size), or with ``raw`` every byte of it, verified by
-    the device's SHA-256 of the range and by the image digest of its slot table."""
+    the device's SHA-256 of the range and by the image digest of its slot table.  From an AN4657 IAP menu
+    (slot 0, not raw): the application area its upload option sends."""
     return link.execute(read_slot_steps(slot, baud=link.baud, clock=time.monotonic, on_event=on_event, raw=raw))
 
 

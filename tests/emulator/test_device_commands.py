@@ -250,6 +250,7 @@ COMMANDS = {
     "erase": ["--slot", "1"],
     "read": ["out.bin"],
 }
+IAP_REFUSES = {**COMMANDS, "read": ["--raw", "out.bin"]}  # reading its application area works (below)
 
 
 @pytest.mark.parametrize("command", [*COMMANDS, "terminal"])
@@ -259,18 +260,33 @@ def test_a_wrong_port_is_one_line_with_a_hint(command: str, capsys: pytest.Captu
     assert err.startswith("stm32ota: error: no such port: /dev/no-such-tty-stm32ota\n  hint: ")
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("command", list(IAP_REFUSES))
 def test_an_iap_device_has_none_of_these_commands(
     command: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     with running_emulator("iap", baud=0, time_scale=0, state_dir=tmp_path / "iap") as emu:
         flash = bytes(emu.device.flash.data)
-        args = [str(tmp_path / a) if a.endswith(".bin") else a for a in COMMANDS[command]]
+        args = [str(tmp_path / a) if a.endswith(".bin") else a for a in IAP_REFUSES[command]]
         code, out, err = _run(capsys, command, "-p", emu.port, *args)
         assert code == 1 and out == ""
-        assert err.startswith(f"stm32ota: error: this device is an AN4657 IAP menu; it has no {command}\n  hint: ")
+        what = "slots" if command == "read" else command
+        assert err.startswith(f"stm32ota: error: this device is an AN4657 IAP menu; it has no {what}\n  hint: ")
         assert bytes(emu.device.flash.data) == flash
         assert emu.device.boots == 1  # none of its menu options was picked
+
+
+def test_read_of_an_iap_device_uploads_its_application_area(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    app = (FIRMWARE / "demo-1.0.0.bin").read_bytes()
+    with running_emulator("iap", baud=0, time_scale=0, state_dir=tmp_path / "iap") as emu:
+        code, _out, err = _run(capsys, "flash", "-q", "-p", emu.port, str(FIRMWARE / "demo-1.0.0.bin"))
+        assert code == 0, err
+        out_file = tmp_path / "app.bin"
+        data = _json(capsys, "read", "-p", emu.port, str(out_file))
+        assert out_file.read_bytes() == app
+        assert data["source"] == "iap-upload" and data["verified"] == ["YMODEM block CRC-16s"]
+        code, out, err = _run(capsys, "read", "-p", emu.port, str(out_file))  # the menu is back: again
+        assert code == 0 and "with the IAP menu's upload" in out, err
+        assert emu.device.boots == 1
 
 
 # --- ports ---------------------------------------------------------------------------------------------------
