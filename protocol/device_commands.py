@@ -79,7 +79,11 @@ PRIMARY_SLOT = 0
 SECONDARY_SLOT = 1
 RESET_TIMEOUT_S = 60.0  # the bootloader may swap two slots with real flash timings before the app answers
 RESET_POLL_S = 0.5  # listening (device logs still show) between INFO tries while the device restarts
-READ_CHUNK_ATTEMPTS = 3  # fresh tries of one READ chunk after the core's own retries ran out
+READ_CHUNK_ATTEMPTS = 12  # consecutive tries of one READ without an intact answer before giving up
+READ_SHRINK_AFTER = 2  # failed tries of one READ after which it asks for READ_CHUNK_SHRINK times fewer bytes
+READ_CHUNK_SHRINK = 4  # (long replies rarely survive a noisy line)
+READ_CHUNK_GROW_AFTER = 16  # clean answers in a row after which the reads grow back (x2, up to max_block)
+MIN_READ_CHUNK = 64
 TERMINAL_POLL_S = 0.02  # the terminal's read wait: keys and device output both feel immediate
 TERMINAL_HOLD_S = 0.05  # bytes that may start a frame are held this long before they count as raw output
 TERMINAL_QUIET_EXIT_S = 0.5  # after the end of piped input, the session ends once the line is this quiet
@@ -665,24 +669,89 @@ class ReadResult:
         }
 
 
-def _read_chunk(
-    host: HostConnection, slot: int, span: tuple[int, int], clock: Callable[[], float], report: Report
-) -> Generator[IoRequest, PumpResult, tuple[bytes, HostConnection]]:
-    """One READ of ``span`` (offset, length); after the core's own retries ran out, a few fresh tries."""
-    offset, length = span
-    for attempt in range(READ_CHUNK_ATTEMPTS):
-        host.read(slot, offset, length)
+class _ChunkedReader:
+    """Reads a slot in READs of at most ``max_block`` bytes.
+
+    A reply that arrives damaged is asked for again at once (a new try), not after the command timeout; on a
+    noisy line a long reply rarely arrives intact, so after :data:`READ_SHRINK_AFTER` failed tries the READ
+    asks for :data:`READ_CHUNK_SHRINK` times fewer bytes, and after :data:`READ_CHUNK_GROW_AFTER` intact
+    answers the reads grow back.  Each try has a sequence number of its own, so a late reply to an abandoned
+    try is ignored as stale."""
+
+    def __init__(
+        self, host: HostConnection, info: DeviceInfo, slot: int, clock: Callable[[], float], report: Report
+    ) -> None:
+        self.host = host
+        self._info = info
+        self._slot = slot
+        self._clock = clock
+        self._report = report
+        self._chunk = max(MIN_READ_CHUNK, min(info.max_block, MAX_PAYLOAD - 7))
+        self._max = self._chunk
+        self._seq = int.from_bytes(os.urandom(1), "little")
+
+    def read(self, size: int) -> Generator[IoRequest, PumpResult, bytes]:
+        parts: list[bytes] = []
+        done = failures = clean = 0
+        self._report(Progress(phase="read", done=0, total=size))
+        while done < size:
+            length = min(self._chunk, size - done)
+            data = yield from self._try(done, length)
+            if data is None:
+                failures += 1
+                clean = 0
+                if failures % READ_SHRINK_AFTER:
+                    continue
+                if failures >= READ_CHUNK_ATTEMPTS:
+                    raise ProtocolTimeoutError(
+                        f"no intact answer to a {length}-byte read at offset {done} of slot {self._slot} "
+                        f"after {failures} tries",
+                        hint="the line is too noisy: check the cable and lower the baud rate",
+                    )
+                smaller = max(MIN_READ_CHUNK, self._chunk // READ_CHUNK_SHRINK)
+                if smaller < self._chunk:
+                    self._chunk = smaller
+                    self._report(
+                        FlowStep(step="read", message=f"damaged answers to {length}-byte reads: going on in {smaller}")
+                    )
+                continue
+            failures = 0
+            clean += 1
+            if clean >= READ_CHUNK_GROW_AFTER and self._chunk < self._max:
+                self._chunk, clean = min(self._max, self._chunk * 2), 0
+            parts.append(data)
+            done += len(data)
+            self._report(Progress(phase="read", done=done, total=size))
+        return b"".join(parts)
+
+    def _try(self, offset: int, length: int) -> Generator[IoRequest, PumpResult, bytes | None]:
+        """One READ on a fresh core; ``None`` when its reply arrived damaged, or none came at all."""
+        self._seq = (self._seq + 1) & 0xFF
+        host = self.host = HostConnection(baud=self.host.baud, info=self._info, first_seq=self._seq)
+        host.read(self._slot, offset, length)
+        budget = host.discarded_bytes + (length + 16) // 2  # most of a reply frame went to waste
+        steps = pump(host, self._clock(), until=lambda e: isinstance(e, SlotRead), on_event=self._report)
+        reply: PumpResult = None
+        got = 0
         try:
-            event = yield from pump(host, clock(), until=lambda e: isinstance(e, SlotRead), on_event=report)
+            while True:
+                request = steps.send(reply)
+                reply = yield request
+                if host.discarded_bytes >= budget:
+                    return None  # damaged: ask again now rather than after the command timeout
+                if reply is not None:
+                    if reply[0]:
+                        got += len(reply[0])
+                    elif got:
+                        return None  # the reply stopped half-way (a byte lost): it will never complete
+        except StopIteration as stop:
+            event = stop.value
+            assert isinstance(event, SlotRead)
+            return event.data
         except ProtocolTimeoutError:
-            if attempt == READ_CHUNK_ATTEMPTS - 1:
-                raise
-            report(FlowStep(step="read", message=f"no answer to the read at {offset}: trying again"))
-            host = HostConnection(baud=host.baud, info=host.info)
-            continue
-        assert isinstance(event, SlotRead)
-        return event.data, host
-    raise AssertionError("unreachable")
+            return None
+        finally:
+            steps.close()
 
 
 def _read_iap(clock: Callable[[], float], report: Report) -> Generator[IoRequest, PumpResult, ReadResult]:
@@ -747,18 +816,10 @@ def read_slot_steps(
         )
     else:
         size = min(image.image_size, region.size)
-    chunk = max(1, min(info.max_block, MAX_PAYLOAD - 7))
+    reader = _ChunkedReader(host, info, slot, clock, on_event)
     start = clock()
-    parts: list[bytes] = []
-    done = 0
-    on_event(Progress(phase="read", done=0, total=size))
-    while done < size:
-        length = min(chunk, size - done)
-        data, host = yield from _read_chunk(host, slot, (done, length), clock, on_event)
-        parts.append(data)
-        done += len(data)
-        on_event(Progress(phase="read", done=done, total=size))
-    data = b"".join(parts)
+    data = yield from reader.read(size)
+    host = reader.host
     host.read_digest(slot, 0, size)
     event = yield from pump(host, clock(), until=lambda e: isinstance(e, SlotDigest), on_event=on_event)
     assert isinstance(event, SlotDigest)

@@ -395,3 +395,64 @@ def test_terminal_forwards_keys_to_an_iap_menu(tmp_path: Path) -> None:
         assert code == 0, err
         assert emu.device.boots == 1
     assert "1 sent" in err
+
+
+# --- the same commands on the asyncio driver ----------------------------------------------------------------
+
+
+def test_the_commands_run_on_the_asyncio_driver_too(device: EmulatorHandle) -> None:
+    import asyncio
+
+    from protocol.aio import AsyncSerialLink
+    from protocol.device_commands import read_slot_steps, reset_steps
+
+    async def main_() -> tuple[bytes, str]:
+        with SerialLink(device.port, 115200) as link:
+            alink = AsyncSerialLink(link)
+            read = await alink.execute(read_slot_steps(0, baud=115200, clock=time.monotonic))
+            reset = await alink.execute(reset_steps(baud=115200, clock=time.monotonic))
+            return read.data, reset.summary
+
+    data, summary = asyncio.run(main_())
+    assert data == OLD[: parse_image(OLD).end]
+    assert "running 1.0.0+0 (confirmed)" in summary
+
+
+# --- a noisy line ---------------------------------------------------------------------------------------------
+
+
+def _read_over_noise(tmp_path: Path, image: bytes, seed: int) -> None:
+    from protocol.device_commands import read_slot
+    from protocol.errors import Stm32OtaError
+    from protocol.flow import FlowStep
+    from protocol.sansio import Event
+
+    state = tmp_path / "state"
+    factory_program(state, image)
+    steps: list[str] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, FlowStep):
+            steps.append(event.message)
+
+    with running_emulator(
+        "ota", baud=0, time_scale=0, state_dir=state, faults="flip=1e-4,drop=0.001", seed=seed
+    ) as emu:
+        try:
+            with SerialLink(emu.port, 115200) as link:
+                result = read_slot(link, 0, on_event=on_event)
+        except Stm32OtaError as err:
+            assert str(err) and err.hint, "a failure says what went wrong and what to do"
+            return
+    assert result.data == image[: parse_image(image).end]
+    assert any("going on in" in step for step in steps)  # 2 KiB replies rarely survive this line
+
+
+def test_read_over_a_noisy_line_shrinks_its_reads_and_verifies(tmp_path: Path) -> None:
+    _read_over_noise(tmp_path, NEW, seed=1)
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("seed", range(1, 6))
+def test_read_of_20_kib_over_a_noisy_line(tmp_path: Path, seed: int) -> None:
+    _read_over_noise(tmp_path, make_image(version="1.2.0", size=20000), seed)
