@@ -73,6 +73,7 @@ __all__ = [
     "rollback",
     "rollback_steps",
     "terminal",
+    "what_is_left",
 ]
 
 PRIMARY_SLOT = 0
@@ -248,6 +249,28 @@ def describe_running(info: DeviceInfo) -> str:
             f"the next reset goes back to the previous image{pending}"
         )
     return f"running {running.version_text} (confirmed){pending}"
+
+
+def what_is_left(info: DeviceInfo | None, port: str = "PORT") -> str | None:
+    """After an update that stopped early (``flash --no-reboot`` / ``--no-confirm``): what is left to do, with
+    the command that does it; ``None`` when nothing is."""
+    if info is None:
+        return None
+    secondary = _slot(info, SECONDARY_SLOT)
+    if secondary is not None and secondary.state is SlotState.PENDING_TEST:
+        return (
+            f"{secondary.version_text} waits in slot 1 for its test boot: `stm32ota reset -p {port}` boots it, "
+            f"then `stm32ota confirm -p {port}` keeps it"
+        )
+    if secondary is not None and secondary.state is SlotState.PENDING_PERMANENT:
+        return f"{secondary.version_text} waits in slot 1 to be installed: `stm32ota reset -p {port}` swaps it in"
+    running = _running(info)
+    if running is not None and running.state is SlotState.ACTIVE:
+        return (
+            f"{running.version_text} runs under test: `stm32ota confirm -p {port}` keeps it "
+            "(the next reset goes back to the previous image)"
+        )
+    return None
 
 
 def _slot_json(slot: SlotInfo | None) -> dict[str, object] | None:

@@ -456,3 +456,29 @@ def test_read_over_a_noisy_line_shrinks_its_reads_and_verifies(tmp_path: Path) -
 @pytest.mark.parametrize("seed", range(1, 6))
 def test_read_of_20_kib_over_a_noisy_line(tmp_path: Path, seed: int) -> None:
     _read_over_noise(tmp_path, make_image(version="1.2.0", size=20000), seed)
+
+
+# --- what flash leaves to do -----------------------------------------------------------------------------------
+
+
+def test_flash_no_reboot_and_no_confirm_end_with_what_is_left_and_its_command(
+    device: EmulatorHandle, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    image = tmp_path / "new.bin"
+    image.write_bytes(NEW)
+    code, _out, err = _run(capsys, "flash", "-p", device.port, str(image), "--no-reboot")
+    assert code == 0, err
+    assert f"left to do: 1.1.0+0 waits in slot 1 for its test boot: `stm32ota reset -p {device.port}`" in err
+    code, _out, err = _run(capsys, "reset", "-p", device.port)
+    assert code == 0, err
+    code, _out, err = _run(capsys, "confirm", "-p", device.port)
+    assert code == 0, err
+
+    newer = tmp_path / "newer.bin"
+    newer.write_bytes(make_image(version="2.0.0", counter=5))
+    code, out, err = _run(capsys, "flash", "-p", device.port, str(newer), "--no-confirm", "--json")
+    assert code == 0, err
+    assert json.loads(out)["left_to_do"] == (
+        f"2.0.0+0 runs under test: `stm32ota confirm -p {device.port}` keeps it "
+        "(the next reset goes back to the previous image)"
+    )
