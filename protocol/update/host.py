@@ -16,7 +16,8 @@ Rules:
   ``change_baud()`` -> :class:`~protocol.sansio.ChangeBaud` (for the driver), then :class:`BaudChanged` or,
   when the device did not hear us at the new rate, ``ChangeBaud(old)`` and :class:`BaudChangeFailed`;
   ``begin_transfer()`` -> :class:`TransferStarted`, ``Progress("erase"|"transfer", ...)``, then
-  :class:`TransferComplete`.  Calling a command method while another is outstanding raises
+  :class:`TransferComplete`; ``erase()`` -> :class:`SlotErased`; ``read()`` -> :class:`SlotRead`;
+  ``read_digest()`` -> :class:`SlotDigest`.  Calling a command method while another is outstanding raises
   :class:`LocalProtocolError` before anything is queued (the connection is unchanged).  ``abort()`` is the
   exception: it may interrupt anything but a baud switch.
 * A failure status from the device is raised out of :meth:`next_event` as
