@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -192,6 +193,11 @@ def _describe_path(path: str) -> ListPortInfo:
         return info
     if not os.path.exists(path):
         raise PortError(f"no such port: {path}", hint="check the name: `stm32ota ports` lists the serial ports")
+    if not stat.S_ISCHR(os.stat(path).st_mode):
+        raise PortError(
+            f"{path} is not a serial port (not a character device)",
+            hint="name a tty: `stm32ota ports` lists the serial ports",
+        )
     known = {p.device: p for p in list_ports.comports(include_links=True)}
     if path in known:
         return known[path]

@@ -249,5 +249,7 @@ def test_list_serial_ports_describes_a_real_pty_and_refuses_a_missing_one() -> N
         os.close(slave)
     with pytest.raises(PortError, match="no such port"):
         list_serial_ports(["/dev/no-such-tty-stm32ota"])
+    with pytest.raises(PortError, match="not a serial port"):
+        list_serial_ports([__file__])
     url = list_serial_ports(["socket://127.0.0.1:1"])
     assert any(p.device == "socket://127.0.0.1:1" and "socket://" in p.description for p in url)
