@@ -482,3 +482,32 @@ def test_flash_no_reboot_and_no_confirm_end_with_what_is_left_and_its_command(
         f"2.0.0+0 runs under test: `stm32ota confirm -p {device.port}` keeps it "
         "(the next reset goes back to the previous image)"
     )
+
+
+# --- real flash timings ---------------------------------------------------------------------------------------
+
+
+def test_erase_with_datasheet_erase_times_on_a_paced_line(tmp_path: Path) -> None:
+    """Three 128 KiB sectors take the F407's 1 s each: the device reports before each one and the host waits
+    through them (BUSY_TIMEOUT_S per report) instead of resending or giving up."""
+    from emulator.chips import CHIPS
+    from protocol.device_commands import erase
+    from protocol.sansio import Event, Progress
+
+    state = tmp_path / "state"
+    factory_program(state, OLD)
+    chip = CHIPS["stm32f407vg"]
+    raw = bytearray((state / "flash.bin").read_bytes())
+    start, size = chip.layout.secondary
+    for sector in chip.sectors_in(start, size):
+        raw[sector.start - chip.flash_base] = 0x00  # every sector of the download slot holds something
+    (state / "flash.bin").write_bytes(bytes(raw))
+    events: list[Event] = []
+    with running_emulator("ota", baud=115200, time_scale=1.0, state_dir=state) as emu:
+        with SerialLink(emu.port, 115200) as link:
+            result = erase(link, 1, on_event=events.append)
+        assert emu.device.flash.is_erased(start, size)
+        assert emu.device.flash.erases >= 3
+    assert result.erased == size and result.sectors == 3 and not result.resetting
+    erase_reports = [e for e in events if isinstance(e, Progress) and e.phase == "erase"]
+    assert [e.done for e in erase_reports][-4:] == [0, 131072, 262144, 393216]
