@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("reset", help="reboot the device, wait until it answers again, say what it runs")
     add_port_arguments(p)
     _reporting(p)
-    p.add_argument("--timeout", type=float, default=60.0, help="longest wait for the device to answer (s)")
+    p.add_argument("--timeout", type=_seconds, default=60.0, help="longest wait for the device to answer (s)")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_reset")
 
     p = sub.add_parser("confirm", help="confirm the image under test (it then stays after every reset)")
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_port_arguments(p)
     _reporting(p)
     p.add_argument("--reboot", action="store_true", help="reset now and report what runs")
-    p.add_argument("--timeout", type=float, default=60.0, help="with --reboot: longest wait for the device (s)")
+    p.add_argument("--timeout", type=_seconds, default=60.0, help="with --reboot: longest wait for the device (s)")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_rollback")
 
     p = sub.add_parser(
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     _reporting(p)
     p.add_argument("--slot", type=int, required=True, help="0 = primary (running), 1 = download slot")
     p.add_argument("--force", action="store_true", help="erase even the slot the running image lives in")
-    p.add_argument("--timeout", type=float, default=60.0, help="longest wait for a device that resets (s)")
+    p.add_argument("--timeout", type=_seconds, default=60.0, help="longest wait for a device that resets (s)")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_erase")
 
     p = sub.add_parser(
@@ -81,8 +81,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "input is over and the line is quiet.",
     )
     add_port_arguments(p)
-    p.add_argument("--duration", type=float, default=None, help="close after this many seconds")
+    p.add_argument("--duration", type=_seconds, default=None, help="close after this many seconds")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_terminal")
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (argparse reports anything else as a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
 
 
 def _reporting(p: argparse.ArgumentParser) -> None:

@@ -511,3 +511,12 @@ def test_erase_with_datasheet_erase_times_on_a_paced_line(tmp_path: Path) -> Non
     assert result.erased == size and result.sectors == 3 and not result.resetting
     erase_reports = [e for e in events if isinstance(e, Progress) and e.phase == "erase"]
     assert [e.done for e in erase_reports][-4:] == [0, 131072, 262144, 393216]
+
+
+@pytest.mark.parametrize("argv", [["reset", "--timeout", "-3"], ["terminal", "--duration", "soon"]])
+def test_a_bad_duration_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([argv[0], "-p", "/dev/null", *argv[1:]])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"stm32ota {argv[0]}: error: argument" in err and "seconds" in err
