@@ -345,6 +345,45 @@ def _command(host: HostConnection, clock: Callable[[], float], report: Report) -
     return pump(host, clock(), until=lambda e: isinstance(e, CommandComplete), on_event=report)
 
 
+def _end_transfer(host: HostConnection, clock: Callable[[], float], report: Report) -> Steps:
+    """A device still in the data phase of a transfer that was cut off refuses every other command with
+    NOT_ALLOWED: end it with ABORT (the device keeps its resume record, so `flash` continues it later)."""
+    report(
+        FlowStep(
+            step="abort",
+            message="the device was in the middle of a transfer: ending it first (`stm32ota flash` resumes it later)",
+        )
+    )
+    host.abort()
+    return _command(host, clock, report)
+
+
+def _execute(
+    host: HostConnection,
+    start: Callable[[], None],
+    until: Callable[[Event], bool],
+    clock: Callable[[], float],
+    report: Report,
+) -> Generator[IoRequest, PumpResult, Event | None]:
+    """Start a command and wait for the event that completes it; after NOT_ALLOWED (a transfer left in its
+    data phase) end that transfer and try once more."""
+    start()
+    try:
+        event = yield from pump(host, clock(), until=until, on_event=report)
+        return event
+    except DeviceError as err:
+        if err.status != Status.NOT_ALLOWED:
+            raise
+    yield from _end_transfer(host, clock, report)
+    start()
+    event = yield from pump(host, clock(), until=until, on_event=report)
+    return event
+
+
+def _completes(event: Event) -> bool:
+    return isinstance(event, CommandComplete)
+
+
 def _wait_for_device(
     baud: int, clock: Callable[[], float], report: Report, timeout: float
 ) -> Generator[IoRequest, PumpResult, DeviceInfo]:
@@ -369,8 +408,7 @@ def _wait_for_device(
 def _reboot_and_wait(
     host: HostConnection, baud: int, clock: Callable[[], float], report: Report, timeout: float
 ) -> Generator[IoRequest, PumpResult, DeviceInfo]:
-    host.reboot()
-    yield from _command(host, clock, report)
+    yield from _execute(host, host.reboot, _completes, clock, report)
     report(FlowStep(step="reboot", message="the device is restarting"))
     info = yield from _wait_for_device(baud, clock, report, timeout)
     return info
@@ -470,9 +508,8 @@ def confirm_steps(
 ) -> Generator[IoRequest, PumpResult, ConfirmResult]:
     host, before = yield from _connect("confirm", baud, clock, on_event)
     running = _running(before)
-    host.confirm()
     try:
-        yield from _command(host, clock, on_event)
+        yield from _execute(host, host.confirm, _completes, clock, on_event)
     except DeviceError as err:
         if err.status == Status.NOT_CONFIRMABLE:
             raise _not_confirmable(before, err) from err
@@ -528,10 +565,9 @@ def rollback_steps(
     timeout: float = RESET_TIMEOUT_S,
 ) -> Generator[IoRequest, PumpResult, RollbackResult]:
     host, before = yield from _connect("rollback", baud, clock, on_event)
-    host.rollback()
     secondary = _slot(before, SECONDARY_SLOT)
     try:
-        yield from _command(host, clock, on_event)
+        yield from _execute(host, host.rollback, _completes, clock, on_event)
     except DeviceError as err:
         if err.status == Status.NO_ROLLBACK:
             hint = err.hint
@@ -616,8 +652,9 @@ def erase_steps(
     region = info.flash.slot(slot)
     sectors = sum(1 for _ in _sectors_in(info, region.address, region.size))
     start = clock()
-    host.erase(slot, force=force)
-    event = yield from pump(host, clock(), until=lambda e: isinstance(e, SlotErased), on_event=on_event)
+    event = yield from _execute(
+        host, lambda: host.erase(slot, force=force), lambda e: isinstance(e, SlotErased), clock, on_event
+    )
     assert isinstance(event, SlotErased)
     seconds = clock() - start
     after: DeviceInfo | None = None
@@ -845,9 +882,16 @@ def read_slot_steps(
         )
     else:
         size = min(image.image_size, region.size)
-    reader = _ChunkedReader(host, info, slot, clock, on_event)
     start = clock()
-    data = yield from reader.read(size)
+    reader = _ChunkedReader(host, info, slot, clock, on_event)
+    try:
+        data = yield from reader.read(size)
+    except DeviceError as err:
+        if err.status != Status.NOT_ALLOWED:
+            raise
+        yield from _end_transfer(reader.host, clock, on_event)
+        reader = _ChunkedReader(reader.host, info, slot, clock, on_event)
+        data = yield from reader.read(size)
     host = reader.host
     host.read_digest(slot, 0, size)
     event = yield from pump(host, clock(), until=lambda e: isinstance(e, SlotDigest), on_event=on_event)

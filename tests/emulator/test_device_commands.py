@@ -520,3 +520,26 @@ def test_a_bad_duration_is_a_usage_error(argv: list[str], capsys: pytest.Capture
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"stm32ota {argv[0]}: error: argument" in err and "seconds" in err
+
+
+def _leave_in_data_phase(emu: EmulatorHandle) -> None:
+    """A flash cut off after BEGIN: the device stays in its data phase, refusing other commands."""
+    from protocol.pump import pump
+    from protocol.update import HostConnection, TransferStarted
+
+    with SerialLink(emu.port, 115200) as link:
+        host = HostConnection()
+        host.begin_transfer(make_image(version="3.0.0", size=30000), slot=1)
+        link.execute(pump(host, time.monotonic(), until=lambda e: isinstance(e, TransferStarted)))
+
+
+@pytest.mark.parametrize("command", ["reset", "read"])
+def test_a_transfer_left_in_its_data_phase_is_ended_first(
+    command: str, device: EmulatorHandle, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _leave_in_data_phase(device)
+    args = [str(tmp_path / "slot0.bin")] if command == "read" else []
+    code, out, err = _run(capsys, command, "-p", device.port, *args)
+    assert code == 0, err
+    assert "the device was in the middle of a transfer: ending it first" in err
+    assert "1.0.0+0" in out
