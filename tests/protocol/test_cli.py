@@ -44,7 +44,7 @@ def test_building_the_parser_imports_no_qt_aiohttp_or_serial() -> None:
 
 def test_send_path_imports_no_qt_or_aiohttp() -> None:
     code = (
-        "import sys, importlib; importlib.import_module('protocol.ymodem_commands'); "
+        "import sys, importlib; importlib.import_module('protocol.cli.ymodem_commands'); "
         "importlib.import_module('protocol.update_commands'); "
         "bad = [m for m in ('PySide6', 'aiohttp') if m in sys.modules]; assert not bad, bad"
     )
@@ -63,21 +63,53 @@ def test_port_error_is_one_line_with_hint(capsys: pytest.CaptureFixture[str]) ->
     assert "hint:" in err
 
 
-def test_each_module_registers_exactly_the_commands_the_registry_names() -> None:
+def _registered(register: object) -> set[str]:
     import argparse
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    register(sub)  # type: ignore[operator]
+    return set(sub.choices)
+
+
+def test_each_builtin_family_registers_exactly_the_commands_it_declares() -> None:
     import importlib
 
-    from protocol.cli import COMMAND_MODULES
+    from protocol.cli import FAMILIES
 
-    for module_name, names in COMMAND_MODULES.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            assert names == (), f"{module_name} is not installed but claims {names}"
-            continue
-        sub = argparse.ArgumentParser().add_subparsers()
-        module.register(sub)
-        assert tuple(sub.choices) == names, module_name
+    for module_name, names in FAMILIES.items():
+        assert _registered(importlib.import_module(module_name).register) == set(names), module_name
+
+
+def test_each_entry_point_names_exactly_the_commands_its_register_adds() -> None:
+    from protocol.cli import plugin_families
+
+    families = plugin_families()
+    assert families, "no stm32ota.commands entry points: is the package installed (pip install -e .)?"
+    for value, (load, names) in families.items():
+        assert _registered(load()) == set(names), value
+    declared = [name for _, names in families.values() for name in names]
+    assert {"emulate", "demo"} <= set(declared)
+    assert len(declared) == len(set(declared)), "one subcommand declared by two entry points"
+
+
+def test_protocol_names_none_of_the_packages_built_on_it() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "protocol"
+    dependents = {"emulator", "relay", "updater_gui"}
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names = [node.value.split(":")[0]] if ":" in node.value or "." in node.value else []
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in dependents, f"{path.relative_to(root)} names {name}"
 
 
 def test_running_a_command_builds_only_its_own_module_s_parser() -> None:

@@ -11,10 +11,10 @@ from protocol.cli import build_parser, main
 
 def test_send_and_receive_are_registered() -> None:
     args = build_parser().parse_args(["send", "-p", "loop://", "--block-size", "128", "a", "b"])
-    assert args.handler == "protocol.ymodem_commands:cmd_send"
+    assert args.handler == "protocol.cli.ymodem_commands:cmd_send"
     assert args.files == ["a", "b"] and args.block_size == 128
     args = build_parser().parse_args(["receive", "-p", "loop://", "-d", "x", "--overwrite"])
-    assert args.handler == "protocol.ymodem_commands:cmd_receive"
+    assert args.handler == "protocol.cli.ymodem_commands:cmd_receive"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["send", "-p", "loop://", "--block-size", "512", "a"])
 

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .console import ConsoleReporter, format_bytes, write_json
-from .errors import Stm32OtaError
-from .link import SerialLink
-from .sansio import Connection, Event, Progress
-from .ymodem import (
+from ..console import ConsoleReporter, format_bytes, write_json
+from ..errors import Stm32OtaError
+from ..link import SerialLink
+from ..sansio import Connection, Event, Progress
+from ..ymodem import (
     REQUEST_INTERVAL_S,
     BatchComplete,
     FileData,
