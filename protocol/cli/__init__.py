@@ -187,6 +187,8 @@ def _run(argv: list[str]) -> int:
     verbose = args.verbose + getattr(args, VERBOSE_AFTER, 0)
     trace = args.trace or getattr(args, TRACE_AFTER, False)
     _configure_logging(verbose, trace)
+    log = logging.getLogger(__name__)
+    log.debug("stm32ota %s, Python %s: %s (%s)", __version__, sys.version.split()[0], args.command, args.handler)
     try:
         return _resolve(args.handler)(args)
     except Stm32OtaError as err:
