@@ -520,6 +520,13 @@ class YmodemSender(_Core):
         return self._ack_timeout
 
     @property
+    def files_delivered(self) -> bool:
+        """Every file's EOT was ACKed: what is left (the end-of-batch block, its ACK) only closes the session.
+        A receiver that hangs the line up now (``rb`` exits as soon as it has written that ACK, and closing a
+        pty may drop it) has received every file."""
+        return self._index >= len(self._files)
+
+    @property
     def current_file(self) -> YmodemFile | None:
         """The file being sent, ``None`` before the first and after the last."""
         return self._files[self._index] if self._index < len(self._files) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import logging
 import math
 import os
 import stat
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..console import ConsoleReporter, format_bytes, write_json
-from ..errors import Stm32OtaError
+from ..errors import PortError, Stm32OtaError
 from ..link import SerialLink
 from ..sansio import Connection, Event, Progress
 from ..ymodem import (
@@ -37,7 +38,7 @@ from ..ymodem import (
 
 __all__ = ["cmd_receive", "cmd_send", "load_files"]
 
-EXIT_OK = 0
+log = logging.getLogger(__name__)
 _PART_SUFFIX = ".part"
 _XMODEM_NAME = "xmodem.bin"  # a plain XMODEM sender sends no name
 
@@ -111,7 +112,12 @@ def cmd_send(args: argparse.Namespace) -> int:
         reporter.message(f"waiting for the receiver on {args.port} ...")
         started = time.monotonic()
         with _aborting(link, core):
-            _run(link, core, on_event)
+            try:
+                _run(link, core, on_event)
+            except PortError:
+                if not core.files_delivered:
+                    raise
+                log.info("the receiver closed the line after acknowledging every file: the batch is complete")
         elapsed = time.monotonic() - started
     reporter.close()
     summary = _summary("sent", sum(f["size"] for f in sent), elapsed)
@@ -120,7 +126,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         write_json(summary)
     else:
         reporter.message(_report_line(summary, len(sent)))
-    return EXIT_OK
+    return 0
 
 
 class _Store:
@@ -288,4 +294,4 @@ def cmd_receive(args: argparse.Namespace) -> int:
         write_json(summary)
     else:
         reporter.message(_report_line(summary, len(store.received)))
-    return EXIT_OK
+    return 0
