@@ -15,13 +15,14 @@ import math
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..console import ConsoleReporter, format_bytes, write_json
 from ..errors import PortError, Stm32OtaError
 from ..link import SerialLink
+from ..pump import IoRequest, PumpResult, Write, pump
 from ..sansio import Connection, Event, Progress
 from ..ymodem import (
     REQUEST_INTERVAL_S,
@@ -35,6 +36,7 @@ from ..ymodem import (
     YmodemSender,
     safe_filename,
 )
+from ..ymodem.iap import IAP_DOWNLOAD_KEY, LineProbe, is_iap_menu, is_start_request
 
 __all__ = ["cmd_receive", "cmd_send", "load_files"]
 
@@ -92,6 +94,31 @@ def _run(link: SerialLink, core: Connection, on_event: Any) -> None:
     link.run(core, on_event=on_event)
 
 
+def reach_receiver(
+    sender: YmodemSender, clock: Callable[[], float], say: Callable[[str], None]
+) -> Generator[IoRequest, PumpResult, bool]:
+    """Before a batch: find the receiver, and pick an AN4657 IAP menu's download option if that is what waits.
+
+    Listen first (a receiver already asking with 'C' is answered at once, nothing written); on a quiet line,
+    or text, probe with the byte that makes a menu print itself (a YMODEM receiver ignores it).  A menu gets
+    its download key; anything else heard is handed to ``sender``, whose own start logic judges it.  Returns
+    True when a menu was found."""
+    listen = LineProbe(send=b"", until_request=True)
+    yield from pump(listen, clock())
+    heard = bytes(listen.received)
+    if not is_start_request(heard) and not is_iap_menu(heard):
+        probe = LineProbe()
+        yield from pump(probe, clock())
+        heard = bytes(probe.received)
+    if is_iap_menu(heard):
+        say("an IAP bootloader menu answered: choosing 'Download image'")
+        yield Write(IAP_DOWNLOAD_KEY)
+        return True
+    if heard:
+        sender.receive_data(heard)
+    return False
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     files = load_files(args.files)
     reporter = ConsoleReporter(quiet=args.quiet or args.json)
@@ -113,6 +140,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         started = time.monotonic()
         with _aborting(link, core):
             try:
+                link.execute(reach_receiver(core, time.monotonic, reporter.message))
                 _run(link, core, on_event)
             except PortError:
                 if not core.files_delivered:

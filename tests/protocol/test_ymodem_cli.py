@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from protocol.cli import build_parser, main
+from protocol.link import SerialLink
 from protocol.ymodem import BatchComplete, FileData, FileReceived, FileStarted, YmodemReceiver
 
 
@@ -135,3 +136,24 @@ def test_a_receiver_that_hangs_up_before_the_last_file_is_acknowledged_is_still_
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("stm32ota: error: ") and "unplugged" in err and "Traceback" not in err
+
+
+# -- into an AN4657 IAP menu ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("state", ["menu", "download-chosen-already"])
+def test_send_into_an_iap_menu_picks_the_download_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], state: str
+) -> None:
+    # before: send waited 60 s for a 'C' that never came, then failed
+    from emulator.iap import IAP_APP_ADDRESS
+    from emulator.testing import running_emulator
+
+    image = tmp_path / "app.bin"
+    image.write_bytes(os.urandom(3000))
+    with running_emulator("iap", baud=0, time_scale=0) as emu:
+        if state != "menu":  # someone pressed 1 on a terminal: the IAP already asks with 'C' every second
+            with SerialLink(emu.port) as link:
+                link.write(b"1")
+        assert main(["send", "-p", emu.port, str(image)]) == 0, capsys.readouterr().err
+        written = bytes(emu.device.flash.read(IAP_APP_ADDRESS["stm32f407vg"], 3000))
+    assert written == image.read_bytes()
+    assert ("choosing 'Download image'" in capsys.readouterr().err) == (state == "menu")
