@@ -43,6 +43,9 @@ __all__ = ["cmd_receive", "cmd_send", "load_files"]
 log = logging.getLogger(__name__)
 _PART_SUFFIX = ".part"
 _XMODEM_NAME = "xmodem.bin"  # a plain XMODEM sender sends no name
+# quiet line send waits for a receiver's 'C' before it probes for an IAP menu: rb asks about 1 s after it
+# starts, an IAP menu never asks by itself (and a receiver need not see our probe byte at all)
+LISTEN_BEFORE_PROBE_S = 1.5
 
 
 def load_files(paths: list[str]) -> list[YmodemFile]:
@@ -100,14 +103,15 @@ def reach_receiver(
     """Before a batch: find the receiver, and pick an AN4657 IAP menu's download option if that is what waits.
 
     Listen first (a receiver already asking with 'C' is answered at once, nothing written); on a quiet line,
-    or text, probe with the byte that makes a menu print itself (a YMODEM receiver ignores it).  A menu gets
+    or text, probe with the byte that makes a menu print itself (a YMODEM receiver ignores it).  Either wait
+    ends at a read of nothing but start requests, so a waiting receiver costs no probe time.  A menu gets
     its download key; anything else heard is handed to ``sender``, whose own start logic judges it.  Returns
     True when a menu was found."""
-    listen = LineProbe(send=b"", until_request=True)
+    listen = LineProbe(LISTEN_BEFORE_PROBE_S, send=b"", until_request=True)
     yield from pump(listen, clock())
     heard = bytes(listen.received)
     if not is_start_request(heard) and not is_iap_menu(heard):
-        probe = LineProbe()
+        probe = LineProbe(until_request=True)
         yield from pump(probe, clock())
         heard = bytes(probe.received)
     if is_iap_menu(heard):
