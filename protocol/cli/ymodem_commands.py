@@ -23,7 +23,7 @@ from ..console import ConsoleReporter, format_bytes, write_json
 from ..errors import PortError, Stm32OtaError
 from ..link import SerialLink
 from ..pump import IoRequest, PumpResult, Write, pump
-from ..sansio import Connection, Event, Progress
+from ..sansio import Event, Progress
 from ..ymodem import (
     REQUEST_INTERVAL_S,
     BatchComplete,
@@ -93,10 +93,6 @@ def _report_line(summary: dict[str, Any], count: int) -> str:
     )
 
 
-def _run(link: SerialLink, core: Connection, on_event: Any) -> None:
-    link.run(core, on_event=on_event)
-
-
 def reach_receiver(
     sender: YmodemSender, clock: Callable[[], float], say: Callable[[str], None]
 ) -> Generator[IoRequest, PumpResult, bool]:
@@ -145,7 +141,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         with _aborting(link, core):
             try:
                 link.execute(reach_receiver(core, time.monotonic, reporter.message))
-                _run(link, core, on_event)
+                link.run(core, on_event=on_event)
             except PortError:
                 if not core.files_delivered:
                     raise
@@ -314,7 +310,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
         started = time.monotonic()
         try:
             with _aborting(link, core):
-                _run(link, core, on_event)
+                link.run(core, on_event=on_event)
         except BaseException:
             store.discard()
             raise

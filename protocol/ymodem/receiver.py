@@ -106,7 +106,6 @@ class YmodemReceiver(_Core):
         self._requests_sent = 1
         self._first_start = True  # no block 0 seen yet: the start-request schedule applies
         self._errors = 0
-        self._last_error_timeout = False
         self._purging = False  # a bad block: drop input until the line is quiet, then ask again
         self._xmodem = False
         self._expected = 1  # next data block number (not wrapped)
@@ -361,7 +360,6 @@ class YmodemReceiver(_Core):
     def _count_error(self, what: str, *, timeout: bool = False, reply: bool = True) -> None:
         """One more consecutive error; at ``max_errors`` abort.  ``reply`` asks for the block again now."""
         self._errors += 1
-        self._last_error_timeout = timeout
         log.debug("receive error %d/%d: %s", self._errors, self.max_errors, what)
         if self._errors >= self.max_errors:
             if timeout:

@@ -114,7 +114,6 @@ class YmodemSender(_Core):
         self._first_start = True
         self._crc = True
         self._retries = 0
-        self._last_fail_was_timeout = False
         self._suspect = False  # this block's ACK may have been lost
         self._dup_naks = 0
         self._probing: tuple[Phase, int, int, int, bytes] | None = None  # state to step back to
@@ -396,7 +395,6 @@ class YmodemSender(_Core):
 
     def _count_failure(self, *, timeout: bool) -> None:
         self._retries += 1
-        self._last_fail_was_timeout = timeout
         if self._retries < self._max_retries:
             return
         what = {
