@@ -78,7 +78,7 @@ BAUD_SYNC_RETRIES = 3  # SYNC tries at the new rate (all inside BAUD_SYNC_WINDOW
 BAUD_REVERT_MARGIN_S = 0.25  # host: extra silence after falling back, so the device has surely reverted
 
 # --- the handshake (PING, then INFO in pieces) ----------------------------------------------------------------
-INFO_PIECE_START = 512  # bytes of INFO record the host asks for first (the whole record, on most devices)
+INFO_PIECE_START = 128  # bytes of INFO record the host asks for first (a 300-byte record: three round trips)
 INFO_PIECE_MIN = 32  # the host halves a piece after each failed try, down to this (63 bytes round trip)
 INFO_PIECE_RETRIES = 15  # resends of one INFO piece (the device answered PING, so it is there)
 INFO_RESTARTS = 3  # the record changed between pieces this often: give up
