@@ -101,9 +101,7 @@ def format_flash_summary(result: FlashResult) -> str:
     if result.resumed_from:
         parts.append(f"resumed at {format_bytes(result.resumed_from)}, {format_bytes(result.sent_bytes)} sent")
     if result.compressed and result.sent_bytes:
-        parts.append(
-            f"deflated to {format_bytes(result.payload_bytes)} ({result.compression_ratio * 100:.0f} % of it)"
-        )
+        parts.append(f"deflated to {format_bytes(result.payload_bytes)} ({result.compression_ratio * 100:.0f} % of it)")
     elif result.protocol == "ota":
         parts.append("uncompressed")
     parts.append(f"{format_bytes(result.wire_bytes)} on the wire at {result.baud} baud")

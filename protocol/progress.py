@@ -186,7 +186,7 @@ class ProgressMeter:
         return self.advance(event.done, event.total, now)
 
     def note(self, message: str, now: float) -> ProgressSnapshot:
-        """Something worth a line happened in the current phase."""
+        """Something worth a line happened in the current phase (or, between phases, after the last one)."""
         return self._snapshot(PhaseStatus.RUNNING, now, message)
 
     def end(self, now: float, message: str = "", *, amount: int | None = None, wire_bytes: int = 0) -> ProgressSnapshot:
@@ -205,7 +205,8 @@ class ProgressMeter:
 
     def _snapshot(self, status: PhaseStatus, now: float, message: str) -> ProgressSnapshot:
         timing = self._current
-        assert timing is not None
+        if timing is None:  # a note between two phases belongs to the one that ended last
+            timing = self.timings[-1] if self.timings else PhaseTiming(phase=Phase.OTHER, started=now, ended=now)
         rate = 0.0
         history = self._history
         if len(history) >= 2:

@@ -30,13 +30,13 @@ NEW = demo_firmware("demo-1.1.0.signed.bin").read_bytes()
 @pytest.mark.parametrize("seed", range(1, 5))
 def test_info_gets_through_the_noise(tmp_path: Path, seed: int) -> None:
     factory_program(tmp_path, OLD)
-    with running_emulator("ota", baud=0, time_scale=0, state_dir=tmp_path, faults=FAULTS, seed=seed) as emu:
-        with SerialLink(emu.port) as link:
-            for _ in range(2):  # the first INFO of a session, and one after it
-                host = HostConnection()
-                info = link.execute(read_info(host, time.monotonic))
-                assert info.chip_id == CHIPS[DEMO_CHIP].dev_id
-                assert info.slot(0).version == (1, 0, 0, 0)
+    emulator = running_emulator("ota", baud=0, time_scale=0, state_dir=tmp_path, faults=FAULTS, seed=seed)
+    with emulator as emu, SerialLink(emu.port) as link:
+        for _ in range(2):  # the first INFO of a session, and one after it
+            host = HostConnection()
+            info = link.execute(read_info(host, time.monotonic))
+            assert info.chip_id == CHIPS[DEMO_CHIP].dev_id
+            assert info.slot(0).version == (1, 0, 0, 0)
 
 
 def _flash_over_noise(state: Path, seed: int) -> tuple[bool, list[Phase], Stm32OtaError | None]:

@@ -25,7 +25,7 @@ def _replies(data: bytes) -> list[Frame]:
 def test_resent_pending_command_is_not_answered_busy() -> None:
     host = HostConnection(first_seq=7)
     dev = DeviceConnection()
-    host.device_protocol = PROTOCOL_VERSION  # INFO at once, without the PING
+    host.device_protocol = 0x0100  # a 1.0 device: INFO at once (no PING), the whole record in one reply
     host.request_info()
     first = host.data_to_send()
     host.handle_timeout()  # the reply timer ran out: the same frame again
