@@ -615,11 +615,6 @@ class HostConnection:
             self._info_done(reply.body)
             return
         piece = InfoPiece.decode(reply.body)
-        if piece.offset != len(read.record) or piece.offset + len(piece.data) > piece.total:
-            raise RemoteProtocolError(
-                f"INFO piece at offset {piece.offset} (+{len(piece.data)} of {piece.total}) does not follow "
-                f"the {len(read.record)} bytes read"
-            )
         if read.total is not None and (piece.total, piece.crc) != (read.total, read.crc):
             read.restarts += 1
             if read.restarts > INFO_RESTARTS:
@@ -628,6 +623,11 @@ class HostConnection:
             read.record.clear()
             read.total = None
         else:
+            if piece.offset != len(read.record) or piece.offset + len(piece.data) > piece.total:
+                raise RemoteProtocolError(
+                    f"INFO piece at offset {piece.offset} (+{len(piece.data)} of {piece.total}) does not follow "
+                    f"the {len(read.record)} bytes read"
+                )
             read.total, read.crc = piece.total, piece.crc
             read.record += piece.data
             if len(read.record) >= piece.total:
