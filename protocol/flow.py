@@ -301,7 +301,7 @@ def _handshake(
     note: Callable[[str], None],
     busy_timeout: float,
 ) -> Generator[IoRequest, PumpResult, DeviceInfo]:
-    deadline: float | None = None
+    first_busy: float | None = None
     wait = BUSY_BACKOFF_FIRST_S
     while True:
         host.request_info()
@@ -311,10 +311,10 @@ def _handshake(
             if err.status != Status.BUSY:
                 raise
             now = clock()
-            deadline = now + busy_timeout if deadline is None else deadline
-            if now + wait > deadline:
+            first_busy = now if first_busy is None else first_busy
+            if now + wait > first_busy + busy_timeout:
                 raise DeviceError(
-                    f"the device stayed busy for {busy_timeout:.0f} s and did not answer INFO",
+                    f"the device is still busy: it answered INFO with BUSY for {now - first_busy:.0f} s",
                     status=Status.BUSY,
                     hint="it may be swapping slots or erasing: wait until it is done and run the command again",
                 ) from err
@@ -486,7 +486,7 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
     if primary.state is SlotState.ACTIVE:
         if options.confirm and not options.permanent:
             mark = ctx.start(Phase.CONFIRM, "confirming the new image")
-            host = HostConnection(baud=ctx.wire.baud)
+            host = HostConnection(baud=ctx.wire.baud, info=info_after)  # its version is known: no PING
             host.confirm()
             yield from _command(host, clock, ctx.report)
             info_after = yield from _handshake(host, clock, ctx.report, ctx.note, BUSY_RETRY_TIMEOUT_S)
