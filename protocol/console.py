@@ -169,6 +169,9 @@ class ConsoleReporter:
                 self.stream.flush()
             self._last_line_phase, self._last_line_decile = None, -1
             return
+        if s.status is PhaseStatus.FAILED:  # the command's error line says it
+            self.close()
+            return
         if s.message:
             if s.status is PhaseStatus.RUNNING or self.messages:
                 self._line(s.message)

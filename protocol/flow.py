@@ -247,6 +247,12 @@ def _looks_like_iap(data: bytes) -> bool:
     return any(marker in data for marker in _IAP_MARKERS) or data.count(b"C") >= 2
 
 
+def _is_iap_answer(data: bytes) -> bool:
+    """Stricter than the probe's test, for naming a device in an error: menu text, or nothing but YMODEM 'C's
+    (line noise at a wrong baud rate holds a 'C' now and then)."""
+    return any(marker in data for marker in _IAP_MARKERS) or (data.count(b"C") >= 2 and not data.strip(b"C\r\n"))
+
+
 def detect_protocol(clock: Callable[[], float]) -> Generator[IoRequest, PumpResult, Literal["ota", "ymodem"]]:
     """Probe the line: an AN4657-style menu (or a receiver already sending 'C') means classic YMODEM."""
     probe = _Probe()
@@ -269,7 +275,11 @@ def read_info(
     emit = on_event if on_event is not None else _ignore
     emit(meter.start(Phase.INFO, clock(), "reading the device's INFO"))
     report = _reporter(meter, clock, emit)
-    info = yield from _handshake(host, clock, report, lambda text: emit(meter.note(text, clock())), busy_timeout)
+    try:
+        info = yield from _handshake(host, clock, report, lambda text: emit(meter.note(text, clock())), busy_timeout)
+    except Stm32OtaError as err:
+        emit(meter.end(clock(), str(err), failed=True))
+        raise
     emit(meter.end(clock(), _describe(info)))
     return info
 
@@ -323,7 +333,7 @@ def _handshake(
             wait = min(wait * 2, BUSY_BACKOFF_MAX_S)
             continue
         except ProtocolTimeoutError as err:
-            if host.frames_received == 0 and _looks_like_iap(host.received_tail):
+            if host.frames_received == 0 and _is_iap_answer(host.received_tail):
                 raise IapMenuError(
                     "the port answers with an AN4657 IAP menu (classic YMODEM), not the stm32ota bootloader",
                     hint="INFO and the device commands need the stm32ota bootloader; to load an application "
@@ -368,20 +378,24 @@ def _flash(
     meter = ProgressMeter()
     ctx = _Context(options, meter, wire, clock, on_event, _reporter(meter, clock, on_event))
     protocol = options.protocol
-    if protocol == "auto":
-        ctx.start(Phase.PROBE, "probing the device")
-        protocol = yield from detect_protocol(clock)
-        ctx.end("classic YMODEM device (AN4657 IAP menu)" if protocol == "ymodem" else "stm32ota bootloader")
-    if protocol == "ymodem":
-        result = yield from _flash_ymodem(image, name, ctx)
-    else:
-        result = yield from _flash_ota(image, hashlib.sha256(image).digest(), ctx)
+    try:
+        if protocol == "auto":
+            ctx.start(Phase.PROBE, "probing the device")
+            protocol = yield from detect_protocol(clock)
+            ctx.end("classic YMODEM device (AN4657 IAP menu)" if protocol == "ymodem" else "stm32ota bootloader")
+        if protocol == "ymodem":
+            result = yield from _flash_ymodem(image, name, ctx)
+        else:
+            result = yield from _flash_ota(image, hashlib.sha256(image).digest(), ctx)
+    except Stm32OtaError as err:
+        ctx.fail(err)
+        raise
     result.phases = list(meter.timings)
     result.started, result.ended = started, clock()
     return result
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Context:
     options: FlashOptions
     meter: ProgressMeter
@@ -389,29 +403,35 @@ class _Context:
     clock: Callable[[], float]
     emit: Callable[[Event], None]
     report: Callable[[Event], None]  # the pumps' on_event
+    mark: int = 0  # bytes written when the running phase started
 
-    def start(self, phase: Phase, message: str, *, total: int = 0) -> int:
-        """Start ``phase``; returns the wire mark its end uses to count the bytes it wrote."""
+    def start(self, phase: Phase, message: str, *, total: int = 0) -> None:
+        self.mark = self.wire.written
         self.emit(self.meter.start(phase, self.clock(), message, total=total))
-        return self.wire.written
 
     def note(self, message: str) -> None:
         self.emit(self.meter.note(message, self.clock()))
 
-    def end(self, message: str, *, amount: int | None = None, mark: int | None = None) -> None:
-        wire_bytes = 0 if mark is None else self.wire.written - mark
+    def end(self, message: str, *, amount: int | None = None) -> None:
+        wire_bytes = self.wire.written - self.mark
         self.emit(self.meter.end(self.clock(), message, amount=amount, wire_bytes=wire_bytes))
+
+    def fail(self, error: Stm32OtaError) -> None:
+        """The running phase (if any) ends with ``error``; the flow then raises it."""
+        if self.meter.phase is not None:
+            wire_bytes = self.wire.written - self.mark
+            self.emit(self.meter.end(self.clock(), str(error), wire_bytes=wire_bytes, failed=True))
 
 
 def _flash_ymodem(image: bytes, name: str, ctx: _Context) -> Generator[IoRequest, PumpResult, FlashResult]:
-    mark = ctx.start(Phase.TRANSFER, "choosing the IAP menu's 'Download image' and sending with YMODEM")
+    ctx.start(Phase.TRANSFER, "choosing the IAP menu's 'Download image' and sending with YMODEM")
     yield Write(IAP_DOWNLOAD_KEY)
     # An AN4657 receiver does not flush its input after an ACK (lrzsz's rb does), so no quiet-line wait
     # before each block: stop-and-wait YMODEM needs every millisecond of turnaround it can save.
     sender = YmodemSender([YmodemFile(name=name, data=image)], reply_delay=0.0)
     yield from pump(sender, ctx.clock(), until=lambda e: isinstance(e, BatchComplete), on_event=ctx.report)
-    wire_bytes = ctx.wire.written - mark
-    ctx.end(f"sent {len(image)} bytes with YMODEM", amount=len(image), mark=mark)
+    wire_bytes = ctx.wire.written - ctx.mark
+    ctx.end(f"sent {len(image)} bytes with YMODEM", amount=len(image))
     return FlashResult(
         protocol="ymodem",
         image_size=len(image),
@@ -460,13 +480,13 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
         break
 
     if not options.reboot:
-        mark = ctx.start(Phase.INFO, "reading the device's INFO")
+        ctx.start(Phase.INFO, "reading the device's INFO")
         result.info_after = yield from _handshake(host, clock, ctx.report, ctx.note, BUSY_RETRY_TIMEOUT_S)
-        ctx.end("the device keeps running its old image until it restarts", mark=mark)
+        ctx.end("the device keeps running its old image until it restarts")
         result.left_to_do = (NextStep.REBOOT,) if options.permanent else (NextStep.REBOOT, NextStep.CONFIRM)
         return result
 
-    mark = ctx.start(Phase.REBOOT, "restarting the device (the bootloader swaps the slots)")
+    ctx.start(Phase.REBOOT, "restarting the device (the bootloader swaps the slots)")
     host.reboot()
     yield from _command(host, clock, ctx.report)
     if ctx.wire.baud != options.baud:  # a reset brings the UART back to the start rate
@@ -474,7 +494,7 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
     info_after = yield from _wait_for_device(options, ctx)
     primary = _slot(info_after, PRIMARY_SLOT)
     if primary is None or primary.digest not in image_digests(image):
-        ctx.end("the device came back without the new image", mark=mark)
+        ctx.end("the device came back without the new image")
         raise UpdateError(
             "the device came back without the new image (the bootloader refused or reverted it)",
             hint="run `stm32ota info` and `stm32ota monitor` to see what the bootloader reported",
@@ -482,15 +502,15 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
     running = f"running {primary.version_text} ({primary.state.name.lower()})"
     if primary.state is SlotState.CONFIRMED and not options.permanent:
         running += ": the image confirmed itself after its self-test"
-    ctx.end(running, mark=mark)
+    ctx.end(running)
     if primary.state is SlotState.ACTIVE:
         if options.confirm and not options.permanent:
-            mark = ctx.start(Phase.CONFIRM, "confirming the new image")
+            ctx.start(Phase.CONFIRM, "confirming the new image")
             host = HostConnection(baud=ctx.wire.baud, info=info_after)  # its version is known: no PING
             host.confirm()
             yield from _command(host, clock, ctx.report)
             info_after = yield from _handshake(host, clock, ctx.report, ctx.note, BUSY_RETRY_TIMEOUT_S)
-            ctx.end("new image confirmed", mark=mark)
+            ctx.end("new image confirmed")
         else:
             result.left_to_do = (NextStep.CONFIRM,)
     result.info_after = info_after
@@ -501,18 +521,18 @@ def _switch_baud(
     host: HostConnection, baud: int, info: DeviceInfo, ctx: _Context
 ) -> Generator[IoRequest, PumpResult, None]:
     start = ctx.wire.baud
-    mark = ctx.start(Phase.BAUD, f"switching to {baud} baud")
+    ctx.start(Phase.BAUD, f"switching to {baud} baud")
     if Option.BAUD_SWITCH not in info.options or baud not in info.baud_rates:
-        ctx.end(f"the device does not offer {baud} baud; staying at {start}", mark=mark)
+        ctx.end(f"the device does not offer {baud} baud; staying at {start}")
         return
     host.change_baud(baud)
     event = yield from pump(
         host, ctx.clock(), until=lambda e: isinstance(e, BaudChanged | BaudChangeFailed), on_event=ctx.report
     )
     if isinstance(event, BaudChanged):
-        ctx.end(f"line rate now {event.baud} baud", mark=mark)
+        ctx.end(f"line rate now {event.baud} baud")
     else:
-        ctx.end(f"the device did not follow to {baud} baud; staying at {start}", mark=mark)
+        ctx.end(f"the device did not follow to {baud} baud; staying at {start}")
 
 
 def _transfer(
@@ -521,16 +541,14 @@ def _transfer(
     """The data phase.  On a link too noisy for the block size, start again with smaller blocks: the device
     resumes where the failed attempt stopped, so nothing that got through is sent twice."""
     how = "deflated" if compress else "uncompressed"
-    first_mark = ctx.start(Phase.ERASE, "preparing the download slot (the device erases it)")
-    marks = [first_mark]  # where the running phase's wire bytes start
+    ctx.start(Phase.ERASE, "preparing the download slot (the device erases it)")
+    first_mark = ctx.mark
     meter, report = ctx.meter, ctx.report
 
     def data_started() -> None:
         erased = meter.timings[-1].amount if meter.timings else 0
-        ctx.end(f"erased {erased} bytes of the download slot" if erased else "download slot ready", mark=marks[0])
-        marks[0] = ctx.start(
-            Phase.TRANSFER, f"sending {len(image)} bytes ({how}) at {ctx.wire.baud} baud", total=len(image)
-        )
+        ctx.end(f"erased {erased} bytes of the download slot" if erased else "download slot ready")
+        ctx.start(Phase.TRANSFER, f"sending {len(image)} bytes ({how}) at {ctx.wire.baud} baud", total=len(image))
 
     def on_event(event: Event) -> None:
         # the first transfer progress (BEGIN answered, resume point known) ends the erase
@@ -572,7 +590,6 @@ def _transfer(
     ctx.end(
         f"{event.size} bytes on the device{resumed}{packed}, {event.retransmits} blocks resent",
         amount=sent,
-        mark=marks[0],
     )
     return host
 

@@ -8,8 +8,8 @@ Cores emit raw :class:`protocol.sansio.Progress` (no clock in a core).  The upda
 
 A snapshot's :attr:`~ProgressSnapshot.status` says where in its phase it stands: ``STARTED`` (what begins,
 in ``message``), ``RUNNING`` (bytes moved; ``message`` empty unless something worth a line happened, such as
-"resuming with smaller blocks"), ``ENDED`` (the outcome, in ``message``).  Every phase that starts ends, so a
-front end can draw one row per phase.
+"resuming with smaller blocks"), ``ENDED`` (the outcome, in ``message``) or ``FAILED`` (the error the flow
+then raises, in ``message``).  Every phase that starts ends, so a front end can draw one row per phase.
 
 A snapshot *is* a :class:`~protocol.sansio.Progress` (its ``phase`` is a :class:`Phase`, a ``str`` enum that
 compares equal to its name), so code written against raw progress events keeps working.
@@ -49,6 +49,7 @@ class PhaseStatus(Enum):
     STARTED = "started"
     RUNNING = "running"
     ENDED = "ended"
+    FAILED = "failed"  # the phase ended with an error (its text in ``message``); the flow raises it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,8 +190,11 @@ class ProgressMeter:
         """Something worth a line happened in the current phase (or, between phases, after the last one)."""
         return self._snapshot(PhaseStatus.RUNNING, now, message)
 
-    def end(self, now: float, message: str = "", *, amount: int | None = None, wire_bytes: int = 0) -> ProgressSnapshot:
-        """The current phase ends with ``message``; ``amount`` overrides the bytes it moved."""
+    def end(
+        self, now: float, message: str = "", *, amount: int | None = None, wire_bytes: int = 0, failed: bool = False
+    ) -> ProgressSnapshot:
+        """The current phase ends with ``message`` (``failed``: with an error); ``amount`` overrides the bytes
+        it moved."""
         timing = self._current
         if timing is None:
             raise RuntimeError("no phase is running")
@@ -199,7 +203,7 @@ class ProgressMeter:
             timing.amount = amount
             self._done = max(self._done, amount)
         timing.wire_bytes += wire_bytes
-        snapshot = self._snapshot(PhaseStatus.ENDED, now, message)
+        snapshot = self._snapshot(PhaseStatus.FAILED if failed else PhaseStatus.ENDED, now, message)
         self._current = None
         return snapshot
 
@@ -216,7 +220,7 @@ class ProgressMeter:
         if rate <= 0 and timing.seconds > 0 and timing.amount:
             rate = timing.amount / timing.seconds
         total = self._total
-        eta = (total - self._done) / rate if rate > 0 and total and status is not PhaseStatus.ENDED else None
+        eta = (total - self._done) / rate if rate > 0 and total and status is PhaseStatus.RUNNING else None
         return ProgressSnapshot(
             phase=timing.phase,
             status=status,

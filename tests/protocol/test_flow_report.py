@@ -20,7 +20,7 @@ from emulator.device import DeviceContext
 from emulator.ota import OtaPersonality
 from emulator.testing import running_emulator
 from protocol.cli import main
-from protocol.flow import FlashOptions, NextStep, flash_image
+from protocol.flow import FlashOptions, IapMenuError, NextStep, flash_image
 from protocol.link import SerialLink
 from protocol.progress import Phase, PhaseStatus, ProgressSnapshot
 from protocol.sansio import Event
@@ -230,3 +230,24 @@ def test_snapshots_start_and_end_every_phase_and_carry_messages(tmp_path: Path) 
     assert transfer and transfer[-1].done == transfer[-1].total == len(NEW)
     # the device's image check during ACTIVATE is activate's progress, not a second verify
     assert any(s.phase is Phase.ACTIVATE for s in snapshots if s.status is PhaseStatus.RUNNING)
+
+
+def test_a_failing_phase_ends_failed_with_the_error() -> None:
+    snapshots: list[ProgressSnapshot] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, ProgressSnapshot) and event.status is not PhaseStatus.RUNNING:
+            snapshots.append(event)
+
+    flow = flash_image(NEW, FlashOptions(protocol="ota"), on_event=on_event, clock=time.monotonic)
+    with (
+        running_emulator("iap", baud=0, time_scale=0) as emu,
+        SerialLink(emu.port) as link,
+        pytest.raises(IapMenuError),
+    ):
+        link.execute(flow)
+    assert [(s.phase, s.status) for s in snapshots] == [
+        (Phase.INFO, PhaseStatus.STARTED),
+        (Phase.INFO, PhaseStatus.FAILED),
+    ]
+    assert "AN4657" in snapshots[-1].message
