@@ -72,6 +72,19 @@ class ProgressSnapshot(Progress):
         """``done / total`` (0.0 when the total is unknown)."""
         return min(self.done / self.total, 1.0) if self.total else 0.0
 
+    def to_json(self) -> dict[str, object]:
+        """The snapshot as plain data (a gateway's progress report upstream, a GUI's signal payload)."""
+        return {
+            "phase": self.phase.value,
+            "status": self.status.value,
+            "done": self.done,
+            "total": self.total,
+            "rate": round(self.rate, 1),
+            "eta": None if self.eta is None else round(self.eta, 1),
+            "elapsed": round(self.elapsed, 3),
+            "message": self.message,
+        }
+
 
 @dataclass(kw_only=True)
 class PhaseTiming:

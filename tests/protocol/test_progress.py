@@ -87,9 +87,19 @@ def test_a_note_between_phases_belongs_to_the_last_one() -> None:
 
 
 def test_a_snapshot_is_a_progress_event_and_its_phase_compares_as_text() -> None:
-    snapshot = ProgressSnapshot(phase=Phase.TRANSFER, status=PhaseStatus.RUNNING, done=1, total=2)
+    snapshot = ProgressSnapshot(phase=Phase.TRANSFER, status=PhaseStatus.RUNNING, done=1, total=2, rate=3.33)
     assert isinstance(snapshot, Progress)
     assert snapshot.phase == "transfer"
+    assert snapshot.to_json() == {
+        "phase": "transfer",
+        "status": "running",
+        "done": 1,
+        "total": 2,
+        "rate": 3.3,
+        "eta": None,
+        "elapsed": 0.0,
+        "message": "",
+    }
 
 
 def test_the_phase_report_shows_bytes_only_where_bytes_moved_and_a_total() -> None:
