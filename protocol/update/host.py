@@ -240,6 +240,7 @@ class HostConnection:
         self._heard_frames: set[int] = set()  # frame types received meanwhile (LOG, PROGRESS: alive, busy)
         self._heard_damaged = 0  # frames received meanwhile whose payload failed its CRC
         self._heard_mark = 0  # _heard at the last try
+        self._tries = 0  # tries of the outstanding command (a shrunk INFO piece counts on)
 
     # -- Connection ------------------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
@@ -360,7 +361,8 @@ class HostConnection:
 
         The handshake survives a noisy line: a short PING first tells the device's protocol version; from 1.1
         on the record comes in pieces (``INFO`` with offset and length), each resent up to
-        ``INFO_PIECE_RETRIES`` times and halved after every failed try; a 1.0 device gets one INFO."""
+        ``INFO_PIECE_RETRIES`` times and halved after a try whose answer was damaged on the line; a 1.0 device
+        gets one INFO (docs/protocol.md, "Handshake")."""
         self._check_idle()
         self._info_read = _InfoRead()
         if self.device_protocol is None:
@@ -491,6 +493,7 @@ class HostConnection:
         if retries is None:
             retries = BAUD_SYNC_RETRIES - 1 if self._state is _State.BAUD_SYNC else COMMAND_RETRIES
         self._pending = _Pending(ftype=ftype, seq=self._seq, frame=frame, retries_left=retries)
+        self._tries = 1
         self._busy = False
         self._heard = 0
         self._heard_frames = set()
@@ -696,6 +699,7 @@ class HostConnection:
             return
         pending.retries_left -= 1
         self._busy = False
+        tries = self._tries + 1
         read = self._info_read
         answered, self._heard_mark = self._heard > self._heard_mark, self._heard
         if answered and read is not None and pending.ftype == FrameType.INFO and len(pending.frame) > FRAME_OVERHEAD:
@@ -706,7 +710,9 @@ class HostConnection:
             if smaller < read.piece:
                 read.piece = smaller
                 self._next_info_request(retries=pending.retries_left)
+                self._tries = tries
                 return
+        self._tries = tries
         self._out.append(pending.frame)
 
     def _silence_error(self, name: str, pending: _Pending) -> ProtocolTimeoutError:
@@ -735,7 +741,7 @@ class HostConnection:
                 hint="check the baud rate (-b); the port may not be an stm32ota bootloader",
             )
         return ProtocolTimeoutError(
-            f"{tries} after {COMMAND_RETRIES + 1} tries: nothing came back",
+            f"{tries} after {self._tries} tries: nothing came back",
             hint="check the port, the cable, the baud rate, and that the device is in its bootloader",
         )
 

@@ -215,7 +215,7 @@ def _exhaust(host: HostConnection, answer: bytes = b"") -> ProtocolTimeoutError:
 
 def test_silence_blames_the_cable_but_a_busy_device_does_not() -> None:
     quiet = _exhaust(_started(HostConnection(first_seq=1)))
-    assert "nothing came back" in str(quiet) and "cable" in (quiet.hint or "")
+    assert "no reply to info after 6 tries: nothing came back" in str(quiet) and "cable" in (quiet.hint or "")
     progress = encode_frame(FrameType.PROGRESS, 0, bytes((3,)) + struct.pack("<II", 1, 10))
     busy = _exhaust(_started(HostConnection(first_seq=1)), progress)
     assert "busy" in str(busy) and "cable" not in (busy.hint or "")
