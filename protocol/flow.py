@@ -17,21 +17,22 @@ resume record, so the next run continues where this one stopped.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import DeviceError, ImageError, LinkTooNoisyError, ProtocolTimeoutError, Stm32OtaError
+from .errors import Cancelled, DeviceError, ImageError, LinkTooNoisyError, ProtocolTimeoutError, Stm32OtaError
 from .image import parse_image
 from .progress import PhaseTiming, ProgressMeter
-from .pump import IoRequest, PumpResult, SetBaud, Write, pump, with_deadline
+from .pump import CANCEL_CLEANUP_S, IoRequest, PumpResult, SetBaud, Write, pump, with_deadline
 from .sansio import Event, Progress
 from .update.constants import MIN_BLOCK_SIZE
 from .update.events import BaudChanged, BaudChangeFailed, CommandComplete, InfoReceived, TransferComplete
 from .update.host import HostConnection
 from .update.messages import DeviceInfo, Option, SlotInfo, SlotState
 from .update.status import Status
-from .ymodem import BatchComplete, YmodemFile, YmodemSender
+from .ymodem import ABORT_SEQUENCE, BatchComplete, YmodemFile, YmodemSender
 
 __all__ = [
     "FlashOptions",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 FlowGen = Generator[IoRequest, PumpResult, "object"]
+log = logging.getLogger(__name__)
 
 PRIMARY_SLOT = 0
 SECONDARY_SLOT = 1
@@ -56,6 +58,7 @@ REBOOT_TIMEOUT_S = 60.0  # the bootloader may swap two slots with real flash tim
 REBOOT_POLL_S = 0.5
 NOISY_LINK_ATTEMPTS = 4  # transfers tried, each with blocks NOISY_LINK_SHRINK times smaller than the last
 NOISY_LINK_SHRINK = 4
+ABORT_REPLY_WAIT_S = 0.6  # after a cancel: how long the device's answer to our ABORT is awaited
 _IAP_MARKERS = (b"Main Menu", b"Download image", b"Invalid Number", b"IAP", b"Waiting for the file")
 
 
@@ -215,10 +218,8 @@ def flash_image(
         step("connect", "probing the device")
         protocol = yield from detect_protocol(clock)
     ctx = _Context(options, report, step, meter, clock)
-    if protocol == "ymodem":
-        result = yield from _flash_ymodem(image, name, ctx)
-    else:
-        result = yield from _flash_ota(image, digest, ctx)
+    flow = _flash_ymodem(image, name, ctx) if protocol == "ymodem" else _flash_ota(image, digest, ctx)
+    result = yield from _abort_on_cancel(flow, protocol, options.baud, clock)
     result.phases = list(meter.phases.values())
     step("done", "update complete")
     return result
@@ -399,3 +400,69 @@ def _describe(info: DeviceInfo) -> str:
     running = f"running {primary.version_text} ({primary.state.name.lower()})" if primary else "no image"
     loader = info.bootloader_version or "?"
     return f"chip 0x{info.chip_id:03x}, uid {info.uid.hex()}, bootloader {loader}, {running}"
+
+
+def _abort_on_cancel(
+    flow: Generator[IoRequest, PumpResult, FlashResult],
+    protocol: Literal["ota", "ymodem"],
+    start_baud: int,
+    clock: Callable[[], float],
+) -> Generator[IoRequest, PumpResult, FlashResult]:
+    """Run ``flow``; when the driver throws :class:`~protocol.errors.Cancelled` in (the cancel contract of
+    ``SerialLink.execute``), tell the device, then re-raise.
+
+    The device must hear a cancel: an OTA device gets ABORT (it drops the transfer or command it was busy with
+    and keeps its resume record) and, if the flow had switched the line rate, is switched back to the start
+    rate, so the next ``flash`` in the same process starts (or resumes) at once with no input to discard.  A
+    YMODEM receiver gets CAN CAN and returns to its menu.  The cleanup is bounded by
+    :data:`~protocol.pump.CANCEL_CLEANUP_S`; if the device does not answer within it, the cancel stands."""
+    baud = start_baud  # the line rate now: follows the flow's SetBaud requests
+    reply: PumpResult = None
+    thrown: Cancelled | None = None
+    try:
+        while True:
+            try:
+                request = flow.send(reply) if thrown is None else flow.throw(thrown)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            thrown = None
+            if type(request) is SetBaud:
+                baud = request.baud
+            try:
+                reply = yield request
+            except Cancelled as err:
+                thrown, reply = err, None
+    except Cancelled:
+        log.info("cancelled: telling the device")
+        if protocol == "ymodem":
+            yield Write(ABORT_SEQUENCE)
+        else:
+            yield from _tell_the_device(baud, start_baud, clock)
+        raise
+
+
+def _tell_the_device(baud: int, start_baud: int, clock: Callable[[], float]) -> Generator[IoRequest, PumpResult, None]:
+    """ABORT at the current rate, then back to ``start_baud`` (both sides), within CANCEL_CLEANUP_S."""
+    deadline = clock() + CANCEL_CLEANUP_S * 0.9  # inside the driver's own limit
+    host = HostConnection(baud=baud)
+    host.abort()
+    try:
+        done = yield from with_deadline(
+            pump(host, clock(), until=lambda e: isinstance(e, CommandComplete)),
+            min(deadline, clock() + ABORT_REPLY_WAIT_S),
+        )
+        if done is None:
+            log.warning("the device did not answer the ABORT of a cancel")
+    except Stm32OtaError as err:
+        log.warning("the device did not take the ABORT of a cancel: %s", err)
+    if baud == start_baud:
+        return
+    host = HostConnection(baud=baud)
+    try:
+        host.change_baud(start_baud)
+        yield from with_deadline(
+            pump(host, clock(), until=lambda e: isinstance(e, BaudChanged | BaudChangeFailed)), deadline
+        )
+    except Stm32OtaError as err:
+        log.warning("could not switch the device back to %d baud: %s", start_baud, err)
+    yield SetBaud(start_baud)  # our side returns to the start rate whatever the device did
