@@ -14,7 +14,7 @@ import select
 import time
 from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import serial
 from serial.urlhandler.protocol_socket import Serial as SocketSerial
@@ -203,7 +203,7 @@ class SerialLink:
         except (serial.SerialException, OSError):  # closing a vanished USB device is not worth failing on
             log.debug("error closing %s", self.url, exc_info=True)
 
-    def __enter__(self) -> SerialLink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
