@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import serial
 
 from .errors import Cancelled, PortError, Stm32OtaError
-from .link import DEFAULT_BAUD, CancelToken, SerialLink, _hint_for, check_baud
+from .link import DEFAULT_BAUD, CancelToken, SerialLink, _hint_for, check_baud, end_of_line_error
 from .pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
 from .sansio import Connection, Event
 from .trace import log_wire
@@ -230,10 +230,7 @@ class AsyncSerialLink:
         except OSError as err:
             raise self._port_error(err) from err
         if not data and after_ready:
-            raise PortError(
-                f"{self.url} reported data but returned none: the device was unplugged (or the server closed)",
-                hint="reconnect the cable (or restart the serial server) and run the command again",
-            )
+            raise end_of_line_error(self.url)
         return data
 
     async def _read_fd(self, wait: float) -> bytes:

@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import select
+import stat
 import time
 from collections.abc import Callable, Generator
 from types import TracebackType
@@ -39,6 +40,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _READ_CHUNK = 65536  # one read takes whatever the tty buffered, up to this
+# A transport without a descriptor (rfc2217://, loop://) waits in pyserial reads of this fixed timeout: setting
+# pyserial's timeout per read renegotiates every port setting with an rfc2217 server (a round trip, >= 50 ms).
+_READ_SLICE_S = 0.02
 
 DEFAULT_BAUD = 115200
 MIN_BAUD = 50  # the slowest standard POSIX rate
@@ -118,6 +122,39 @@ def _clean_up_after_cancel(
         steps.close()
 
 
+_PORT_HINT = (
+    "give the serial adapter's device (ls /dev/ttyUSB* /dev/ttyACM*) or a pyserial URL such as "
+    "socket://HOST:PORT or rfc2217://HOST:PORT"
+)
+
+
+def _describe_path(url: str) -> str:
+    try:
+        mode = os.stat(url).st_mode
+    except OSError:
+        return "not a terminal device"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode):
+        return "a character device that is not a terminal"
+    return "not a terminal device"
+
+
+def end_of_line_error(url: str) -> PortError:
+    """The port reported data but returned none: a USB adapter unplugged, or a server that hung up."""
+    if "://" in url:
+        return PortError(
+            f"the connection to {url} was closed by the other end",
+            hint="check that the serial server (or the emulator) is still running, then run the command again",
+        )
+    return PortError(
+        f"{url} reported data but returned none: the device was unplugged",
+        hint="reconnect the cable and run the command again",
+    )
+
+
 def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
     code = err.errno if isinstance(err, OSError) else None
     if code is None and err.args and isinstance(err.args[0], int):
@@ -134,6 +171,20 @@ def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
         return (f"no such port: {url}", "check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)")
     if code == errno.ECONNREFUSED or "refused" in text.lower():
         return (f"connection refused by {url}", "is the emulator or the serial server running?")
+    if code in (errno.ENOTTY, errno.EISDIR) or "Inappropriate ioctl" in text or "Is a directory" in text:
+        return (f"{url} is not a serial port ({_describe_path(url)})", _PORT_HINT)
+    if (
+        code in (errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.ESHUTDOWN)
+        or "Broken pipe" in text
+        or "reader thread died" in text
+        or "connection failed" in text
+        or "closed by the remote" in text.lower()
+    ):
+        return (
+            f"the connection to {url} was closed by the other end",
+            "check that the serial server (ser2net, the RFC 2217 server, the emulator) is still running and "
+            "reachable, then run the command again",
+        )
     return (f"cannot use {url}: {text}", None)
 
 
@@ -143,7 +194,7 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, *, exclusive: bool = True) -> 
     try:
         port = serial.serial_for_url(url, do_not_open=True)
         port.baudrate = baud
-        port.timeout = POLL_INTERVAL_S
+        port.timeout = _READ_SLICE_S  # set once: see SerialLink.read
         port.write_timeout = None
         if exclusive and isinstance(port, serial.Serial) and hasattr(port, "exclusive"):
             port.exclusive = True
@@ -168,7 +219,6 @@ class SerialLink:
         self.url = url
         self.initial_baud = baud
         self._port = port if port is not None else open_port(url, baud, exclusive=exclusive)
-        self._timeout: float | None = self._port.timeout
         self._fd = self._nonblocking_fd(self._port)
         self._trace = tracing()  # see check_tracing()
 
@@ -287,15 +337,14 @@ class SerialLink:
                 message, hint = _hint_for(err, self.url)
                 raise PortError(message, hint=hint) from err
             if not data:
-                raise PortError(
-                    f"{self.url} reported data but returned none: the device was unplugged",
-                    hint="reconnect the cable and run the command again",
-                )
+                raise end_of_line_error(self.url)
         else:
-            if timeout != self._timeout:
-                self._port.timeout = self._timeout = timeout
-            waiting = self._guard(lambda: self._port.in_waiting)
-            data = self._guard(self._port.read, max(1, int(waiting)))
+            end = time.monotonic() + timeout
+            while True:  # slices of _READ_SLICE_S: a wait ends at most one slice late
+                waiting = self._guard(lambda: self._port.in_waiting)
+                data = self._guard(self._port.read, max(1, int(waiting)))
+                if data or time.monotonic() >= end:
+                    break
             if data:
                 more = self._guard(lambda: self._port.in_waiting)
                 if more:
