@@ -55,9 +55,7 @@ def _owner(argv: Sequence[str]) -> str | None:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The whole command line, or (given the ``argv`` about to be parsed) just what that command needs."""
     owner = _owner(argv) if argv is not None else None
-    parser = argparse.ArgumentParser(
-        prog="stm32ota", description="Remote firmware updates for STM32 microcontrollers."
-    )
+    parser = argparse.ArgumentParser(prog="stm32ota", description="Remote firmware updates for STM32 microcontrollers.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("--trace", action="store_true", help="hex-dump every byte on the wire, both ways")

@@ -32,9 +32,7 @@ def info_to_json(info: DeviceInfo) -> dict[str, object]:
             "base": f"0x{info.flash.base:08x}",
             "size": info.flash.size,
             "sectors": [{"count": r.count, "size": r.size} for r in info.flash.sectors],
-            "slots": [
-                {"index": s.index, "address": f"0x{s.address:08x}", "size": s.size} for s in info.flash.slots
-            ],
+            "slots": [{"index": s.index, "address": f"0x{s.address:08x}", "size": s.size} for s in info.flash.slots],
         },
         "slots": [
             {
@@ -131,9 +129,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
     try:
         with SerialLink(args.port, args.baud) as link:
             result = link.execute(
-                flash_image(
-                    image, options, on_event=on_event, clock=time.monotonic, name=Path(args.image).name
-                )
+                flash_image(image, options, on_event=on_event, clock=time.monotonic, name=Path(args.image).name)
             )
     finally:
         reporter.close()
@@ -170,9 +166,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     deadline = None if args.duration is None else time.monotonic() + args.duration
     with SerialLink(args.port, args.baud) as link:
         host.set_logging(int(_LEVELS[args.level]))
-        link.execute(
-            pump(host, time.monotonic(), until=lambda e: isinstance(e, CommandComplete), on_event=on_event)
-        )
+        link.execute(pump(host, time.monotonic(), until=lambda e: isinstance(e, CommandComplete), on_event=on_event))
         try:
             link.execute(with_deadline(pump(host, time.monotonic(), on_event=on_event), deadline))
         except KeyboardInterrupt:

@@ -26,9 +26,7 @@ EXPECTED = (
 
 
 def test_help_lists_every_subcommand() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "protocol", "--help"], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-m", "protocol", "--help"], capture_output=True, text=True, check=True)
     for name in EXPECTED:
         assert f"    {name} " in out.stdout or f"    {name}\n" in out.stdout, name
 

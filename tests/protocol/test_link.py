@@ -294,7 +294,6 @@ class _Rfc2217Server:
         self._thread.start()
 
     def _serve(self) -> None:
-        import socket
 
         conn, _ = self._listener.accept()
         self.conn = conn
@@ -308,7 +307,7 @@ class _Rfc2217Server:
         while True:
             try:
                 data = conn.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 data = None
             except OSError:
                 return
