@@ -106,14 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, args.trace)
     try:
         return _resolve(args.handler)(args)
+    except KeyboardInterrupt:  # first: a driver's Interrupted (Ctrl-C, after the device was told) is both
+        sys.stderr.write("stm32ota: interrupted\n")
+        return EXIT_INTERRUPTED
     except Stm32OtaError as err:
         sys.stderr.write(f"stm32ota: error: {err}\n")
         if err.hint:
             sys.stderr.write(f"  hint: {err.hint}\n")
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        sys.stderr.write("stm32ota: interrupted\n")
-        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ the same code::
                               cancel=token)
 
 It reports through ``on_event``: the cores' :class:`~protocol.sansio.Progress` and
-:class:`~protocol.sansio.DeviceLog`, plus :class:`FlowStep` milestones a person can read.  Cancelling is
-cooperative: the driver checks its :class:`~protocol.link.CancelToken` between I/O steps; the device keeps its
+:class:`~protocol.sansio.DeviceLog`, plus :class:`FlowStep` milestones a person can read.  A cancel (the
+driver's :class:`~protocol.link.CancelToken`, Ctrl-C, a task cancel) is thrown into the flow, which tells the
+device (ABORT, and back to the start rate: :func:`_abort_on_cancel`) before it re-raises; the device keeps its
 resume record, so the next run continues where this one stopped.
 """
 
