@@ -78,7 +78,7 @@ def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _configure_logging(verbose: int, trace: bool) -> None:
-    from .trace import TRACE
+    from .wirelog import TRACE
 
     level = logging.WARNING
     if verbose == 1:

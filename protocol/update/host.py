@@ -48,7 +48,7 @@ from ..errors import (
     Stm32OtaError,
 )
 from ..sansio import ChangeBaud, DeviceLog, Event, Progress
-from ..trace import log_frame, tracing
+from ..wirelog import log_frame, tracing
 from .constants import (
     ACK_TIMEOUT_BASE_S,
     BAUD_REVERT_MARGIN_S,
