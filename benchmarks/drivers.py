@@ -37,9 +37,9 @@ from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from protocol.aio import AsyncSerialLink
+from protocol.drivers.aio import AsyncSerialLink
+from protocol.drivers.link import SerialLink
 from protocol.flow import FlashOptions, FlashResult, flash_image, image_digests
-from protocol.link import SerialLink
 from protocol.pump import IoRequest, PumpResult, Read, Write, pump
 from protocol.update.host import HostConnection
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from protocol.console import ConsoleReporter, format_phase_report, write_json
+from protocol.drivers.link import SerialLink
 from protocol.errors import Stm32OtaError
 from protocol.flow import FlashOptions, FlowStep, flash_image, read_info
-from protocol.link import SerialLink
 from protocol.sansio import Event
 from protocol.update.host import HostConnection
 from protocol.update.messages import DeviceInfo

@@ -10,7 +10,7 @@ the same code::
 
 It reports through ``on_event``: the cores' :class:`~protocol.sansio.Progress` and
 :class:`~protocol.sansio.DeviceLog`, plus :class:`FlowStep` milestones a person can read.  A cancel (the
-driver's :class:`~protocol.link.CancelToken`, Ctrl-C, a task cancel) is thrown into the flow, which tells the
+driver's :class:`~protocol.drivers.link.CancelToken`, Ctrl-C, a task cancel) is thrown into the flow, which tells the
 device (ABORT, and back to the start rate: :func:`_abort_on_cancel`) before it re-raises; the device keeps its
 resume record, so the next run continues where this one stopped.
 """

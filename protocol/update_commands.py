@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from .console import ConsoleReporter, format_bytes, format_phase_report, write_json
+from .drivers.link import SerialLink
 from .errors import ImageError
 from .flow import FlashOptions, FlowStep, flash_image, read_info
-from .link import SerialLink
 from .pump import pump, with_deadline
 from .sansio import DeviceLog, Event
 from .update.events import CommandComplete

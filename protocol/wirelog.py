@@ -1,6 +1,6 @@
 """The wire log (``--trace``): the TRACE level below DEBUG, the ``stm32ota.wire`` logger, hexdumps, and the
 decoded-frame records the cores write.  Logging only (no I/O), so the sans-I/O cores may use it; the drivers'
-raw byte dumps (:mod:`protocol.trace`) build on it, never the other way round."""
+raw byte dumps (:mod:`protocol.drivers.trace`) build on it, never the other way round."""
 
 from __future__ import annotations
 

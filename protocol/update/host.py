@@ -1,6 +1,6 @@
 """The host role of the stm32ota update protocol, as a sans-I/O core.
 
-Usage (any driver from :mod:`protocol.link` / :mod:`protocol.aio` runs it)::
+Usage (any driver from :mod:`protocol.drivers.link` / :mod:`protocol.drivers.aio` runs it)::
 
     conn = HostConnection(baud=115200)
     conn.request_info()

@@ -15,7 +15,7 @@ from typing import Any
 
 from emulator.demo import demo_firmware, factory_program
 from emulator.testing import running_emulator
-from protocol.aio import AsyncSerialLink
+from protocol.drivers.aio import AsyncSerialLink
 from protocol.flow import FlashOptions, FlashResult, FlowStep, flash_image
 from protocol.sansio import Event
 from protocol.update.messages import SlotState

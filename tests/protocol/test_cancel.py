@@ -15,10 +15,10 @@ import pytest
 from emulator.demo import demo_firmware, factory_program
 from emulator.ota import OtaPersonality
 from emulator.testing import EmulatorHandle, running_emulator
-from protocol.aio import AsyncSerialLink
+from protocol.drivers.aio import AsyncSerialLink
+from protocol.drivers.link import CancelToken, SerialLink
 from protocol.errors import Cancelled, Interrupted
 from protocol.flow import FlashOptions, FlashResult, FlowStep, flash_image
-from protocol.link import CancelToken, SerialLink
 from protocol.sansio import Event, Progress
 from protocol.update.messages import SlotState
 

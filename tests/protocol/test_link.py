@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from protocol.aio import AsyncSerialLink
+from protocol.drivers.aio import AsyncSerialLink
+from protocol.drivers.link import CancelToken, SerialLink
 from protocol.errors import Cancelled, PortError, ProtocolTimeoutError
-from protocol.link import CancelToken, SerialLink
 from protocol.pump import Read, SetBaud, Write, pump
 from protocol.sansio import ChangeBaud, Event
 

@@ -20,9 +20,9 @@ from typing import Any, Self, TypeVar
 import serial
 from serial.urlhandler.protocol_socket import Serial as SocketSerial
 
-from .errors import BaudRateError, Cancelled, Interrupted, PortError, Stm32OtaError
-from .pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
-from .sansio import Connection, Event
+from ..errors import BaudRateError, Cancelled, Interrupted, PortError, Stm32OtaError
+from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
+from ..sansio import Connection, Event
 from .trace import log_wire, tracing
 
 __all__ = [

@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 
 import serial
 
-from .errors import Cancelled, PortError, Stm32OtaError
+from ..errors import Cancelled, PortError, Stm32OtaError
+from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
+from ..sansio import Connection, Event
 from .link import DEFAULT_BAUD, CancelToken, SerialLink, _hint_for, check_baud, end_of_line_error
-from .pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
-from .sansio import Connection, Event
 from .trace import log_wire
 
 __all__ = ["AsyncSerialLink"]
@@ -107,7 +107,7 @@ def _wake(future: asyncio.Future[bool], ready: bool) -> None:
 
 
 class AsyncSerialLink:
-    """Async twin of :class:`protocol.link.SerialLink`: same ``run``/``execute`` contract, same generators.
+    """Async twin of :class:`protocol.drivers.link.SerialLink`: same ``run``/``execute`` contract, same generators.
 
     Open it with :meth:`open` (which never blocks the loop) and use it as an async context manager."""
 
@@ -333,7 +333,7 @@ class AsyncSerialLink:
         on_event: Callable[[Event], None] | None = None,
         cancel: CancelToken | None = None,
     ) -> Event | None:
-        """Same contract as :meth:`protocol.link.SerialLink.run`; a task cancel also stops it (at any await,
+        """Same contract as :meth:`protocol.drivers.link.SerialLink.run`; a task cancel also stops it (at any await,
         so without a ``cancel`` token an idle link does not wake up at all)."""
         poll = POLL_INTERVAL_S if cancel is not None else None
         return await self.execute(
@@ -341,7 +341,7 @@ class AsyncSerialLink:
         )
 
     async def execute(self, steps: Generator[IoRequest, PumpResult, T], *, cancel: CancelToken | None = None) -> T:
-        """Async twin of :meth:`protocol.link.SerialLink.execute`, with the same cancel contract: a set
+        """Async twin of :meth:`protocol.drivers.link.SerialLink.execute`, with the same cancel contract: a set
         ``cancel`` token (checked before each step) or a cancel of the task while it awaits I/O throws
         :class:`~protocol.errors.Cancelled` into ``steps``, whose cleanup requests are then performed for at
         most :data:`~protocol.pump.CANCEL_CLEANUP_S` (a second cancel stops them at once); then the token's

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from .wirelog import TRACE, WIRE_LOGGER, hexdump, log_frame, tracing
+from ..wirelog import TRACE, WIRE_LOGGER, hexdump, log_frame, tracing
 
 __all__ = ["TRACE", "hexdump", "log_frame", "log_wire", "tracing"]
 
