@@ -226,7 +226,7 @@ class SerialLink:
     def _nonblocking_fd(port: serial.SerialBase) -> int | None:
         """The port's non-blocking file descriptor when it has one (POSIX ttys and ptys, ``socket://``): reads
         then select and never block, and the asyncio driver watches it on the event loop."""
-        if not hasattr(select, "select"):
+        if os.name != "posix":  # Windows: no select() on a COM port, no os.read() on a socket
             return None
         sock = getattr(port, "_socket", None)
         if isinstance(port, SocketSerial) and sock is not None:
