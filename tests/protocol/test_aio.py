@@ -36,7 +36,12 @@ class _CountingExecutor(ThreadPoolExecutor):
 
 
 def _link_threads() -> int:
-    return sum(1 for t in threading.enumerate() if t.name.startswith("stm32ota link"))
+    """Link threads still alive, once those told to end have ended (a stopped thread finishes its last job
+    and exits on its own schedule: wait for that, do not race it)."""
+    threads = [t for t in threading.enumerate() if t.name.startswith("stm32ota link")]
+    for thread in threads:
+        thread.join(timeout=0.5)
+    return sum(1 for t in threads if t.is_alive())
 
 
 def test_sixteen_devices_flash_at_once_on_one_loop(tmp_path: Path) -> None:
@@ -106,3 +111,33 @@ def test_a_baud_switch_drains_on_the_loop(tmp_path: Path) -> None:
     assert "line rate now 921600 baud" in steps
     assert baud == 115200  # back at the start rate after the reboot
     assert result.info_after is not None and result.info_after.slot(0).version[:3] == (1, 1, 0)
+
+
+def test_a_threaded_transport_uses_its_own_thread_not_the_default_executor() -> None:
+    from .test_link import EchoCore, Echoed
+
+    async def go() -> tuple[Event | None, int]:
+        asyncio.get_running_loop().set_default_executor(_CountingExecutor())
+        before = _CountingExecutor.submitted
+        async with await AsyncSerialLink.open("loop://", 115200) as link:
+            assert not link.on_loop
+            await link.discard_input()
+            result = await link.run(EchoCore(b"thread " * 50, baud=230400), until=lambda e: isinstance(e, Echoed))
+            assert link.baud == 230400
+        return result, _CountingExecutor.submitted - before
+
+    result, submitted = asyncio.run(go())
+    assert result == Echoed(data=b"thread " * 50)
+    assert submitted == 0
+    assert _link_threads() == 0  # the link's thread ended with close()
+
+
+def test_opening_a_missing_port_fails_with_the_same_typed_error() -> None:
+    import pytest
+
+    from protocol.errors import PortError
+
+    with pytest.raises(PortError) as err:
+        asyncio.run(AsyncSerialLink.open("/dev/does-not-exist-stm32ota"))
+    assert "no such port" in str(err.value) and err.value.hint
+    assert _link_threads() == 0
