@@ -433,7 +433,7 @@ def _abort_on_cancel(
                 reply = yield request
             except Cancelled as err:
                 thrown, reply = err, None
-    except Cancelled:
+    except (Cancelled, KeyboardInterrupt):  # a Ctrl-C that hit the flow's own code rather than a wait
         log.info("cancelled: telling the device")
         if protocol == "ymodem":
             yield Write(ABORT_SEQUENCE)

@@ -209,3 +209,25 @@ def test_a_cancelled_async_read_on_a_threaded_transport_ends_before_close() -> N
 
     still_open, cancelled = asyncio.run(go())
     assert not still_open and cancelled
+
+
+def test_a_ctrl_c_inside_the_flow_s_own_code_is_heard_too(tmp_path: Path) -> None:
+    """Ctrl-C lands where Python runs: mostly in the driver's wait, but it may hit the flow's code (here: its
+    event callback, mid-transfer).  The flow tells the device before the interrupt goes on."""
+    factory_program(tmp_path, OLD)
+
+    def on_event(event: Event) -> None:
+        if _mid_transfer(event):
+            raise KeyboardInterrupt
+
+    with running_emulator("ota", baud=0, time_scale=0, state_dir=tmp_path) as emu:
+        with SerialLink(emu.port, 115200) as link, pytest.raises(KeyboardInterrupt):
+            link.execute(flash_image(BIG, FlashOptions(compress=False), on_event=on_event, clock=time.monotonic))
+        personality = emu.device.personality
+        assert isinstance(personality, OtaPersonality)
+        assert not personality._conn.in_transfer
+        with SerialLink(emu.port, 115200) as link:
+            result = link.execute(
+                flash_image(BIG, FlashOptions(compress=False), on_event=lambda e: None, clock=time.monotonic)
+            )
+    assert result.resumed_from > 0
