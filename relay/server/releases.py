@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from protocol.image import ImageError, ImageVersion, PublicKey, reason_of, verify_image
+from protocol.image import ImageError, ImageVersion, MissingTlvError, PublicKey, reason_of, verify_image
 
 from .context import ServerContext
 from .errors import http_error
@@ -78,7 +78,7 @@ def inspect_image(data: bytes, keys: list[PublicKey]) -> ReleaseInfo:
     """What the server records of an image; raises :class:`ImageError` when it must be refused."""
     verified = verify_image(data, keys=keys)
     if verified.hw_tag is None:
-        raise ImageError(
+        raise MissingTlvError(
             "missing-tlv: the image has no hardware tag, so the server cannot tell which boards may run it",
             hint="sign with --chip (stm32ota sign) or --custom-tlv 0xa0 (imgtool)",
         )
