@@ -28,7 +28,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "protocol.image_cli": ("keygen", "getpub", "sign", "verify", "inspect"),
     "emulator.cli": ("emulate",),
     "emulator.demo_cli": ("demo",),
-    "relay.cli": (),
+    "relay.cli": ("serve", "release", "rollout", "device", "gateway-token"),
     "updater_gui.cli": (),
 }
 

@@ -78,7 +78,10 @@ async def ensure_admin_token(ctx: ServerContext) -> Path | None:
             return None
         token = new_token()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process sharing the data folder created it a moment ago
+            return None
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(token + "\n")
         session.add(AdminToken(name="admin (first start)", role="admin", token_hash=hash_token(token)))
