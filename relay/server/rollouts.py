@@ -63,7 +63,12 @@ def plan_groups(count: int, canary: int, percentages: Sequence[int]) -> list[int
     """Group sizes for ``count`` devices: the canary, then cumulative percentages of the rest."""
     if canary < 0:
         raise RolloutError("canary must not be negative")
-    if not percentages or any(not 0 < p <= 100 for p in percentages) or list(percentages) != sorted(percentages):
+    if (
+        not percentages
+        or any(not 0 < p <= 100 for p in percentages)
+        or list(percentages) != sorted(percentages)
+        or percentages[-1] != 100
+    ):
         raise RolloutError("percentages must rise from 1 to 100, e.g. [25, 50, 100]")
     sizes = []
     first = min(canary, count)

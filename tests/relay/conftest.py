@@ -7,6 +7,7 @@ answers, and fails under ``CI``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -136,8 +137,8 @@ def _pg_unavailable(message: str) -> None:
     pytest.skip(f"no PostgreSQL server: {message}")
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def pg_database() -> AsyncIterator[str]:
     """A fresh, uniquely named PostgreSQL database (dropped afterwards), as a SQLAlchemy URL."""
     import asyncpg
     from sqlalchemy.engine import make_url
@@ -156,3 +157,10 @@ async def postgres_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test (skips without a server, fails under CI)."""
+    async with pg_database() as url:
+        yield url
