@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -40,6 +40,7 @@ __all__ = ["ADMIN_TOKEN_CREATED", "create_app", "ensure_admin_token", "load_trus
 
 log = logging.getLogger(__name__)
 
+ADMIN_TOKEN_LOCK_KEY = 0x5354_4D33
 RETRY_AFTER = "1"  # seconds a client should wait after a 503
 ADMIN_TOKEN_CREATED: web.AppKey[list[Path]] = web.AppKey("admin_token_created", list)
 
@@ -65,6 +66,8 @@ async def ensure_admin_token(ctx: ServerContext) -> Path | None:
     """Create the first admin token (and its file) on a fresh server; the file's path when created."""
     path = ctx.settings.admin_token_file
     async with ctx.sessions.begin() as session:
+        if ctx.engine.dialect.name == "postgresql":  # processes starting together take turns
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADMIN_TOKEN_LOCK_KEY})
         if path.exists():
             token = path.read_text(encoding="utf-8").strip()
             known = (
