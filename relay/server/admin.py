@@ -377,7 +377,7 @@ async def retire_release(request: web.Request) -> web.Response:
         device_ids = await rollouts.cancel_actions(
             session, (Action.release_id == release.id) & (Action.status == "scheduled"), "release retired"
         )
-    ctx.notifier.notify(device_ids)
+    ctx.changed(device_ids)
     return web.json_response(release_json(release))
 
 
@@ -415,7 +415,7 @@ async def assign_release(request: web.Request) -> web.Response:
         action = await rollouts.assign(
             session, device, release, forced=forced, download_only=download_only, maintenance=maintenance
         )
-    ctx.notifier.notify([device.id], {device.id: device.gateway_id})
+    ctx.changed([device.id], {device.id: device.gateway_id})
     return web.json_response(action_json(action, device.controller_id, release.version), status=201)
 
 
@@ -431,7 +431,7 @@ async def cancel_action(request: web.Request) -> web.Response:
         if not action.active:
             raise http_error(web.HTTPConflict, "closed", f"action {text} is already {action.status}")
         devices = await rollouts.cancel_actions(session, Action.id == action.id, "canceled by an operator")
-    ctx.notifier.notify(devices)
+    ctx.changed(devices)
     return web.json_response({"id": action.id, "status": "canceling"})
 
 

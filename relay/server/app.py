@@ -27,7 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from protocol.image import ImageError, PublicKey, load_public_key
 
 from . import admin, ddi, rollouts
-from .context import CONTEXT, ServerContext
+from .context import CHANGE_FEED_INTERVAL, CONTEXT, LAST_SEEN_FLUSH, ServerContext
 from .db import make_engine, make_sessionmaker, migrate
 from .errors import ConfigError, http_error
 from .metrics import Metrics
@@ -125,7 +125,8 @@ def _context_factory(settings: Settings) -> Callable[[web.Application], AsyncIte
                 app[ADMIN_TOKEN_CREATED].append(created)
             tasks = [
                 asyncio.create_task(_every(settings.rollout_tick, lambda: rollouts.tick(ctx), "rollout tick")),
-                asyncio.create_task(_every(5.0, ctx.flush_last_seen, "last-seen flush")),
+                asyncio.create_task(_every(LAST_SEEN_FLUSH, ctx.flush_last_seen, "last-seen flush")),
+                asyncio.create_task(_every(CHANGE_FEED_INTERVAL, ctx.watch_changes, "change feed")),
             ]
             try:
                 yield

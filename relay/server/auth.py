@@ -45,11 +45,6 @@ class _GatewayCredential:
     can_register: bool
 
 
-@dataclass(frozen=True)
-class _DeviceCredential:
-    principal: DevicePrincipal
-
-
 def _unauthorized(message: str, scheme: str) -> web.HTTPException:
     return http_error(web.HTTPUnauthorized, "unauthorized", message, headers={"WWW-Authenticate": scheme})
 
@@ -122,15 +117,15 @@ async def authenticate_device(
             raise _unauthorized("the target token is empty or too long", "TargetToken")
         digest = hash_token(token)
         cached = ctx.token_cache.get(b"t" + digest)
-        if isinstance(cached, _DeviceCredential):
-            principal = cached.principal
+        if isinstance(cached, DevicePrincipal):
+            principal = cached
         else:
             async with ctx.sessions() as session:
                 device = (await session.execute(select(Device).where(Device.token_hash == digest))).scalar_one_or_none()
             if device is None or device.token_hash is None or not hmac.compare_digest(device.token_hash, digest):
                 raise _unauthorized("the target token is unknown or revoked", "TargetToken")
             principal = _principal(device)
-            ctx.token_cache.put(b"t" + digest, _DeviceCredential(principal))
+            ctx.cache_principal(b"t" + digest, principal)
         if principal.tenant != tenant or principal.controller_id != controller_id:
             raise _forbidden(f"this target token belongs to another device, not {controller_id!r}")
         if principal.state != "active":
@@ -155,7 +150,7 @@ async def authenticate_device(
                     raise _forbidden(f"device {controller_id!r} is not registered through this gateway")
                 device = await _self_register(ctx, tenant, controller_id, cred.gateway_id)
             principal_or_none = _principal(device)
-            ctx.token_cache.put(key, principal_or_none)
+            ctx.cache_principal(key, principal_or_none)
         if principal_or_none.gateway_id != cred.gateway_id:
             raise _forbidden(f"device {controller_id!r} is outside this gateway token's scope")
         return DevicePrincipal(**{**principal_or_none.__dict__, "via_gateway": cred.gateway_id})

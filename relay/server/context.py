@@ -1,8 +1,11 @@
 """What every handler shares: the settings, the database, the caches, the notifier, the metrics.
 
-One :class:`ServerContext` per application, stored under :data:`CONTEXT` (a typed ``web.AppKey``).  Caches
-hold an entry at most ``settings.cache_ttl`` seconds, so a change another process makes is seen within that
-time (shorter than any poll interval); a change this process makes drops the entries it affects at once.
+One :class:`ServerContext` per application, stored under :data:`CONTEXT` (a typed ``web.AppKey``).
+
+Caches (credentials, each device's poll state) make a poll cost no database round trip.  A change this process
+makes drops the entries it affects at once; once a second :meth:`ServerContext.watch_changes` reads which
+devices and actions other processes changed (their ``updated_at``) and drops those, so every process sees a
+change within about a second.  ``settings.cache_ttl`` bounds what the feed cannot see (a deleted device).
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from protocol.image import PublicKey
 
 from .metrics import Metrics
-from .models import Device
+from .models import Action, AdminToken, Device, GatewayToken
 from .settings import Settings
 
-__all__ = ["CONTEXT", "DevicePrincipal", "Notifier", "ServerContext", "TtlCache"]
+__all__ = ["CONTEXT", "ActionSummary", "DevicePrincipal", "Notifier", "PollState", "ServerContext", "TtlCache"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 LAST_SEEN_FLUSH = 5.0  # seconds between the batched writes of the devices' last-seen times
+CHANGE_FEED_INTERVAL = 1.0  # seconds between looks at what other processes changed
+CHANGE_FEED_MARGIN = dt.timedelta(seconds=5)  # overlap, for clocks of processes on other machines
 
 
 class TtlCache(Generic[K, V]):
@@ -59,6 +64,9 @@ class TtlCache(Generic[K, V]):
             self._data.clear()
         self._data[key] = (time.monotonic() + self.ttl, value)
 
+    def pop(self, key: K) -> None:
+        self._data.pop(key, None)
+
     def clear(self) -> None:
         self._data.clear()
 
@@ -73,6 +81,25 @@ class DevicePrincipal:
     state: str
     gateway_id: int | None
     via_gateway: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionSummary:
+    id: int
+    status: str
+    forced: bool
+    download_only: bool
+    maintenance: dict[str, Any] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollState:
+    """What a poll answer is built from (cached per device; dropped on any change to the device or its actions)."""
+
+    state: str
+    request_attributes: bool
+    installed_action_id: int | None
+    action: ActionSummary | None
 
 
 class Notifier:
@@ -132,14 +159,58 @@ class ServerContext:
     trusted_keys: list[PublicKey]
     notifier: Notifier = field(default_factory=Notifier)
     token_cache: TtlCache[bytes, Any] = field(init=False)
+    poll_cache: TtlCache[int, PollState] = field(init=False)
+    device_keys: dict[int, set[bytes]] = field(default_factory=dict)
     last_seen: dict[int, dt.datetime] = field(default_factory=dict)
     rollout_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    feed_since: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def __post_init__(self) -> None:
         self.token_cache = TtlCache(self.settings.cache_ttl)
+        self.poll_cache = TtlCache(self.settings.cache_ttl)
 
     def invalidate_tokens(self) -> None:
+        """Forget every cached credential and poll state (after an admin change to tokens or devices)."""
         self.token_cache.clear()
+        self.poll_cache.clear()
+        self.device_keys.clear()
+
+    def cache_principal(self, key: bytes, principal: DevicePrincipal) -> None:
+        self.token_cache.put(key, principal)
+        self.device_keys.setdefault(principal.device_id, set()).add(key)
+
+    def changed(self, device_ids: Iterable[int], gateways: dict[int, int | None] | None = None) -> None:
+        """Devices whose poll answer may differ now: drop their cache entries and wake their long polls."""
+        ids = list(device_ids)
+        for device_id in ids:
+            self.poll_cache.pop(device_id)
+            for key in self.device_keys.pop(device_id, ()):
+                self.token_cache.pop(key)
+        self.notifier.notify(ids, gateways)
+
+    async def watch_changes(self) -> None:
+        """Drop what other processes changed since the last look (devices, actions, revoked tokens)."""
+        now = dt.datetime.now(dt.UTC)
+        since = self.feed_since - CHANGE_FEED_MARGIN
+        async with self.sessions() as session:
+            devices = set((await session.execute(select(Device.id).where(Device.updated_at >= since))).scalars())
+            devices.update(
+                (await session.execute(select(Action.device_id).where(Action.updated_at >= since))).scalars()
+            )
+            revoked = (
+                await session.execute(
+                    select(func.count()).select_from(GatewayToken).where(GatewayToken.revoked_at >= since)
+                )
+            ).scalar_one() + (
+                await session.execute(
+                    select(func.count()).select_from(AdminToken).where(AdminToken.revoked_at >= since)
+                )
+            ).scalar_one()
+        self.feed_since = now
+        if revoked:
+            self.invalidate_tokens()
+        if devices:
+            self.changed(devices)
 
     def rollout_lock(self, rollout_id: int) -> asyncio.Lock:
         return self.rollout_locks.setdefault(rollout_id, asyncio.Lock())
@@ -154,7 +225,11 @@ class ServerContext:
         pending, self.last_seen = self.last_seen, {}
         async with self.sessions.begin() as session:
             for device_id, when in pending.items():
-                await session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=when))
+                await session.execute(
+                    update(Device)
+                    .where(Device.id == device_id)
+                    .values(last_seen_at=when, updated_at=Device.updated_at)  # not a change others must see
+                )
 
 
 CONTEXT: web.AppKey[ServerContext] = web.AppKey("stm32ota_server", ServerContext)

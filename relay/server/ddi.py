@@ -32,7 +32,7 @@ from .actions import (
     window_available,
 )
 from .auth import authenticate_device, authenticate_gateway
-from .context import CONTEXT, DevicePrincipal, ServerContext
+from .context import CONTEXT, ActionSummary, DevicePrincipal, PollState, ServerContext
 from .errors import http_error
 from .models import Action, ActionStatus, Device, DeviceLog, Release, utcnow
 from .ranges import serve_bytes
@@ -113,15 +113,15 @@ async def _owned_action(session: AsyncSession, principal: DevicePrincipal, actio
 # --- the poll ---------------------------------------------------------------------------------------------------
 
 
-async def _poll_body(ctx: ServerContext, request: web.Request, principal: DevicePrincipal) -> dict[str, Any]:
-    base = _base(request, principal.tenant, principal.controller_id)
-    body: dict[str, Any] = {"config": {"polling": {"sleep": poll_sleep(ctx.settings.poll_interval)}}}
-    links: dict[str, Any] = {}
+async def _poll_state(ctx: ServerContext, device_id: int) -> PollState:
+    cached = ctx.poll_cache.get(device_id)
+    if cached is not None:
+        return cached
     async with ctx.sessions() as session:
         device = (
             await session.execute(
                 select(Device.request_attributes, Device.installed_action_id, Device.state).where(
-                    Device.id == principal.device_id
+                    Device.id == device_id
                 )
             )
         ).one()
@@ -130,11 +130,35 @@ async def _poll_body(ctx: ServerContext, request: web.Request, principal: Device
             action = (
                 await session.execute(
                     select(Action)
-                    .where(Action.device_id == principal.device_id, Action.active.is_(True))
+                    .where(Action.device_id == device_id, Action.active.is_(True))
                     .order_by(Action.id)
                     .limit(1)
                 )
             ).scalar_one_or_none()
+    state = PollState(
+        state=device.state,
+        request_attributes=device.request_attributes,
+        installed_action_id=device.installed_action_id,
+        action=None
+        if action is None
+        else ActionSummary(
+            id=action.id,
+            status=action.status,
+            forced=action.forced,
+            download_only=action.download_only,
+            maintenance=action.maintenance,
+        ),
+    )
+    ctx.poll_cache.put(device_id, state)
+    return state
+
+
+async def _poll_body(ctx: ServerContext, request: web.Request, principal: DevicePrincipal) -> dict[str, Any]:
+    base = _base(request, principal.tenant, principal.controller_id)
+    body: dict[str, Any] = {"config": {"polling": {"sleep": poll_sleep(ctx.settings.poll_interval)}}}
+    links: dict[str, Any] = {}
+    state = await _poll_state(ctx, principal.device_id)
+    action = state.action
     if action is not None:
         if action.status == "canceling":
             links["cancelAction"] = {"href": f"{base}/cancelAction/{action.id}"}
@@ -148,9 +172,9 @@ async def _poll_body(ctx: ServerContext, request: web.Request, principal: Device
                 state=action.status,
             )
             links["deploymentBase"] = {"href": f"{base}/deploymentBase/{action.id}?c={c}"}
-    if device.installed_action_id is not None:
-        links["installedBase"] = {"href": f"{base}/installedBase/{device.installed_action_id}"}
-    if device.request_attributes:
+    if state.installed_action_id is not None:
+        links["installedBase"] = {"href": f"{base}/installedBase/{state.installed_action_id}"}
+    if state.request_attributes:
         links["configData"] = {"href": f"{base}/configData"}
     if links:
         body["_links"] = links
@@ -360,6 +384,7 @@ async def _apply_feedback(request: web.Request, *, cancel: bool) -> web.Response
             )
         rollout_id = action.rollout_id
         state = action.status
+    ctx.changed([principal.device_id])
     ctx.metrics.feedback.labels(execution, state).inc()
     if rollout_id is not None and state in ("finished", "error", "canceled"):
         await rollouts.evaluate(ctx, rollout_id)
@@ -437,6 +462,7 @@ async def config_data(request: web.Request) -> web.Response:
             setattr(device, key, value)
         device.attributes = current
         device.request_attributes = False
+    ctx.changed([principal.device_id])
     return web.Response(status=200)
 
 

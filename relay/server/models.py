@@ -125,6 +125,8 @@ class Device(Base):
     request_attributes: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+    """Bumped by every change but last-seen: the other processes' caches drop the device when they see it."""
 
 
 class Release(Base):
@@ -227,7 +229,7 @@ class Action(Base):
     progress_of: Mapped[int | None] = mapped_column(Integer, default=None)
     last_code: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
 
 class ActionStatus(Base):

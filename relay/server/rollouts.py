@@ -292,7 +292,7 @@ async def _notify(ctx: ServerContext, device_ids: Sequence[int]) -> None:
     async with ctx.sessions() as session:
         rows = await session.execute(select(Device.id, Device.gateway_id).where(Device.id.in_(device_ids)))
         gateways = {row.id: row.gateway_id for row in rows}
-    ctx.notifier.notify(device_ids, gateways)
+    ctx.changed(device_ids, gateways)
 
 
 async def pause(ctx: ServerContext, rollout_id: int, reason: str = "paused by an operator") -> Rollout:

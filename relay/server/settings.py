@@ -11,7 +11,7 @@ Example ``server.toml``::
     trusted_keys = ["/etc/stm32ota/product.pub.pem"]
     max_release_size = 4194304
     download_base_url = "https://cdn.example.com/artifacts"   # optional: redirect artifact downloads
-    cache_ttl = 5.0
+    cache_ttl = 60.0
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_TENANT", "Settings", "load_settings", "parse_listen"]
 DEFAULT_TENANT = "DEFAULT"
 DEFAULT_POLL_INTERVAL = 300  # seconds: hawkBit's default 5 minutes
 DEFAULT_MAX_RELEASE_SIZE = 4 * 1024 * 1024  # bytes: well above any STM32's flash
-DEFAULT_CACHE_TTL = 5.0  # seconds a process may serve a cached token or device before re-reading it
+DEFAULT_CACHE_TTL = 60.0  # seconds a cached credential lives at most (changes are seen within ~1 s anyway)
 MAX_LONG_POLL = 300  # seconds a poll may hold with ?wait=
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 

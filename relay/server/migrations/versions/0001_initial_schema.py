@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 01:01:03.478872
+Create Date: 2026-12-02 01:12:05.740478
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ def upgrade() -> None:
         sa.Column("request_attributes", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["gateway_id"], ["gateways.id"], name=op.f("fk_devices_gateway_id_gateways"), ondelete="SET NULL"
         ),
@@ -91,6 +92,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_devices_gateway_id"), ["gateway_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_devices_updated_at"), ["updated_at"], unique=False)
 
     op.create_table(
         "gateway_tokens",
@@ -198,6 +200,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_actions_group_id"), ["group_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_actions_release_id"), ["release_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_actions_rollout_id"), ["rollout_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_actions_updated_at"), ["updated_at"], unique=False)
 
     op.create_table(
         "rollout_members",
@@ -251,6 +254,7 @@ def downgrade() -> None:
 
     op.drop_table("rollout_members")
     with op.batch_alter_table("actions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_actions_updated_at"))
         batch_op.drop_index(batch_op.f("ix_actions_rollout_id"))
         batch_op.drop_index(batch_op.f("ix_actions_release_id"))
         batch_op.drop_index(batch_op.f("ix_actions_group_id"))
@@ -274,6 +278,7 @@ def downgrade() -> None:
 
     op.drop_table("gateway_tokens")
     with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_devices_updated_at"))
         batch_op.drop_index(batch_op.f("ix_devices_gateway_id"))
 
     op.drop_table("devices")
