@@ -513,7 +513,7 @@ async def create_rollout(request: web.Request) -> web.Response:
             await session.flush()
             session.add_all(RolloutMember(group_id=group.id, device_id=d.id) for d in devices[start : start + size])
             start += size
-    await rollouts.evaluate(ctx, rollout.id)
+    await rollouts.evaluate_soon(ctx, rollout.id)
     return await _rollout_response(ctx, rollout.id, status=201)
 
 

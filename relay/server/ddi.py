@@ -387,7 +387,7 @@ async def _apply_feedback(request: web.Request, *, cancel: bool) -> web.Response
     ctx.changed([principal.device_id])
     ctx.metrics.feedback.labels(execution, state).inc()
     if rollout_id is not None and state in ("finished", "error", "canceled"):
-        await rollouts.evaluate(ctx, rollout_id)
+        await rollouts.evaluate_soon(ctx, rollout_id)
     return web.Response(status=200)
 
 
