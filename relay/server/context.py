@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from protocol.image import PublicKey
@@ -219,17 +219,20 @@ class ServerContext:
         self.last_seen[device_id] = dt.datetime.now(dt.UTC)
 
     async def flush_last_seen(self) -> None:
-        """Write the buffered last-seen times (one statement per device, one transaction)."""
+        """Write the buffered last-seen times: one executemany, one transaction."""
         if not self.last_seen:
             return
         pending, self.last_seen = self.last_seen, {}
+        table = Device.__table__
+        assert isinstance(table, Table)
+        statement = (
+            table.update()
+            .where(table.c.id == bindparam("_id"))
+            .values(last_seen_at=bindparam("_when"), updated_at=table.c.updated_at)  # not a change others must see
+        )
         async with self.sessions.begin() as session:
-            for device_id, when in pending.items():
-                await session.execute(
-                    update(Device)
-                    .where(Device.id == device_id)
-                    .values(last_seen_at=when, updated_at=Device.updated_at)  # not a change others must see
-                )
+            connection = await session.connection()
+            await connection.execute(statement, [{"_id": k, "_when": v} for k, v in pending.items()])
 
 
 CONTEXT: web.AppKey[ServerContext] = web.AppKey("stm32ota_server", ServerContext)

@@ -58,6 +58,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise bad_request(f"the body is not valid JSON: {err}", "bad-json") from None
+    except RecursionError:
+        raise bad_request("the body is nested too deeply", "bad-json") from None
     if not isinstance(data, dict):
         raise bad_request("the body must be a JSON object", "bad-json")
     return data

@@ -393,3 +393,27 @@ async def test_gateway_events_stream(server: Server) -> None:
     assert event == b'event: poll\ndata: {"controllerId": "stm32-aa"}\n\n'
     response.close()
     assert (await server.client.get("/DEFAULT/gateway/v1/events", headers=server.admin)).status == 401
+
+
+async def test_last_seen_is_recorded_without_invalidating(server: Server) -> None:
+    from relay.server.context import CONTEXT
+
+    await server.add_device("dev-1")
+    await server.add_device("dev-2")
+    await server.poll("dev-1")
+    await server.poll("dev-2")
+    from sqlalchemy import select
+
+    from relay.server.models import Device
+
+    ctx = server.client.app[CONTEXT]
+
+    async def changed_at() -> list[object]:
+        async with ctx.sessions() as session:
+            return list((await session.execute(select(Device.updated_at).order_by(Device.id))).scalars())
+
+    before = await changed_at()
+    await ctx.flush_last_seen()
+    devices = {d["controller_id"]: d for d in await server.api("GET", "/devices")}
+    assert devices["dev-1"]["last_seen_at"] and devices["dev-2"]["last_seen_at"]
+    assert await changed_at() == before  # the flush is not a change the other processes' caches drop
