@@ -45,6 +45,7 @@ __all__ = ["add_routes"]
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _MIN_TOKEN_LENGTH = 16
 DEFAULT_LIST_LIMIT = 1000
+MAX_BULK_DEVICES = 10_000
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -171,10 +172,7 @@ async def list_devices(request: web.Request) -> web.Response:
     return web.json_response([device_json(d, g) for d, g in rows])
 
 
-async def add_device(request: web.Request) -> web.Response:
-    ctx, _ = await _auth(request, "admin")
-    tenant = _tenant(request, ctx)
-    data = await json_body(request)
+def _new_device(tenant: str, data: dict[str, Any]) -> tuple[Device, str]:
     controller_id = check_controller_id(field(data, "controller_id", str))
     token = _token_from(data)
     tags = optional(data, "tags", list, [])
@@ -198,13 +196,56 @@ async def add_device(request: web.Request) -> web.Response:
     board = optional(data, "board", int, -1)
     if board >= 0:
         device.board_id = board
+    return device, token
+
+
+async def add_device(request: web.Request) -> web.Response:
+    ctx, _ = await _auth(request, "admin")
+    tenant = _tenant(request, ctx)
+    device, token = _new_device(tenant, await json_body(request))
     try:
         async with ctx.sessions.begin() as session:
             session.add(device)
     except IntegrityError:
-        raise http_error(web.HTTPConflict, "exists", f"device {controller_id!r} already exists") from None
+        raise http_error(web.HTTPConflict, "exists", f"device {device.controller_id!r} already exists") from None
     ctx.invalidate_tokens()
     return web.json_response({**device_json(device), "token": token}, status=201)
+
+
+async def add_devices(request: web.Request) -> web.Response:
+    """Many devices in one transaction (all or none): ``{"devices": [{...}, ...]}``."""
+    ctx, _ = await _auth(request, "admin")
+    tenant = _tenant(request, ctx)
+    entries = field(await json_body(request), "devices", list)
+    if not 0 < len(entries) <= MAX_BULK_DEVICES:
+        raise bad_request(f"devices must list 1 to {MAX_BULK_DEVICES} devices", "bad-field")
+    created = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise bad_request(f"devices[{index}] must be an object", "bad-field")
+        created.append(_new_device(tenant, entry))
+    if len({d.controller_id for d, _ in created}) != len(created):
+        raise bad_request("devices lists a controllerId twice", "bad-field")
+    try:
+        async with ctx.sessions.begin() as session:
+            session.add_all(d for d, _ in created)
+    except IntegrityError:
+        raise http_error(web.HTTPConflict, "exists", "one of the devices already exists; none was added") from None
+    ctx.invalidate_tokens()
+    return web.json_response(
+        {"devices": [{"controller_id": d.controller_id, "token": t} for d, t in created]}, status=201
+    )
+
+
+async def request_attributes(request: web.Request) -> web.Response:
+    """Ask the device for its attributes again (the poll links configData until it sends them)."""
+    ctx, _ = await _auth(request, "admin")
+    tenant = _tenant(request, ctx)
+    async with ctx.sessions.begin() as session:
+        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+        device.request_attributes = True
+    ctx.changed([device.id])
+    return web.json_response(device_json(device))
 
 
 async def show_device(request: web.Request) -> web.Response:
@@ -709,7 +750,9 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/v1/devices", list_devices)
     r.add_post("/api/v1/devices", add_device)
+    r.add_post("/api/v1/devices/bulk", add_devices)
     r.add_get("/api/v1/devices/{controllerId}", show_device)
+    r.add_post("/api/v1/devices/{controllerId}/request-attributes", request_attributes)
     r.add_delete("/api/v1/devices/{controllerId}", delete_device)
     r.add_post("/api/v1/devices/{controllerId}/accept", accept_device)
     r.add_post("/api/v1/devices/{controllerId}/token", device_token)

@@ -222,7 +222,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     """The whole server as one aiohttp application (the DDI, the admin API, health and metrics)."""
-    app = web.Application(middlewares=[_metrics_middleware, _error_middleware], client_max_size=1024**2)
+    app = web.Application(middlewares=[_metrics_middleware, _error_middleware], client_max_size=4 * 1024**2)
     app[_METRICS] = Metrics()
     app[ADMIN_TOKEN_CREATED] = []
     app.cleanup_ctx.append(_context_factory(settings))

@@ -167,3 +167,36 @@ async def test_admin_names_are_checked(server: Server) -> None:
     await server.api("GET", "/devices/..%2Fx", 400)
     await server.add_device("dev-1")
     await server.api("POST", "/devices", 409, json={"controller_id": "dev-1"})
+
+
+async def test_bulk_device_registration(server: Server) -> None:
+    devices = [{"controller_id": f"stm32-{i:04d}", "chip": "0x413"} for i in range(500)]
+    created = await server.api("POST", "/devices/bulk", 201, json={"devices": devices})
+    tokens = {d["controller_id"]: d["token"] for d in created["devices"]}
+    assert len(tokens) == 500
+    headers = {"Authorization": f"TargetToken {tokens['stm32-0123']}"}
+    assert await _status(server, server.ddi("stm32-0123"), headers) == 200
+    # All or nothing: one existing controllerId adds none of the others.
+    await server.api(
+        "POST", "/devices/bulk", 409, json={"devices": [{"controller_id": "new-1"}, {"controller_id": "stm32-0000"}]}
+    )
+    await server.api("GET", "/devices/new-1", 404)
+    for bad in (
+        {"devices": []},
+        {"devices": [1]},
+        {"devices": [{"controller_id": "a"}, {"controller_id": "a"}]},
+        {"devices": "x"},
+    ):
+        await server.api("POST", "/devices/bulk", 400, json=bad)
+
+
+async def test_request_attributes_again(server: Server) -> None:
+    await server.add_device("dev-1")
+    await server.client.put(
+        server.ddi("dev-1", "/configData"), json={"data": {"a": "b"}}, headers=server.target("dev-1")
+    )
+    assert "configData" not in (await server.poll_json("dev-1")).get("_links", {})
+    await server.api("POST", "/devices/dev-1/request-attributes")
+    assert "configData" in (await server.poll_json("dev-1"))["_links"]
+    pending = await server.api("GET", "/devices?state=pending")
+    assert pending == []
