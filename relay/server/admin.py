@@ -208,7 +208,6 @@ async def add_device(request: web.Request) -> web.Response:
             session.add(device)
     except IntegrityError:
         raise http_error(web.HTTPConflict, "exists", f"device {device.controller_id!r} already exists") from None
-    ctx.invalidate_tokens()
     return web.json_response({**device_json(device), "token": token}, status=201)
 
 
@@ -231,7 +230,6 @@ async def add_devices(request: web.Request) -> web.Response:
             session.add_all(d for d, _ in created)
     except IntegrityError:
         raise http_error(web.HTTPConflict, "exists", "one of the devices already exists; none was added") from None
-    ctx.invalidate_tokens()
     return web.json_response(
         {"devices": [{"controller_id": d.controller_id, "token": t} for d, t in created]}, status=201
     )
@@ -276,7 +274,7 @@ async def accept_device(request: web.Request) -> web.Response:
         if device.state != "pending":
             raise http_error(web.HTTPConflict, "not-pending", f"device {device.controller_id!r} is {device.state}")
         device.state = "active"
-    ctx.invalidate_tokens()
+    ctx.changed([device.id])
     return web.json_response(device_json(device))
 
 
@@ -289,7 +287,7 @@ async def device_token(request: web.Request) -> web.Response:
     async with ctx.sessions.begin() as session:
         device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
         device.token_hash = hash_token(token)
-    ctx.invalidate_tokens()
+    ctx.changed([device.id])
     return web.json_response({"controller_id": device.controller_id, "token": token})
 
 
@@ -304,7 +302,7 @@ async def delete_device(request: web.Request) -> web.Response:
         await session.execute(delete(ActionStatus).where(ActionStatus.action_id.in_(action_ids)))
         await session.execute(delete(Action).where(Action.device_id == device.id))
         await session.delete(device)
-    ctx.invalidate_tokens()
+    ctx.changed([device.id])
     return web.Response(status=204)
 
 
@@ -647,12 +645,15 @@ async def create_gateway_token(request: web.Request) -> web.Response:
         session.add(row)
         await session.flush()
         # Devices named at creation are bound to this gateway (pre-registration through a gateway).
+        bound: list[int] = []
         for controller_id in optional(data, "devices", list, []):
             if not isinstance(controller_id, str):
                 raise bad_request("devices must be a list of controllerIds", "bad-field")
             device = await _device_by_cid(session, tenant, controller_id)
             device.gateway_id = gateway.id
-    ctx.invalidate_tokens()
+            bound.append(device.id)
+    ctx.invalidate_credentials()
+    ctx.changed(bound)
     return web.json_response(
         {"id": row.id, "gateway": name, "label": label, "can_register": can_register, "token": token}, status=201
     )
@@ -696,7 +697,7 @@ async def revoke_gateway_token(request: web.Request) -> web.Response:
             raise _not_found(f"gateway token {text}")
         if row.revoked_at is None:
             row.revoked_at = utcnow()
-    ctx.invalidate_tokens()
+    ctx.invalidate_credentials()
     return web.json_response({"id": row.id, "revoked": True})
 
 
@@ -742,7 +743,7 @@ async def revoke_admin_token(request: web.Request) -> web.Response:
         if row is None:
             raise _not_found(f"admin token {text}")
         row.revoked_at = row.revoked_at or utcnow()
-    ctx.invalidate_tokens()
+    ctx.invalidate_credentials()
     return web.json_response({"id": row.id, "revoked": True, "self": row.id == principal.token_id})
 
 

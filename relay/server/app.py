@@ -103,6 +103,13 @@ async def _every(seconds: float, work: Callable[[], Awaitable[None]], what: str)
             log.exception("%s failed", what)
 
 
+def _preload(ctx: ServerContext) -> Callable[[], Awaitable[None]]:
+    async def reload() -> None:
+        await ctx.preload()
+
+    return reload
+
+
 def _context_factory(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings.data.mkdir(parents=True, exist_ok=True)
@@ -121,12 +128,14 @@ def _context_factory(settings: Settings) -> Callable[[web.Application], AsyncIte
             )
             app[CONTEXT] = ctx
             created = await ensure_admin_token(ctx)
+            log.info("cached %d devices", await ctx.preload())
             if created is not None:
                 app[ADMIN_TOKEN_CREATED].append(created)
             tasks = [
                 asyncio.create_task(_every(settings.rollout_tick, lambda: rollouts.tick(ctx), "rollout tick")),
                 asyncio.create_task(_every(LAST_SEEN_FLUSH, ctx.flush_last_seen, "last-seen flush")),
                 asyncio.create_task(_every(CHANGE_FEED_INTERVAL, ctx.watch_changes, "change feed")),
+                asyncio.create_task(_every(max(settings.cache_ttl / 2, 1.0), _preload(ctx), "cache reload")),
             ]
             try:
                 yield

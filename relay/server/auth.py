@@ -66,7 +66,7 @@ def _scheme_and_token(request: web.Request) -> tuple[str, str] | None:
 
 async def _gateway_credential(ctx: ServerContext, token: str) -> _GatewayCredential | None:
     digest = hash_token(token)
-    cached = ctx.token_cache.get(b"g" + digest)
+    cached = ctx.cred_cache.get(b"g" + digest)
     if isinstance(cached, _GatewayCredential):
         return cached
     async with ctx.sessions() as session:
@@ -76,7 +76,7 @@ async def _gateway_credential(ctx: ServerContext, token: str) -> _GatewayCredent
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
         return None
     cred = _GatewayCredential(token_id=row.id, gateway_id=row.gateway_id, can_register=row.can_register)
-    ctx.token_cache.put(b"g" + digest, cred)
+    ctx.cred_cache.put(b"g" + digest, cred)
     return cred
 
 
@@ -188,7 +188,7 @@ async def authenticate_admin(ctx: ServerContext, request: web.Request, role: str
     if parsed is None or parsed[0] != "Bearer" or not parsed[1]:
         raise _unauthorized("an admin token is required: Authorization: Bearer <token>", "Bearer")
     digest = hash_token(parsed[1])
-    cached = ctx.token_cache.get(b"a" + digest)
+    cached = ctx.cred_cache.get(b"a" + digest)
     if isinstance(cached, AdminPrincipal):
         principal = cached
     else:
@@ -199,7 +199,7 @@ async def authenticate_admin(ctx: ServerContext, request: web.Request, role: str
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
             raise _unauthorized("the admin token is unknown or revoked", "Bearer")
         principal = AdminPrincipal(row.id, row.name, row.role)
-        ctx.token_cache.put(b"a" + digest, principal)
+        ctx.cred_cache.put(b"a" + digest, principal)
     if not principal.allows(role):
         raise _forbidden(f"this token has the role {principal.role!r}; this request needs {role!r}")
     return principal

@@ -37,7 +37,10 @@ V = TypeVar("V")
 
 LAST_SEEN_FLUSH = 5.0  # seconds between the batched writes of the devices' last-seen times
 CHANGE_FEED_INTERVAL = 1.0  # seconds between looks at what other processes changed
-CHANGE_FEED_MARGIN = dt.timedelta(seconds=5)  # overlap, for clocks of processes on other machines
+CHANGE_FEED_MARGIN = dt.timedelta(seconds=5)
+REFRESH_CHUNK = (
+    500  # device ids per query when the feed reloads what changed  # overlap, for clocks of processes on other machines
+)
 
 
 class TtlCache(Generic[K, V]):
@@ -151,6 +154,12 @@ class Notifier:
 
 
 @dataclass
+class _LoadGuard:
+    dirty: set[int] = field(default_factory=set)
+    spoiled: bool = False
+
+
+@dataclass
 class ServerContext:
     settings: Settings
     engine: AsyncEngine
@@ -164,13 +173,22 @@ class ServerContext:
     last_seen: dict[int, dt.datetime] = field(default_factory=dict)
     rollout_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     feed_since: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    cred_cache: TtlCache[bytes, Any] = field(init=False)
+    _loads: list[_LoadGuard] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.token_cache = TtlCache(self.settings.cache_ttl)
         self.poll_cache = TtlCache(self.settings.cache_ttl)
+        self.cred_cache = TtlCache(self.settings.cache_ttl)
+
+    def invalidate_credentials(self) -> None:
+        """Forget cached gateway and admin credentials (after one is created or revoked)."""
+        self.cred_cache.clear()
 
     def invalidate_tokens(self) -> None:
         """Forget every cached credential and poll state (after an admin change to tokens or devices)."""
+        for guard in self._loads:  # a load in flight must not put back what this drops
+            guard.spoiled = True
         self.token_cache.clear()
         self.poll_cache.clear()
         self.device_keys.clear()
@@ -182,11 +200,99 @@ class ServerContext:
     def changed(self, device_ids: Iterable[int], gateways: dict[int, int | None] | None = None) -> None:
         """Devices whose poll answer may differ now: drop their cache entries and wake their long polls."""
         ids = list(device_ids)
+        for guard in self._loads:
+            guard.dirty.update(ids)
         for device_id in ids:
             self.poll_cache.pop(device_id)
             for key in self.device_keys.pop(device_id, ()):
                 self.token_cache.pop(key)
         self.notifier.notify(ids, gateways)
+
+    async def preload(self) -> int:
+        """Load every device's credential and poll state (at start-up, then every half TTL), so polls never
+        wait for the database; returns how many devices."""
+        return await self._load(None)
+
+    async def refresh(self, device_ids: Iterable[int]) -> None:
+        """Load these devices afresh (what the change feed saw another process change)."""
+        ids = sorted(set(device_ids))
+        for start in range(0, len(ids), REFRESH_CHUNK):
+            await self._load(ids[start : start + REFRESH_CHUNK])
+
+    async def _load(self, ids: list[int] | None) -> int:
+        """Two queries, then the caches.  Devices this process changes while the queries run are left out
+        (their next poll reads them fresh), and a full invalidation meanwhile spoils the whole load."""
+        guard = _LoadGuard()
+        self._loads.append(guard)
+        try:
+            device_query = select(
+                Device.id,
+                Device.tenant,
+                Device.controller_id,
+                Device.state,
+                Device.gateway_id,
+                Device.token_hash,
+                Device.request_attributes,
+                Device.installed_action_id,
+            )
+            action_query = (
+                select(
+                    Action.device_id,
+                    Action.id,
+                    Action.status,
+                    Action.forced,
+                    Action.download_only,
+                    Action.maintenance,
+                )
+                .where(Action.active.is_(True))
+                .order_by(Action.device_id, Action.id)
+            )
+            if ids is not None:
+                device_query = device_query.where(Device.id.in_(ids))
+                action_query = action_query.where(Action.device_id.in_(ids))
+            async with self.sessions() as session:
+                devices = (await session.execute(device_query)).all()
+                actions = (await session.execute(action_query)).all()
+            first: dict[int, ActionSummary] = {}
+            for row in actions:
+                if row.device_id not in first:
+                    first[row.device_id] = ActionSummary(
+                        id=row.id,
+                        status=row.status,
+                        forced=row.forced,
+                        download_only=row.download_only,
+                        maintenance=row.maintenance,
+                    )
+            if guard.spoiled:
+                return 0
+            for row in devices:
+                if row.id in guard.dirty:
+                    continue
+                principal = DevicePrincipal(
+                    device_id=row.id,
+                    tenant=row.tenant,
+                    controller_id=row.controller_id,
+                    state=row.state,
+                    gateway_id=row.gateway_id,
+                )
+                for key in self.device_keys.pop(row.id, ()):  # an old token's entry must not survive
+                    self.token_cache.pop(key)
+                if row.token_hash is not None:
+                    self.cache_principal(b"t" + row.token_hash, principal)
+                if row.gateway_id is not None:
+                    self.cache_principal(b"d" + row.tenant.encode() + b"/" + row.controller_id.encode(), principal)
+                self.poll_cache.put(
+                    row.id,
+                    PollState(
+                        state=row.state,
+                        request_attributes=row.request_attributes,
+                        installed_action_id=row.installed_action_id,
+                        action=first.get(row.id) if row.state == "active" else None,
+                    ),
+                )
+            return len(devices)
+        finally:
+            self._loads.remove(guard)
 
     async def watch_changes(self) -> None:
         """Drop what other processes changed since the last look (devices, actions, revoked tokens)."""
@@ -208,9 +314,10 @@ class ServerContext:
             ).scalar_one()
         self.feed_since = now
         if revoked:
-            self.invalidate_tokens()
+            self.invalidate_credentials()
         if devices:
-            self.changed(devices)
+            self.notifier.notify(devices)
+            await self.refresh(devices)
 
     def rollout_lock(self, rollout_id: int) -> asyncio.Lock:
         return self.rollout_locks.setdefault(rollout_id, asyncio.Lock())

@@ -136,3 +136,21 @@ async def test_long_poll_sees_another_process_change(tmp_path: Path) -> None:
                 assert response.status == 200
                 assert "deploymentBase" in (await response.json(content_type=None))["_links"]
             await task
+            # A token replaced or revoked through one process stops working in the other within seconds.
+            gateway = await a.call("POST", "/api/v1/gateway-tokens", 201, json={"gateway": "gw", "devices": ["d"]})
+            gw_headers = {"Authorization": f"GatewayToken {gateway['token']}"}
+            assert await b.call("GET", "/DEFAULT/controller/v1/d", headers=gw_headers)
+            fresh = await b.call("POST", "/api/v1/devices/d/token")
+            await a.call("DELETE", f"/api/v1/gateway-tokens/{gateway['id']}")
+            for _ in range(100):
+                async with (
+                    session.get(url_a + "/DEFAULT/controller/v1/d", headers=headers) as old,
+                    session.get(url_b + "/DEFAULT/controller/v1/d", headers=gw_headers) as revoked,
+                ):
+                    if old.status == 401 and revoked.status == 401:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the other process still accepts the old tokens")
+            new_headers = {"Authorization": f"TargetToken {fresh['token']}"}
+            assert (await a.call("GET", "/DEFAULT/controller/v1/d", headers=new_headers))["_links"]
