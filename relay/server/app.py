@@ -21,15 +21,15 @@ from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from protocol.image import ImageError, PublicKey, load_public_key
 
 from . import admin, ddi, rollouts
 from .context import CHANGE_FEED_INTERVAL, CONTEXT, LAST_SEEN_FLUSH, ServerContext
-from .db import make_engine, make_sessionmaker, migrate
-from .errors import ConfigError, http_error
+from .db import make_engine, make_sessionmaker, migrate, safe_url
+from .errors import ConfigError, ServerError, http_error
 from .metrics import Metrics
 from .models import Action, AdminToken, Rollout
 from .settings import Settings
@@ -118,7 +118,14 @@ def _context_factory(settings: Settings) -> Callable[[web.Application], AsyncIte
         keys = load_trusted_keys(settings.trusted_keys)
         engine = make_engine(settings.database_url)
         try:
-            await migrate(engine)
+            try:
+                await migrate(engine)
+            except (SQLAlchemyError, OSError) as err:
+                reason = getattr(err, "orig", None) or err
+                raise ServerError(
+                    f"cannot open the database {safe_url(settings.database_url)}: {reason}",
+                    hint="check --database (user, password, host, database name) and that the server runs",
+                ) from err
             ctx = ServerContext(
                 settings=settings,
                 engine=engine,

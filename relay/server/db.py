@@ -16,9 +16,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["MIGRATIONS", "async_url", "make_engine", "make_sessionmaker", "migrate"]
+from .errors import ConfigError
+
+__all__ = ["MIGRATIONS", "async_url", "make_engine", "make_sessionmaker", "migrate", "safe_url"]
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,14 @@ POOL_SIZE = 10
 
 
 def async_url(url: str) -> str:
-    """``url`` with its async driver: sqlite -> aiosqlite, postgresql -> asyncpg."""
-    parsed = make_url(url)
+    """``url`` with its async driver: sqlite -> aiosqlite, postgresql -> asyncpg (others: :class:`ConfigError`)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise ConfigError(f"database: {url!r} is not a database URL (sqlite:///PATH or postgresql://...)") from err
     backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"database: {backend} is not supported; use sqlite:///PATH or postgresql://...")
     if backend == "sqlite" and parsed.drivername != "sqlite+aiosqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     elif backend == "postgresql" and parsed.drivername != "postgresql+asyncpg":
@@ -76,6 +84,14 @@ def _upgrade(connection: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(invalid URL)"
 
 
 async def migrate(engine: AsyncEngine) -> None:

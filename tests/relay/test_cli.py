@@ -161,6 +161,14 @@ def test_serve_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
         capsys, "serve", "--data", str(tmp_path), "--trusted-key", str(tmp_path / "none.pem"), "--listen", "127.0.0.1:0"
     )
     assert code == 1 and "trusted_keys" in err
+    for url, message in (
+        ("mysql://a@b/c", "not supported"),
+        ("::nonsense", "not a database URL"),
+        ("postgresql://u:secret@127.0.0.1:1/db", "cannot open the database postgresql://u:***@127.0.0.1:1/db"),
+    ):
+        code, _, err = _run(capsys, "serve", "--data", str(tmp_path), "--database", url, "--listen", "127.0.0.1:0")
+        assert code == 1 and message in err, err
+        assert "secret" not in err and "Traceback" not in err
 
 
 def test_config_file_and_overrides(tmp_path: Path) -> None:

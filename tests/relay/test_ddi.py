@@ -417,3 +417,37 @@ async def test_last_seen_is_recorded_without_invalidating(server: Server) -> Non
     devices = {d["controller_id"]: d for d in await server.api("GET", "/devices")}
     assert devices["dev-1"]["last_seen_at"] and devices["dev-2"]["last_seen_at"]
     assert await changed_at() == before  # the flush is not a change the other processes' caches drop
+
+
+async def test_closed_maintenance_window_skips_the_update(server: Server) -> None:
+    import datetime as dt
+
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).strftime("%H:00")
+    closed, _ = await _assigned(server, "dev-1", maintenance={"start": later, "duration": 3600})
+    response = await server.client.get(server.ddi("dev-1", f"/deploymentBase/{closed}"), headers=server.target("dev-1"))
+    deployment = (await response.json(content_type=None))["deployment"]
+    assert deployment["maintenanceWindow"] == "unavailable"
+    assert deployment["download"] == "attempt" and deployment["update"] == "skip"
+
+
+def test_structured_access_log(caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from relay.server.access_log import JsonAccessLogger
+
+    request = make_mocked_request(
+        "GET", "/DEFAULT/controller/v1/dev-1", headers={"Authorization": "TargetToken secret-value", "User-Agent": "t"}
+    )
+    response = web.Response(text="{}")
+    logger = JsonAccessLogger(logging.getLogger("aiohttp.access"), "")
+    with caplog.at_level(logging.INFO, logger="relay.server.access"):
+        logger.log(request, response, 0.0123)
+    (record,) = [r for r in caplog.records if r.name == "relay.server.access"]
+    entry = json.loads(record.getMessage())
+    assert entry["method"] == "GET" and entry["path"] == "/DEFAULT/controller/v1/dev-1"
+    assert entry["status"] == 200 and entry["ms"] == 12.3 and entry["agent"] == "t"
+    assert "secret-value" not in record.getMessage()
