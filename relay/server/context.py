@@ -211,15 +211,17 @@ class ServerContext:
     async def preload(self) -> int:
         """Load every device's credential and poll state (at start-up, then every half TTL), so polls never
         wait for the database; returns how many devices."""
-        return await self._load(None)
+        return len(await self._load(None))
 
-    async def refresh(self, device_ids: Iterable[int]) -> None:
-        """Load these devices afresh (what the change feed saw another process change)."""
+    async def refresh(self, device_ids: Iterable[int]) -> dict[int, int | None]:
+        """Load these devices afresh (what the change feed saw change); their gateways."""
         ids = sorted(set(device_ids))
+        gateways: dict[int, int | None] = {}
         for start in range(0, len(ids), REFRESH_CHUNK):
-            await self._load(ids[start : start + REFRESH_CHUNK])
+            gateways.update(await self._load(ids[start : start + REFRESH_CHUNK]))
+        return gateways
 
-    async def _load(self, ids: list[int] | None) -> int:
+    async def _load(self, ids: list[int] | None) -> dict[int, int | None]:
         """Two queries, then the caches.  Devices this process changes while the queries run are left out
         (their next poll reads them fresh), and a full invalidation meanwhile spoils the whole load."""
         guard = _LoadGuard()
@@ -263,8 +265,9 @@ class ServerContext:
                         download_only=row.download_only,
                         maintenance=row.maintenance,
                     )
+            gateways = {row.id: row.gateway_id for row in devices}
             if guard.spoiled:
-                return 0
+                return gateways
             for row in devices:
                 if row.id in guard.dirty:
                     continue
@@ -290,7 +293,7 @@ class ServerContext:
                         action=first.get(row.id) if row.state == "active" else None,
                     ),
                 )
-            return len(devices)
+            return gateways
         finally:
             self._loads.remove(guard)
 
@@ -316,8 +319,8 @@ class ServerContext:
         if revoked:
             self.invalidate_credentials()
         if devices:
-            self.notifier.notify(devices)
-            await self.refresh(devices)
+            gateways = await self.refresh(devices)
+            self.notifier.notify(devices, gateways)  # after the refresh: woken polls see the new state
 
     def rollout_lock(self, rollout_id: int) -> asyncio.Lock:
         return self.rollout_locks.setdefault(rollout_id, asyncio.Lock())

@@ -49,8 +49,8 @@ MAX_DETAIL_LENGTH = 2000
 MAX_LOG_LINES = 1000  # lines per log batch
 MAX_LOG_LENGTH = 4096
 LONG_POLL_RECHECK = 2.0  # seconds between database re-checks while a long poll waits (other processes)
-SSE_RECHECK = 2.0
-SSE_KEEPALIVE = 15.0
+SSE_KEEPALIVE = 15.0  # seconds of silence before a comment line keeps proxies from closing the stream
+SSE_COALESCE = 0.05  # seconds to gather a burst of changes into one event per device
 MAX_ATTRIBUTES = 200
 MAX_ATTRIBUTE_LENGTH = 1024
 
@@ -549,51 +549,38 @@ async def logs(request: web.Request) -> web.Response:
 
 
 async def gateway_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: ``event: poll`` with ``{"controllerId": ...}`` when a device should poll now."""
+    """Server-sent events: ``event: poll`` with ``{"controllerId": ...}`` when a device should poll now.
+
+    Changes made by this process arrive at once, other processes' through the change feed (about a second).
+    """
     ctx = _ctx(request)
     tenant = _tenant(request)
     gateway_id = await authenticate_gateway(ctx, request)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     queue = ctx.notifier.subscribe_gateway(gateway_id)
-    since = utcnow()
-    loop = asyncio.get_running_loop()
-    last_write = loop.time()
     try:
         await response.write(b"event: hello\ndata: {}\n\n")
         while True:
-            ids: set[int] = set()
             try:
-                async with asyncio.timeout(SSE_RECHECK):
-                    ids.add(await queue.get())
+                async with asyncio.timeout(SSE_KEEPALIVE):
+                    ids = {await queue.get()}
             except TimeoutError:
-                pass
+                await response.write(b": keep-alive\n\n")
+                continue
+            await asyncio.sleep(SSE_COALESCE)  # one event per device for a burst of changes
             while not queue.empty():
                 ids.add(queue.get_nowait())
-            checked = utcnow()
             async with ctx.sessions() as session:
                 rows = await session.execute(
-                    select(Device.id, Device.controller_id)
-                    .join(Action, Action.device_id == Device.id)
-                    .where(Device.gateway_id == gateway_id, Device.tenant == tenant, Action.updated_at >= since)
-                    .distinct()
-                )
-                names = {row.id: row.controller_id for row in rows}
-                if ids - set(names):
-                    more = await session.execute(
-                        select(Device.id, Device.controller_id).where(
-                            Device.id.in_(ids - set(names)), Device.gateway_id == gateway_id
-                        )
+                    select(Device.controller_id).where(
+                        Device.id.in_(ids), Device.gateway_id == gateway_id, Device.tenant == tenant
                     )
-                    names.update({row.id: row.controller_id for row in more})
-            since = checked
-            for controller_id in sorted(names.values()):
+                )
+                names = sorted(rows.scalars())
+            for controller_id in names:
                 payload = json.dumps({"controllerId": controller_id})
                 await response.write(f"event: poll\ndata: {payload}\n\n".encode())
-                last_write = loop.time()
-            if loop.time() - last_write > SSE_KEEPALIVE:
-                await response.write(b": keep-alive\n\n")
-                last_write = loop.time()
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
