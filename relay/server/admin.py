@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from protocol.image import ImageError, chip_id_from_name
 
 from . import rollouts
+from .actions import check_maintenance
 from .auth import ROLES, AdminPrincipal, authenticate_admin
 from .context import CONTEXT, ServerContext
 from .errors import http_error
@@ -431,8 +432,6 @@ async def assign_release(request: web.Request) -> web.Response:
     release_key = field(data, "release", str)
     forced = optional(data, "forced", bool, False)
     download_only = optional(data, "download_only", bool, False)
-    from .actions import check_maintenance
-
     maintenance = check_maintenance(data.get("maintenance"))
     async with ctx.sessions.begin() as session:
         device = await _device_by_cid(session, tenant, controller_id)
@@ -509,8 +508,6 @@ async def create_rollout(request: web.Request) -> web.Response:
     percentages = optional(data, "percentages", list, [100])
     if not all(isinstance(p, int) and not isinstance(p, bool) for p in percentages):
         raise bad_request("percentages must be a list of integers", "bad-field")
-    from .actions import check_maintenance
-
     maintenance = check_maintenance(data.get("maintenance"))
     success = _percent(data, "success_threshold", 100)
     error_pct = _percent(data, "error_threshold_percent", None)

@@ -227,7 +227,7 @@ async def _history(session: AsyncSession, action_id: int, count: int) -> list[st
     return messages
 
 
-def _chunks(base: str, release: Release, request: web.Request) -> list[dict[str, Any]]:
+def _chunks(base: str, release: Release) -> list[dict[str, Any]]:
     artifact = f"{base}/softwaremodules/{release.id}/artifacts/{release.filename}"
     http_artifact = "http://" + artifact.split("://", 1)[1]
     metadata = [{"key": "sha256", "value": release.sha256}]
@@ -277,7 +277,7 @@ async def _deployment(request: web.Request, action: Action, release: Release, se
     deployment: dict[str, Any] = {"download": download, "update": update_mode}
     if window is not None:
         deployment["maintenanceWindow"] = "available" if window else "unavailable"
-    deployment["chunks"] = _chunks(principal_base, release, request)
+    deployment["chunks"] = _chunks(principal_base, release)
     body: dict[str, Any] = {"id": str(action.id), "deployment": deployment}
     count = _history_count(request)
     if count:
@@ -485,7 +485,7 @@ async def _assigned_release(ctx: ServerContext, principal: DevicePrincipal, modu
 
 
 def _artifact_json(base: str, release: Release) -> dict[str, Any]:
-    return _chunks(base, release, None)[0]["artifacts"][0]  # type: ignore[arg-type,no-any-return]
+    return _chunks(base, release)[0]["artifacts"][0]  # type: ignore[no-any-return]
 
 
 async def list_artifacts(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,6 @@ class Settings:
     long_poll_max: int = MAX_LONG_POLL
     rollout_tick: float = 1.0
     """Seconds between the background checks that advance rollouts (feedback also advances them at once)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.tenants:
@@ -89,7 +88,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-_FIELDS = {f.name for f in dataclasses.fields(Settings)} - {"extra"}
+_FIELDS = {f.name for f in dataclasses.fields(Settings)}
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
