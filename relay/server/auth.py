@@ -25,6 +25,7 @@ from .tokens import MAX_TOKEN_LENGTH, hash_token
 __all__ = ["ROLES", "AdminPrincipal", "authenticate_admin", "authenticate_device", "authenticate_gateway"]
 
 ROLES = ("read-only", "release-manager", "admin")
+_SCHEMES = {name.lower(): name for name in ("TargetToken", "GatewayToken", "Bearer")}
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 
@@ -58,6 +59,7 @@ def _scheme_and_token(request: web.Request) -> tuple[str, str] | None:
     if not header:
         return None
     scheme, _, token = header.strip().partition(" ")
+    scheme = _SCHEMES.get(scheme.lower(), scheme)  # auth schemes are case-insensitive (RFC 9110)
     token = token.strip()
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return scheme, ""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from relay.server.tokens import hash_token
-from tests.relay.conftest import Server
+from tests.relay.conftest import AiohttpClient, Server, make_settings, start_server
 
 
 async def _status(server: Server, path: str, headers: dict[str, str] | None = None) -> int:
@@ -35,6 +37,11 @@ async def test_no_token_is_401_with_a_challenge(server: Server) -> None:
 async def test_wrong_tokens_are_401(server: Server, header: str) -> None:
     await server.add_device("dev-1")
     assert await _status(server, server.ddi("dev-1"), {"Authorization": header}) == 401
+
+
+async def test_scheme_is_case_insensitive(server: Server) -> None:
+    token = await server.add_device("dev-1")
+    assert await _status(server, server.ddi("dev-1"), {"Authorization": f"targettoken {token}"}) == 200
 
 
 async def test_another_devices_token_is_403(server: Server) -> None:
@@ -200,3 +207,14 @@ async def test_request_attributes_again(server: Server) -> None:
     assert "configData" in (await server.poll_json("dev-1"))["_links"]
     pending = await server.api("GET", "/devices?state=pending")
     assert pending == []
+
+
+async def test_tenants_are_separate(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    server = await start_server(aiohttp_client, make_settings(tmp_path / "data", tenants=("DEFAULT", "ACME")))
+    created = await server.api("POST", "/devices?tenant=ACME", 201, json={"controller_id": "dev-1"})
+    headers = {"Authorization": f"TargetToken {created['token']}"}
+    assert await _status(server, server.ddi("dev-1", tenant="ACME"), headers) == 200
+    assert await _status(server, server.ddi("dev-1"), headers) == 403  # the same controllerId in another tenant
+    assert await server.api("GET", "/devices") == []
+    assert len(await server.api("GET", "/devices?tenant=ACME")) == 1
+    await server.api("GET", "/devices?tenant=NOPE", 404)
