@@ -8,8 +8,10 @@ artifact store (atomically) and recorded; a cut upload, a bad image or a duplica
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +25,8 @@ from .models import Release
 from .storage import remove_artifact, store_artifact
 
 __all__ = ["ReleaseInfo", "inspect_image", "read_upload", "store_release"]
+
+log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
 
@@ -57,9 +61,10 @@ async def read_upload(request: web.Request, limit: int) -> bytes:
             body += chunk
             if len(body) > limit:
                 raise too_big
-    except (ConnectionError, web.HTTPException):
+    except web.HTTPException:
         raise
-    except Exception as err:  # aiohttp's ClientPayloadError/EofStream when the upload is cut
+    except (ConnectionError, aiohttp.ClientPayloadError, aiohttp.EofStream) as err:  # the upload was cut
+        log.info("release upload cut after %d bytes: %s", len(body), err)
         raise http_error(web.HTTPBadRequest, "incomplete-upload", f"the upload was cut: {err}") from err
     if request.content_length is not None and len(body) != request.content_length:
         raise http_error(web.HTTPBadRequest, "incomplete-upload", "the upload ended before Content-Length bytes")
