@@ -27,6 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from protocol.image import ImageError, PublicKey, load_public_key
 
 from . import admin, ddi, rollouts
+from .actions import ACTIVE_STATES
 from .context import CHANGE_FEED_INTERVAL, CONTEXT, LAST_SEEN_FLUSH, ServerContext
 from .db import make_engine, make_sessionmaker, migrate, safe_url
 from .errors import ConfigError, ServerError, http_error
@@ -231,6 +232,8 @@ async def metrics(request: web.Request) -> web.Response:
         ctx.metrics.rollouts.labels(state).set(0)
     for state, count in rollout_rows:
         ctx.metrics.rollouts.labels(state).set(count)
+    for state in ACTIVE_STATES:
+        ctx.metrics.actions.labels(state).set(0)
     for state, count in action_rows:
         ctx.metrics.actions.labels(state).set(count)
     return web.Response(body=ctx.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
