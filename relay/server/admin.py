@@ -350,17 +350,24 @@ async def _release(session: Any, tenant: str, key: str) -> Release:
     return release  # type: ignore[no-any-return]
 
 
+def _check_filename(filename: str) -> None:
+    if filename and (not _FILENAME_RE.match(filename) or filename.endswith(".MD5SUM")):
+        raise bad_request(f"invalid filename {filename[:80]!r}: letters, digits, '.', '_', '+', '-'", "bad-filename")
+
+
 async def upload_release(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "release-manager")
     tenant = _tenant(request, ctx)
     filename = request.query.get("filename", "")
-    if filename and (not _FILENAME_RE.match(filename) or filename.endswith(".MD5SUM")):
-        raise bad_request(f"invalid filename {filename[:80]!r}: letters, digits, '.', '_', '+', '-'", "bad-filename")
+    _check_filename(filename)
     name = request.query.get("name", "")
     if name:
         check_name(name, "release name")
     description = request.query.get("description", "")[:2000]
-    data = await read_upload(request, ctx.settings.max_release_size)
+    data, form_filename = await read_upload(request, ctx.settings.max_release_size)
+    if not filename and form_filename:
+        filename = form_filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+        _check_filename(filename)
     async with ctx.sessions.begin() as session:
         release = await store_release(ctx, session, tenant, data, name=name, filename=filename, description=description)
     return web.json_response(release_json(release), status=201)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,7 @@ __all__ = ["ReleaseInfo", "inspect_image", "read_upload", "store_release"]
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
+MULTIPART_OVERHEAD = 64 * 1024  # bytes a form may add around the image (boundaries, part headers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,32 +47,48 @@ class ReleaseInfo:
     signature_type: str
 
 
-async def read_upload(request: web.Request, limit: int) -> bytes:
-    """The whole request body, at most ``limit`` bytes (413 beyond; 400 when the client stops early)."""
+async def read_upload(request: web.Request, limit: int) -> tuple[bytes, str]:
+    """The image (at most ``limit`` bytes: 413 beyond; 400 when the client stops early) and the file name a
+    multipart upload gave it (``""`` for a raw body).  The body is the image itself, or a
+    ``multipart/form-data`` form with the image in the field ``file`` (as ``curl -F file=@app.bin``)."""
     too_big = http_error(
         web.HTTPRequestEntityTooLarge, "too-large", f"the image is larger than the configured limit of {limit} bytes"
     )
-    if request.content_length is not None and request.content_length > limit:
+    multipart = request.content_type == "multipart/form-data"
+    if request.content_length is not None and request.content_length > limit + (MULTIPART_OVERHEAD if multipart else 0):
         raise too_big
     body = bytearray()
+    filename = ""
     try:
-        while True:
-            chunk = await request.content.read(READ_CHUNK)
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > limit:
-                raise too_big
+        if multipart:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if isinstance(part, aiohttp.BodyPartReader) and part.name == "file":
+                    filename = part.filename or ""
+                    while chunk := await part.read_chunk(READ_CHUNK):
+                        body += chunk
+                        if len(body) > limit:
+                            raise too_big
+                    break
+            else:
+                raise http_error(web.HTTPBadRequest, "empty-upload", "the form has no field named 'file'")
+        else:
+            while chunk := await request.content.read(READ_CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    raise too_big
     except web.HTTPException:
         raise
     except (ConnectionError, aiohttp.ClientPayloadError, aiohttp.EofStream) as err:  # the upload was cut
         log.info("release upload cut after %d bytes: %s", len(body), err)
         raise http_error(web.HTTPBadRequest, "incomplete-upload", f"the upload was cut: {err}") from err
-    if request.content_length is not None and len(body) != request.content_length:
+    except (ValueError, HttpProcessingError) as err:  # a malformed multipart body
+        raise http_error(web.HTTPBadRequest, "bad-form", f"the multipart form is malformed: {err}") from err
+    if not multipart and request.content_length is not None and len(body) != request.content_length:
         raise http_error(web.HTTPBadRequest, "incomplete-upload", "the upload ended before Content-Length bytes")
     if not body:
         raise http_error(web.HTTPBadRequest, "empty-upload", "the body is empty: send the signed image as the body")
-    return bytes(body)
+    return bytes(body), filename
 
 
 def version_text(version: ImageVersion) -> str:

@@ -144,3 +144,27 @@ async def test_wrong_hardware_is_never_assigned(server: Server) -> None:
     assert error["error"] == "wrong-chip"
     error = await server.api("POST", "/actions", 409, json={"controller_id": "unknown", "release": "1.1.0"})
     assert error["error"] == "unknown-chip"
+
+
+async def test_multipart_upload(server: Server) -> None:
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field("file", IMAGE_110.read_bytes(), filename="app-1.1.0.bin", content_type="application/octet-stream")
+    response = await server.client.post("/api/v1/releases", data=form, headers=server.admin)
+    assert response.status == 201, await response.text()
+    assert (await response.json())["filename"] == "app-1.1.0.bin"
+    other = aiohttp.FormData()
+    other.add_field("image", b"x", filename="x.bin")
+    response = await server.client.post("/api/v1/releases", data=other, headers=server.admin)
+    assert response.status == 400 and "file" in (await response.json())["message"]
+    traversal = aiohttp.FormData()
+    traversal.add_field("file", IMAGE_100.read_bytes(), filename="../../etc/.passwd")
+    response = await server.client.post("/api/v1/releases", data=traversal, headers=server.admin)
+    assert response.status == 400
+    garbage = await server.client.post(
+        "/api/v1/releases",
+        data=b"--x\r\nnonsense",
+        headers={**server.admin, "Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert 400 <= garbage.status < 500
