@@ -46,7 +46,7 @@ REFRESH_CHUNK = (
 class TtlCache(Generic[K, V]):
     """A small dict whose entries expire ``ttl`` seconds after they were stored."""
 
-    def __init__(self, ttl: float, max_entries: int = 200_000) -> None:
+    def __init__(self, ttl: float, max_entries: int = 1_000_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self._data: dict[K, tuple[float, V]] = {}
