@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from relay.server.tokens import hash_token
-from tests.relay.conftest import AiohttpClient, Server, make_settings, start_server
+from tests.relay.conftest import IMAGE_110, AiohttpClient, Server, make_settings, start_server
 
 
 async def _status(server: Server, path: str, headers: dict[str, str] | None = None) -> int:
@@ -218,3 +218,16 @@ async def test_tenants_are_separate(aiohttp_client: AiohttpClient, tmp_path: Pat
     assert await server.api("GET", "/devices") == []
     assert len(await server.api("GET", "/devices?tenant=ACME")) == 1
     await server.api("GET", "/devices?tenant=NOPE", 404)
+
+
+async def test_delete_device_and_list_admin_tokens(server: Server) -> None:
+    await server.add_device("dev-1")
+    await server.upload(IMAGE_110)
+    await server.api("POST", "/actions", 201, json={"controller_id": "dev-1", "release": "1.1.0"})
+    assert await _status(server, server.ddi("dev-1"), server.target("dev-1")) == 200
+    await server.api("DELETE", "/devices/dev-1", 204)
+    assert await _status(server, server.ddi("dev-1"), server.target("dev-1")) == 401
+    await server.api("GET", "/devices/dev-1", 404)
+    await server.api("DELETE", "/devices/dev-1", 404)
+    tokens = await server.api("GET", "/admin-tokens")
+    assert [t["role"] for t in tokens] == ["admin"] and "token" not in tokens[0]
