@@ -103,6 +103,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--tag", action="append", dest="tags")
     p = _sub(device, "accept", "accept a device a gateway registered", "cmd_device_accept")
     p.add_argument("controller_id")
+    p.add_argument("--tag", action="append", dest="tags", help="tag it at the same time (repeat)")
     p = _sub(device, "token", "give a device a new TargetToken (the old one stops working)", "cmd_device_token")
     p.add_argument("controller_id")
 

@@ -236,6 +236,37 @@ async def add_devices(request: web.Request) -> web.Response:
     )
 
 
+async def update_device(request: web.Request) -> web.Response:
+    """Change a device's name, tags, chip or board (``{"name"?, "tags"?, "chip"?, "board"?}``)."""
+    ctx, _ = await _auth(request, "admin")
+    tenant = _tenant(request, ctx)
+    data = await json_body(request)
+    unknown = set(data) - {"name", "tags", "chip", "board"}
+    if unknown:
+        raise bad_request(f"unknown field(s) {', '.join(sorted(unknown))}: name, tags, chip, board", "bad-field")
+    async with ctx.sessions.begin() as session:
+        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+        if "name" in data:
+            device.name = field(data, "name", str)[:128]
+        if "tags" in data:
+            tags = field(data, "tags", list)
+            if not all(isinstance(t, str) and t for t in tags):
+                raise bad_request("tags must be a list of non-empty strings", "bad-field")
+            device.tags = tags
+        if "chip" in data:
+            try:
+                device.chip_id = chip_id_from_name(field(data, "chip", str))
+            except ImageError as err:
+                raise bad_request(f"chip: {err}", "bad-field") from None
+        if "board" in data:
+            board = field(data, "board", int)
+            if not 0 <= board <= 0xFFFF:
+                raise bad_request("board must fit 16 bits", "bad-field")
+            device.board_id = board
+    ctx.changed([device.id])
+    return web.json_response(device_json(device))
+
+
 async def request_attributes(request: web.Request) -> web.Response:
     """Ask the device for its attributes again (the poll links configData until it sends them)."""
     ctx, _ = await _auth(request, "admin")
@@ -759,6 +790,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/devices/{controllerId}", show_device)
     r.add_post("/api/v1/devices/{controllerId}/request-attributes", request_attributes)
     r.add_delete("/api/v1/devices/{controllerId}", delete_device)
+    r.add_patch("/api/v1/devices/{controllerId}", update_device)
     r.add_post("/api/v1/devices/{controllerId}/accept", accept_device)
     r.add_post("/api/v1/devices/{controllerId}/token", device_token)
     r.add_get("/api/v1/devices/{controllerId}/logs", device_logs)

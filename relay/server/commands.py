@@ -390,6 +390,8 @@ def cmd_device_add(args: argparse.Namespace) -> int:
 
 def cmd_device_accept(args: argparse.Namespace) -> int:
     device = _run(args, "POST", f"/devices/{args.controller_id}/accept")
+    if args.tags:
+        device = _run(args, "PATCH", f"/devices/{args.controller_id}", json={"tags": args.tags})
     return _show(args, device, f"device {device['controller_id']} accepted")
 
 

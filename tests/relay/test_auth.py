@@ -231,3 +231,11 @@ async def test_delete_device_and_list_admin_tokens(server: Server) -> None:
     await server.api("DELETE", "/devices/dev-1", 404)
     tokens = await server.api("GET", "/admin-tokens")
     assert [t["role"] for t in tokens] == ["admin"] and "token" not in tokens[0]
+
+
+async def test_patch_device(server: Server) -> None:
+    await server.add_device("dev-1", chip=None, board=None)
+    device = await server.api("PATCH", "/devices/dev-1", json={"tags": ["lab", "eu"], "chip": "stm32f407", "board": 2})
+    assert device["tags"] == ["lab", "eu"] and device["chip_id"] == 0x413 and device["board_id"] == 2
+    for bad in ({"colour": 1}, {"tags": "x"}, {"chip": "z80"}, {"board": -1}, {"board": "1"}, {"name": 5}):
+        await server.api("PATCH", "/devices/dev-1", 400, json=bad)
