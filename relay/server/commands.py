@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,28 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-async def _serve(settings: Settings) -> None:
+@contextlib.contextmanager
+def _access_log(enabled: bool) -> Iterator[None]:
+    """JSON access lines on stderr while the server runs (the handler is removed afterwards)."""
+    if not enabled:
+        yield
+        return
+    access = logging.getLogger("relay.server.access")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = access.level, access.propagate
+    access.setLevel(logging.INFO)
+    access.addHandler(handler)
+    access.propagate = False
+    try:
+        yield
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+        access.propagate = propagate
+
+
+async def _serve(settings: Settings, *, access_log: bool = True) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, access_log_class=JsonAccessLogger, handle_signals=False)
     try:
@@ -77,22 +99,16 @@ async def _serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        with _access_log(access_log):
+            await stop.wait()
     finally:
         await runner.cleanup()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if not args.no_access_log:
-        logging.getLogger("relay.server.access").setLevel(logging.INFO)
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access = logging.getLogger("relay.server.access")
-        access.addHandler(handler)
-        access.propagate = False
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, access_log=not args.no_access_log))
     except OSError as err:
         raise ServerError(f"the server stopped: {err}") from err
     return 0

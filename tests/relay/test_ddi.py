@@ -444,9 +444,14 @@ def test_structured_access_log(caplog: pytest.LogCaptureFixture) -> None:
     )
     response = web.Response(text="{}")
     logger = JsonAccessLogger(logging.getLogger("aiohttp.access"), "")
-    with caplog.at_level(logging.INFO, logger="relay.server.access"):
-        logger.log(request, response, 0.0123)
-    (record,) = [r for r in caplog.records if r.name == "relay.server.access"]
+    access = logging.getLogger("relay.server.access")
+    access.addHandler(caplog.handler)  # also when `serve` ran in this process and stopped propagation
+    try:
+        with caplog.at_level(logging.INFO, logger="relay.server.access"):
+            logger.log(request, response, 0.0123)
+    finally:
+        access.removeHandler(caplog.handler)
+    record = next(r for r in caplog.records if r.name == "relay.server.access")
     entry = json.loads(record.getMessage())
     assert entry["method"] == "GET" and entry["path"] == "/DEFAULT/controller/v1/dev-1"
     assert entry["status"] == 200 and entry["ms"] == 12.3 and entry["agent"] == "t"

@@ -36,7 +36,9 @@ async def test_gateway_updates_its_mcu(server: Server) -> None:
     await server.api("POST", f"/devices/{mcus[0]}/accept")
     await server.api("PATCH", f"/devices/{mcus[0]}", json={"tags": ["lab"]})
     await server.upload(IMAGE_110, filename="app-1.1.0.bin")
-    rollout = await server.api("POST", "/rollouts", 201, json={"release": "1.1.0", "filter": {"chip": "0x413", "tags": ["lab"]}})
+    rollout = await server.api(
+        "POST", "/rollouts", 201, json={"release": "1.1.0", "filter": {"chip": "0x413", "tags": ["lab"]}}
+    )
     assert [d["controller_id"] for g in rollout["groups"] for d in g["devices"]] == [mcus[0]]
     assert "deploymentBase" not in (await (await server.client.get(server.ddi(mcus[1]), headers=gw)).json()).get(
         "_links", {}
