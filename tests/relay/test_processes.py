@@ -53,6 +53,17 @@ async def serve(data: Path, database: str) -> AsyncIterator[str]:
             await asyncio.wait_for(proc.wait(), 30)
 
 
+@contextlib.asynccontextmanager
+async def serve_two(data: Path, database: str) -> AsyncIterator[tuple[str, str]]:
+    """Two processes started at the same moment on an empty database: migrations and the first admin token
+    are created once (advisory locks), whichever process gets there first."""
+    async with contextlib.AsyncExitStack() as stack:
+        url_a, url_b = await asyncio.gather(
+            stack.enter_async_context(serve(data, database)), stack.enter_async_context(serve(data, database))
+        )
+        yield url_a, url_b
+
+
 class Api:
     def __init__(self, session: aiohttp.ClientSession, base: str, admin: str) -> None:
         self.session, self.base, self.admin = session, base, {"Authorization": f"Bearer {admin}"}
@@ -81,7 +92,7 @@ class Api:
 
 async def test_two_processes_one_rollout(tmp_path: Path) -> None:
     data = tmp_path / "data"  # one data folder: the artifact store is shared, as on a network disk
-    async with pg_database() as database, serve(data, database) as url_a, serve(data, database) as url_b:
+    async with pg_database() as database, serve_two(data, database) as (url_a, url_b):
         admin = (data / "admin-token").read_text().strip()
         async with aiohttp.ClientSession() as session:
             a, b = Api(session, url_a, admin), Api(session, url_b, admin)
@@ -119,7 +130,7 @@ async def test_two_processes_one_rollout(tmp_path: Path) -> None:
 
 async def test_long_poll_sees_another_process_change(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    async with pg_database() as database, serve(data, database) as url_a, serve(data, database) as url_b:
+    async with pg_database() as database, serve_two(data, database) as (url_a, url_b):
         admin = (data / "admin-token").read_text().strip()
         async with aiohttp.ClientSession() as session:
             a, b = Api(session, url_a, admin), Api(session, url_b, admin)
