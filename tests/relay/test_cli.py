@@ -161,6 +161,14 @@ def test_serve_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
         capsys, "serve", "--data", str(tmp_path), "--trusted-key", str(tmp_path / "none.pem"), "--listen", "127.0.0.1:0"
     )
     assert code == 1 and "trusted_keys" in err
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = _run(capsys, "serve", "--data", str(tmp_path), "--listen", f"127.0.0.1:{port}")
+        assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err
     for url, message in (
         ("mysql://a@b/c", "not supported"),
         ("::nonsense", "not a database URL"),
