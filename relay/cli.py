@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--no-access-log", action="store_true", help="do not write the JSON access log to stderr")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_serve")
 
-    release = sub.add_parser("release", help="signed releases: add, list, show, retire").add_subparsers(
+    release = sub.add_parser("release", help="signed releases: add, list, show, download, retire").add_subparsers(
         dest="action", metavar="ACTION", required=True
     )
     p = _sub(release, "add", "upload a signed image", "cmd_release_add")
@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     _sub(release, "list", "list releases", "cmd_release_list")
     p = _sub(release, "show", "one release", "cmd_release_show")
     p.add_argument("release", help="version or id")
+    p = _sub(release, "download", "save a release's image", "cmd_release_download")
+    p.add_argument("release", help="version or id")
+    p.add_argument("-o", "--output", required=True, help="file to write")
     p = _sub(release, "retire", "never offer a release again", "cmd_release_retire")
     p.add_argument("release", help="version or id")
 

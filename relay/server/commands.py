@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -133,6 +134,22 @@ class AdminClient:
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
             await self._session.close()
+
+    async def download(self, path: str) -> bytes:
+        """The raw body of a GET (the image of a release)."""
+        assert self._session is not None
+        try:
+            async with self._session.get(f"{self.base}/api/v1{path}", params=self.params) as response:
+                if response.status >= 400:
+                    text = await response.text()
+                    try:
+                        message = json.loads(text)["message"]
+                    except (ValueError, KeyError, TypeError):
+                        message = text.strip()[:200] or response.reason
+                    raise ServerError(f"GET {path}: {response.status} {message}", hint=_hint(response.status))
+                return await response.read()
+        except aiohttp.ClientError as err:
+            raise ServerError(f"cannot reach the server at {self.base}: {err}") from err
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         assert self._session is not None
@@ -271,6 +288,25 @@ def cmd_release_list(args: argparse.Namespace) -> int:
 def cmd_release_show(args: argparse.Namespace) -> int:
     release = _run(args, "GET", f"/releases/{args.release}")
     return _show(args, release, _fields(release, _RELEASE_FIELDS))
+
+
+def cmd_release_download(args: argparse.Namespace) -> int:
+    server, token = _connection(args)
+
+    async def go() -> tuple[bytes, Any]:
+        async with AdminClient(server, token, args.tenant) as client:
+            release = await client.request("GET", f"/releases/{args.release}")
+            return await client.download(f"/releases/{release['id']}/image"), release
+
+    data, release = asyncio.run(go())
+    if hashlib.sha256(data).hexdigest() != release["sha256"]:
+        raise ServerError(f"the image of {release['version']} arrived damaged (SHA-256 mismatch); nothing written")
+    output = Path(args.output)
+    try:
+        output.write_bytes(data)
+    except OSError as err:
+        raise ServerError(f"cannot write {output}: {err.strerror}") from err
+    return _show(args, release, f"release {release['version']} saved to {output} ({len(data)} bytes, SHA-256 checked)")
 
 
 def cmd_release_retire(args: argparse.Namespace) -> int:

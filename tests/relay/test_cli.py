@@ -86,6 +86,11 @@ def test_admin_commands(
     assert code == 1 and "422" in err and "trusted" in err
     code, out, _ = _run(capsys, "release", "list")
     assert "1.1.0" in out and "0x413" in out
+    saved = data / "saved.bin"
+    code, out, _ = _run(capsys, "release", "download", "1.1.0", "-o", str(saved))
+    assert code == 0 and saved.read_bytes() == IMAGE_110.read_bytes() and "SHA-256 checked" in out
+    code, _, err = _run(capsys, "release", "download", "9.9.9", "-o", str(saved))
+    assert code == 1 and "404" in err
     code, out, _ = _run(capsys, "release", "show", "1.1.0", "--json")
     assert json.loads(out)["security_counter"] == 2
     code, out, _ = _run(
