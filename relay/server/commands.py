@@ -141,12 +141,7 @@ class AdminClient:
         try:
             async with self._session.get(f"{self.base}/api/v1{path}", params=self.params) as response:
                 if response.status >= 400:
-                    text = await response.text()
-                    try:
-                        message = json.loads(text)["message"]
-                    except (ValueError, KeyError, TypeError):
-                        message = text.strip()[:200] or response.reason
-                    raise ServerError(f"GET {path}: {response.status} {message}", hint=_hint(response.status))
+                    raise _refused("GET", path, response.status, await response.text(), response.reason)
                 return await response.read()
         except aiohttp.ClientError as err:
             raise ServerError(f"cannot reach the server at {self.base}: {err}") from err
@@ -159,11 +154,7 @@ class AdminClient:
             async with self._session.request(method, url, params=params, **kwargs) as response:
                 text = await response.text()
                 if response.status >= 400:
-                    try:
-                        message = json.loads(text)["message"]
-                    except (ValueError, KeyError, TypeError):
-                        message = text.strip()[:200] or response.reason
-                    raise ServerError(f"{method} {path}: {response.status} {message}", hint=_hint(response.status))
+                    raise _refused(method, path, response.status, text, response.reason)
                 return json.loads(text) if text else None
         except aiohttp.ClientError as err:
             raise ServerError(
@@ -172,6 +163,15 @@ class AdminClient:
             ) from err
         except TimeoutError as err:
             raise ServerError(f"the server at {self.base} did not answer in time") from err
+
+
+def _refused(method: str, path: str, status: int, text: str, reason: str | None) -> ServerError:
+    """The server's refusal as one sentence: its JSON ``message``, else the start of the body."""
+    try:
+        message = json.loads(text)["message"]
+    except (ValueError, KeyError, TypeError):
+        message = text.strip()[:200] or reason
+    return ServerError(f"{method} {path}: {status} {message}", hint=_hint(status))
 
 
 def _hint(status: int) -> str | None:
