@@ -39,7 +39,7 @@ from .models import (
 from .releases import read_upload, store_release
 from .storage import artifact_path
 from .tokens import MAX_TOKEN_LENGTH, hash_token, new_token
-from .validate import bad_request, check_controller_id, check_name, field, json_body, optional
+from .validate import bad_request, check_controller_id, check_name, field, is_number, json_body, optional
 
 __all__ = ["add_routes"]
 
@@ -132,7 +132,7 @@ def action_json(action: Action, controller_id: str, version: str) -> dict[str, A
 
 def _limit(request: web.Request) -> int:
     text = request.query.get("limit", str(DEFAULT_LIST_LIMIT))
-    if not text.isdigit() or not 0 < int(text) <= 100_000:
+    if not is_number(text) or not 0 < int(text) <= 100_000:
         raise bad_request("limit must be a number from 1 to 100000", "bad-limit")
     return int(text)
 
@@ -374,7 +374,7 @@ async def device_logs(request: web.Request) -> web.Response:
 
 async def _release(session: Any, tenant: str, key: str) -> Release:
     query = select(Release).where(Release.tenant == tenant)
-    query = query.where(Release.id == int(key)) if key.isdigit() else query.where(Release.version == key)
+    query = query.where(Release.id == int(key)) if is_number(key) else query.where(Release.version == key)
     release = (await session.execute(query)).scalar_one_or_none()
     if release is None:
         raise _not_found(f"release {key[:64]!r}")
@@ -498,7 +498,7 @@ async def assign_release(request: web.Request) -> web.Response:
 async def cancel_action(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "release-manager")
     text = request.match_info["actionId"]
-    if not text.isdigit():
+    if not is_number(text):
         raise bad_request("action id must be a number", "bad-id")
     async with ctx.sessions.begin() as session:
         action = await session.get(Action, int(text))
@@ -602,7 +602,7 @@ async def _rollout_response(ctx: ServerContext, rollout_id: int, status: int = 2
 
 def _rollout_id(request: web.Request) -> int:
     text = request.match_info["rolloutId"]
-    if not text.isdigit() or len(text) > 18:
+    if not is_number(text):
         raise bad_request("rollout id must be a number", "bad-id")
     return int(text)
 
@@ -724,7 +724,7 @@ async def list_gateway_tokens(request: web.Request) -> web.Response:
 async def revoke_gateway_token(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "admin")
     text = request.match_info["tokenId"]
-    if not text.isdigit():
+    if not is_number(text):
         raise bad_request("token id must be a number", "bad-id")
     async with ctx.sessions.begin() as session:
         row = await session.get(GatewayToken, int(text))
@@ -771,7 +771,7 @@ async def list_admin_tokens(request: web.Request) -> web.Response:
 async def revoke_admin_token(request: web.Request) -> web.Response:
     ctx, principal = await _auth(request, "admin")
     text = request.match_info["tokenId"]
-    if not text.isdigit():
+    if not is_number(text):
         raise bad_request("token id must be a number", "bad-id")
     async with ctx.sessions.begin() as session:
         row = await session.get(AdminToken, int(text))

@@ -22,6 +22,7 @@ from .access_log import JsonAccessLogger
 from .app import ADMIN_TOKEN_CREATED, create_app
 from .errors import ServerError
 from .settings import Settings, load_settings, parse_listen
+from .validate import is_number
 
 __all__ = ["AdminClient", "cmd_serve"]
 
@@ -321,7 +322,7 @@ def _window(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
     start, sep, seconds = text.partition("+")
-    if not sep or not seconds.isdigit():
+    if not sep or not is_number(seconds):
         raise ServerError(f"--window {text!r}: expected HH:MM+SECONDS, e.g. 02:00+7200")
     return {"start": start, "duration": int(seconds)}
 

@@ -37,7 +37,7 @@ from .errors import http_error
 from .models import Action, ActionStatus, Device, DeviceLog, Release, utcnow
 from .ranges import serve_bytes
 from .storage import artifact_path
-from .validate import bad_request, check_controller_id, field, json_body, optional
+from .validate import bad_request, check_controller_id, field, is_number, json_body, optional
 
 __all__ = ["add_routes", "poll_sleep"]
 
@@ -79,7 +79,7 @@ def _base(request: web.Request, tenant: str, controller_id: str) -> str:
 
 def _int_param(request: web.Request, name: str) -> int:
     text = request.match_info[name]
-    if not text.isdigit() or len(text) > 18:
+    if not is_number(text):
         raise bad_request(f"{name} must be a number, not {text[:40]!r}", "bad-id")
     return int(text)
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .validate import is_number
+
 __all__ = ["MAX_RANGES", "parse_range", "serve_bytes"]
 
 MAX_RANGES = 16
@@ -42,7 +44,7 @@ def parse_range(header: str, size: int) -> list[tuple[int, int]]:
     for spec in specs.split(","):
         first_text, dash, last_text = spec.strip().partition("-")
         first_text, last_text = first_text.strip(), last_text.strip()
-        if not dash or not (first_text.isdigit() or first_text == "") or not (last_text.isdigit() or last_text == ""):
+        if not dash or not (is_number(first_text) or first_text == "") or not (is_number(last_text) or last_text == ""):
             raise _BadRange(f"malformed range {spec.strip()!r}")
         if first_text == "":
             if last_text == "" or int(last_text) == 0:

@@ -29,6 +29,11 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ :+-]{0,127}$")
 MAX_JSON_BODY = 4 * 1024 * 1024  # a bulk device list of 10,000 entries fits
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes '²' and other digits ``int`` refuses), at most 18 of them."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def bad_request(message: str, slug: str = "bad-request") -> web.HTTPException:
     return http_error(web.HTTPBadRequest, slug, message)
 

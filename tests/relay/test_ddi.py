@@ -241,7 +241,14 @@ async def test_malformed_feedback_is_400(server: Server, body: bytes) -> None:
 
 async def test_bad_action_ids(server: Server) -> None:
     await server.add_device("dev-1")
-    for path in ("/deploymentBase/abc", "/deploymentBase/-1", "/cancelAction/x", "/installedBase/1e3"):
+    for path in (
+        "/deploymentBase/abc",
+        "/deploymentBase/-1",
+        "/cancelAction/x",
+        "/installedBase/1e3",
+        "/deploymentBase/%C2%B2",
+        "/deploymentBase/" + "9" * 40,
+    ):
         response = await server.client.get(server.ddi("dev-1", path), headers=server.target("dev-1"))
         assert response.status == 400, path
     response = await server.client.get(server.ddi("dev-1", "/deploymentBase/999"), headers=server.target("dev-1"))

@@ -183,6 +183,8 @@ async def test_rollout_input_errors(server: Server) -> None:
     await server.api("GET", "/rollouts/99", 404)
     await server.api("POST", "/rollouts/99/pause", 404)
     await server.api("GET", "/rollouts/x", 400)
+    await server.api("GET", "/rollouts/%C2%B2", 400)
+    await server.api("GET", "/releases/%C2%B2", 404)
 
 
 async def test_background_tick_advances_rollouts(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
