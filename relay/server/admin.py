@@ -195,6 +195,8 @@ def _new_device(tenant: str, data: dict[str, Any]) -> tuple[Device, str]:
         except ImageError as err:
             raise bad_request(f"chip: {err}", "bad-field") from None
     board = optional(data, "board", int, -1)
+    if board > 0xFFFF:
+        raise bad_request("board must fit 16 bits", "bad-field")
     if board >= 0:
         device.board_id = board
     return device, token

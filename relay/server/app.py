@@ -21,7 +21,14 @@ from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from protocol.image import ImageError, PublicKey, load_public_key
@@ -193,6 +200,12 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except web.HTTPException:
         raise
+    except DataError as err:  # a value the database cannot hold slipped past the checks
+        log.warning("value refused by the database in %s %s: %s", request.method, request.path, err.orig)
+        raise http_error(web.HTTPBadRequest, "bad-value", "a value is out of range for the database") from None
+    except (IntegrityError, ProgrammingError):
+        log.exception("database error in %s %s", request.method, request.path)
+        raise http_error(web.HTTPInternalServerError, "internal", "internal server error (logged)") from None
     except (OperationalError, DBAPIError, PoolTimeoutError, ConnectionRefusedError) as err:
         log.warning("database unavailable for %s %s: %s", request.method, request.path, err)
         request.app[_METRICS].db_errors.inc()

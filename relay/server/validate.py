@@ -26,6 +26,7 @@ T = TypeVar("T")
 # log injection are impossible by construction).
 CONTROLLER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ :+-]{0,127}$")
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # what every integer column holds, on SQLite and PostgreSQL alike
 MAX_JSON_BODY = 4 * 1024 * 1024  # a bulk device list of 10,000 entries fits
 
 
@@ -102,4 +103,6 @@ def _typed(value: Any, name: str, kind: type[T], where: str) -> T:
         return float(value)  # type: ignore[return-value]
     if not ok:
         raise bad_request(f"{where}{name} must be {_type_name(kind)}, not {json.dumps(value)[:60]}", "bad-field")
+    if kind is int and not INT_MIN <= value <= INT_MAX:
+        raise bad_request(f"{where}{name} is out of range ({INT_MIN}..{INT_MAX})", "bad-field")
     return value  # type: ignore[no-any-return]

@@ -20,6 +20,10 @@ BODIES = [
     b' "lines": {}, "mode": 5, "filter": [], "token": 7, "forced": "yes", "maintenance": "now", "tags": [1]}',
     b'{"controller_id": "", "release": "", "gateway": "", "status": {"execution": ""}, "data": {"": 1}}',
     b'{"controller_id": "' + b"x" * 5000 + b'"}',
+    b'{"controller_id": "big", "release": "1.1.0", "board": 99999999999999999999, "canary": 1e400,'
+    b' "error_threshold_count": 99999999999, "status": {"execution": "closed", "result": {"finished": "success",'
+    b' "progress": {"cnt": 99999999999999, "of": 1}}, "code": 99999999999999}, "lines": [{"message": "m",'
+    b' "actionId": 99999999999999}], "data": {"board_id": "99999999999"}}',
 ]
 
 DDI = ["PUT /configData", "POST /deploymentBase/1/feedback", "POST /cancelAction/1/feedback", "POST /logs"]
