@@ -164,3 +164,17 @@ async def postgres_url() -> AsyncIterator[str]:
     """A fresh PostgreSQL database for one test (skips without a server, fails under CI)."""
     async with pg_database() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_server(
+    request: pytest.FixtureRequest, aiohttp_client: AiohttpClient, tmp_path: Path
+) -> AsyncIterator[Server]:
+    """The same test on SQLite and on a fresh PostgreSQL database."""
+    async with contextlib.AsyncExitStack() as stack:
+        database = None if request.param == "sqlite" else await stack.enter_async_context(pg_database())
+        server = await start_server(
+            aiohttp_client, make_settings(tmp_path / "data", database=database, rollout_tick=60)
+        )
+        yield server
+        await server.client.close()

@@ -37,7 +37,8 @@ ADMIN = [
 
 
 @pytest.mark.parametrize("body", BODIES, ids=range(len(BODIES)))
-async def test_malformed_bodies_are_4xx(server: Server, body: bytes) -> None:
+async def test_malformed_bodies_are_4xx(db_server: Server, body: bytes) -> None:
+    server = db_server
     await server.add_device("dev-1")
     await server.upload(IMAGE_110)
     await server.api("POST", "/actions", 201, json={"controller_id": "dev-1", "release": "1.1.0"})

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from relay.server.rollouts import RolloutError, plan_groups
-from tests.relay.conftest import IMAGE_110, AiohttpClient, Server, make_settings, pg_database, start_server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db_server(
-    request: pytest.FixtureRequest, aiohttp_client: AiohttpClient, tmp_path: Path
-) -> AsyncIterator[Server]:
-    async with contextlib.AsyncExitStack() as stack:
-        database = None if request.param == "sqlite" else await stack.enter_async_context(pg_database())
-        server = await start_server(
-            aiohttp_client, make_settings(tmp_path / "data", database=database, rollout_tick=60)
-        )
-        yield server
-        await server.client.close()
+from tests.relay.conftest import IMAGE_110, AiohttpClient, Server, make_settings, start_server
 
 
 def test_plan_groups() -> None:
