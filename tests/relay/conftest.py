@@ -128,6 +128,7 @@ async def start_server(aiohttp_client: AiohttpClient, settings: Settings) -> Ser
 
 @pytest.fixture
 async def server(aiohttp_client: AiohttpClient, tmp_path: Path) -> Server:
+    """A server on SQLite (``db_server`` runs a test on PostgreSQL as well)."""
     return await start_server(aiohttp_client, make_settings(tmp_path / "data"))
 
 

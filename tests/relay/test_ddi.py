@@ -463,3 +463,9 @@ def test_structured_access_log(caplog: pytest.LogCaptureFixture) -> None:
     assert entry["method"] == "GET" and entry["path"] == "/DEFAULT/controller/v1/dev-1"
     assert entry["status"] == 200 and entry["ms"] == 12.3 and entry["agent"] == "t"
     assert "secret-value" not in record.getMessage()
+
+
+@pytest.fixture
+def server(db_server: Server) -> Server:
+    """Every test of this module runs on SQLite and on PostgreSQL."""
+    return db_server

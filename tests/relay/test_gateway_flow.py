@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from tests.relay.conftest import IMAGE_110, Server
 
 
@@ -90,3 +92,9 @@ async def test_gateway_updates_its_mcu(server: Server) -> None:
     assert (await server.api("GET", f"/devices/{mcus[0]}/logs"))[0]["message"] == "booted 1.1.0"
     poll = await (await server.client.get(server.ddi(mcus[0]), headers=gw)).json()
     assert set(poll["_links"]) == {"installedBase"}
+
+
+@pytest.fixture
+def server(db_server: Server) -> Server:
+    """Every test of this module runs on SQLite and on PostgreSQL."""
+    return db_server
