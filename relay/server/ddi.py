@@ -181,8 +181,15 @@ async def _poll_body(ctx: ServerContext, request: web.Request, principal: Device
     return body
 
 
-def _etag(body: dict[str, Any]) -> str:
-    return '"' + hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest() + '"'
+def _encoded(body: dict[str, Any]) -> tuple[str, str]:
+    """The JSON text and its ETag (the answers are built in a fixed key order, so the same state gives the
+    same bytes in every process)."""
+    text = json.dumps(body, separators=(",", ":"))
+    return text, '"' + hashlib.sha1(text.encode()).hexdigest() + '"'
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    return header is not None and etag in (tag.strip() for tag in header.split(","))
 
 
 async def poll(request: web.Request) -> web.StreamResponse:
@@ -200,17 +207,16 @@ async def poll(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        body = await _poll_body(ctx, request, principal)
-        etag = _etag(body)
+        text, etag = _encoded(await _poll_body(ctx, request, principal))
         remaining = deadline - loop.time()
-        if if_none_match is None or if_none_match.strip() != etag or remaining <= 0:
+        if not _etag_matches(if_none_match, etag) or remaining <= 0:
             break
         await ctx.notifier.wait_device(principal.device_id, min(remaining, LONG_POLL_RECHECK))
-    if if_none_match is not None and if_none_match.strip() == etag:
+    if _etag_matches(if_none_match, etag):
         ctx.metrics.polls.labels("not-modified").inc()
         return web.Response(status=304, headers={"ETag": etag})
     ctx.metrics.polls.labels("ok").inc()
-    return _json(body, headers={"ETag": etag})
+    return web.Response(text=text, content_type=JSON_TYPE, headers={"ETag": etag})
 
 
 # --- deploymentBase and installedBase -------------------------------------------------------------------------
@@ -297,10 +303,10 @@ async def deployment_base(request: web.Request) -> web.Response:
             raise http_error(web.HTTPNotFound, "canceled", f"action {action_id} is canceled: see cancelAction")
         body = await _deployment(request, action, release, session)
     ctx.metrics.polls.labels("deployment").inc()
-    etag = _etag(body)
-    if request.headers.get("If-None-Match", "").strip() == etag:
+    text, etag = _encoded(body)
+    if _etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers={"ETag": etag})
-    return _json(body, headers={"ETag": etag})
+    return web.Response(text=text, content_type=JSON_TYPE, headers={"ETag": etag})
 
 
 async def installed_base(request: web.Request) -> web.Response:

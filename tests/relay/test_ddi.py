@@ -56,6 +56,14 @@ async def test_poll_etag_and_if_none_match(server: Server) -> None:
     assert changed.headers["ETag"] != etag
 
 
+async def test_deployment_base_etag(server: Server) -> None:
+    action_id, _ = await _assigned(server)
+    path = server.ddi("dev-1", f"/deploymentBase/{action_id}")
+    etag = (await server.client.get(path, headers=server.target("dev-1"))).headers["ETag"]
+    again = await server.client.get(path, headers={**server.target("dev-1"), "If-None-Match": f'"x", {etag}'})
+    assert again.status == 304
+
+
 async def test_change_hash_changes_when_the_action_is_forced(server: Server) -> None:
     action_id, _ = await _assigned(server)
     soft = (await server.poll_json("dev-1"))["_links"]["deploymentBase"]["href"]
