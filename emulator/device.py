@@ -95,6 +95,10 @@ class DeviceContext:
         what crosses the line is noise, as on silicon)."""
         self._device.line.set_baud(baud)
 
+    def discard_input(self) -> int:
+        """Drop what the UART received and the firmware has not read yet (returns how many bytes)."""
+        return self._device.line.discard_input()
+
     @property
     def baud(self) -> int:
         """The device's current UART rate."""
@@ -108,6 +112,11 @@ class DeviceContext:
         """Busy-wait ``seconds * time_scale`` (CPU work on the chip: the UART is not serviced meanwhile)."""
         if seconds > 0 and self.time_scale > 0:
             self._device._busy_sleep(seconds * self.time_scale)
+
+    def busy_ended_at(self) -> float:
+        """When (``now()`` time) the firmware last came back from a busy spell in which it did not service
+        its UART (0 if never): a timeout must not count that spell as silence."""
+        return self._device.busy_ended_at
 
     def reset(self) -> None:
         """Request a reboot: the runtime calls ``boot()`` again after the current callback returns."""
@@ -173,6 +182,7 @@ class Device:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.error: BaseException | None = None
+        self.busy_ended_at = 0.0
         self.line.on_reset_fault = lambda: self.request_reset("reset fault")
 
     def _busy_sleep(self, seconds: float) -> None:
@@ -187,7 +197,10 @@ class Device:
                     self._stop.wait(max(0.0, deadline - time.monotonic()))
                     if self._cut.due_by_time(time.monotonic()):
                         raise PowerCut("timed power cut during a flash operation")
-                self._stop.wait(seconds)  # a stop (SIGTERM) does not wait for a long erase to finish
+                try:
+                    self._stop.wait(seconds)  # a stop (SIGTERM) does not wait for a long erase to finish
+                finally:
+                    self.busy_ended_at = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:

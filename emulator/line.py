@@ -532,6 +532,15 @@ class Line:
             self._tx.clear()
         self._baud = self.initial_baud
 
+    def discard_input(self) -> int:
+        """Drop what the device's UART has received and not read yet (a UART re-initialised at a new rate
+        flushes its receiver); returns how many bytes."""
+        with self._cond:
+            self._settle(self._clock())
+            dropped = len(self._rx)
+            self._rx.clear()
+            return dropped
+
     def rx_pending(self) -> int:
         """Bytes received by the device but not read yet (for tests)."""
         with self._cond:
@@ -595,13 +604,27 @@ class Line:
                     item = self._tx.popleft()
                 if isinstance(item, _BaudMark):
                     self._sleep_until(self._tx_free_at)
-                    self._baud = item.baud
+                    self._switch_rate(item.baud)
                     log.debug("device UART now at %d baud", item.baud)
                     item.done.set()
                     continue
                 self._emit(item[0], queued_at=item[1])
         except Exception:
             log.exception("line writer crashed")
+
+    def _switch_rate(self, baud: int) -> None:
+        """The device's UART changes rate now: host bytes still on the wire (sent for the old rate) reach a
+        receiver at the new one, so unless the host's port is at the new rate too they arrive as noise."""
+        with self._cond:
+            self._settle(self._clock())
+            self._baud = baud
+            if self._host_rate_if_different() is None:
+                return
+            for chunk in self._inflight:
+                rest = len(chunk.data) - chunk.taken
+                if rest > 0:
+                    self.stats.rx_garbled += rest
+                    chunk.data = chunk.data[: chunk.taken] + self.rx_faults.garbage(rest)
 
     def _sleep_until(self, when: float) -> None:
         while not self._stop.is_set():

@@ -16,6 +16,7 @@ __all__ = [
     "BUSY_TIMEOUT_S",
     "COMMAND_RETRIES",
     "COMMAND_TIMEOUT_S",
+    "DATA_IDLE_TIMEOUT_S",
     "DATA_RETRIES",
     "DEFAULT_BAUD",
     "DEFAULT_BLOCK_SIZE",
@@ -24,6 +25,7 @@ __all__ = [
     "DIGEST_SIZE",
     "FRAME_HEADER_SIZE",
     "FRAME_OVERHEAD",
+    "FRAME_STALL_TIMEOUT_S",
     "FRAME_TRAILER_SIZE",
     "KEY_HASH_SIZE",
     "MAX_BLOCK_RETRANSMITS",
@@ -72,6 +74,13 @@ BAUD_SYNC_WINDOW_S = 1.0  # device: silence at the new rate after which it rever
 BAUD_SYNC_REPLY_TIMEOUT_S = 0.15  # host: wait for the SYNC reply at the new rate
 BAUD_SYNC_RETRIES = 3  # SYNC tries at the new rate (all inside BAUD_SYNC_WINDOW_S) before falling back
 BAUD_REVERT_MARGIN_S = 0.25  # host: extra silence after falling back, so the device has surely reverted
+# receiver: silence with a frame half received (a torn header, a cut cable) after which the frame is given up
+# and the buffer rescanned; below COMMAND_TIMEOUT_S, so the command a host resends after the tear is heard
+FRAME_STALL_TIMEOUT_S = 0.25
+# device: data-phase silence from the host (plus 2 block times at the current baud) after which it is taken
+# for gone and the data phase ends (the resume record stays).  A live host is never quiet that long: at most a
+# credit hold (a sector erase, < BUSY_TIMEOUT_S) plus its BUSY_TIMEOUT_S before it probes.
+DATA_IDLE_TIMEOUT_S = 10.0
 
 # --- INFO field sizes ---------------------------------------------------------------------------------------
 UID_SIZE = 12  # the STM32 96-bit unique device id

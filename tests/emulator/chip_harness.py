@@ -78,12 +78,19 @@ class Ctx:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("test.chip"))
     out: bytearray = field(default_factory=bytearray)
     reset_requested: bool = False
+    busy_end: float = 0.0
+
+    def busy_ended_at(self) -> float:
+        return self.busy_end
 
     def write(self, data: bytes) -> None:
         self.out += data
 
     def set_baud(self, baud: int) -> None:
         self.baud = baud
+
+    def discard_input(self) -> int:
+        return 0
 
     def now(self) -> float:
         return self.clock[0]
@@ -146,6 +153,7 @@ class Chip:
         """Flash busy time passes on the simulated clock."""
         self.clock[0] += seconds
         self.busy_time += seconds
+        self.ctx.busy_end = self.clock[0]
 
     def _on_op(self, op: int) -> None:
         if self.cut_at is not None and op >= self.cut_at:
