@@ -77,6 +77,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_false",
         help="ota mode: the application never confirms a test image (the next reset reverts it)",
     )
+    p.add_argument(
+        "--no-fsync",
+        dest="durable",
+        action="store_false",
+        help="do not fsync each flash commit (a killed emulator still loses nothing; a host crash might)",
+    )
     p.set_defaults(handler="emulator.cli:cmd_emulate")
 
 
@@ -105,6 +111,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         socket_port=args.socket,
         iap_quirks=args.iap_quirks,
         auto_confirm=args.auto_confirm,
+        durable=args.durable,
     )
     stop = threading.Event()
     received: list[int] = []

@@ -9,18 +9,20 @@ is a plain object with three callbacks, all called from the device thread only:
 
 A callback may block (a flash erase takes its datasheet time scaled by ``time_scale``); while it does, the
 device is not reading its UART, so bytes the host sends meanwhile pile up in the bounded RX buffer and
-overflow is lost, as on silicon.  The runtime owns the line and the flash; it catches
-:class:`~emulator.flash.PowerCut`, persists what the flash holds (half-done operation included), and reboots
-the personality.  ``stop()`` flushes the state folder; the CLI calls it on SIGINT/SIGTERM.
+overflow is lost, as on silicon.  The runtime owns the line and the flash; the state folder is the chip's
+non-volatile memory, written through as the chip would commit it (every erase and program before it returns,
+``state.json`` atomically whenever it changed), so killing the emulator is a power cut.  It catches
+:class:`~emulator.flash.PowerCut` (the half-done operation is committed too) and reboots the personality.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -48,7 +50,6 @@ IDLE_TICK_S = 0.02  # longest the device thread waits for UART bytes before call
 RESET_SETTLE_S = 0.0  # time between a reset and boot() (the chip's reset pulse is far below any timeout)
 STOP_JOIN_TIMEOUT_S = 10.0  # how long stop() waits for a personality callback to return
 DRAIN_TIMEOUT_S = 5.0  # longest a software reset waits for the firmware's last prints to leave
-AUTOSAVE_INTERVAL_S = 1.0  # the state folder lags the flash by at most this much
 
 
 @runtime_checkable
@@ -75,7 +76,8 @@ class DeviceContext:
     """What the runtime hands a personality at boot.
 
     ``state`` is the JSON-persisted part of the device (anything that is not flash: security counter, boot
-    counters, resume record, ...): mutate it in place; the runtime writes it with the flash on flush.
+    counters, resume record, ...): mutate it in place; the runtime commits it (atomically) before the next
+    flash operation and after every callback.
     """
 
     flash: Flash
@@ -113,6 +115,12 @@ class DeviceContext:
         if seconds > 0 and self.time_scale > 0:
             self._device._busy_sleep(seconds * self.time_scale)
 
+    def deaf(self) -> contextlib.AbstractContextManager[None]:
+        """Mark a stretch of firmware that does not look at its UART (a loop of flash operations): bytes
+        arriving meanwhile fill the RX ring, and what does not fit is lost.  Flash operations and ``sleep()``
+        are deaf on their own; this covers the gaps between them."""
+        return self._device.deaf()
+
     def busy_ended_at(self) -> float:
         """When (``now()`` time) the firmware last came back from a busy spell in which it did not service
         its UART (0 if never): a timeout must not count that spell as silence."""
@@ -123,8 +131,8 @@ class DeviceContext:
         self._device.request_reset("software reset", drain=True)
 
     def flush(self) -> None:
-        """Persist flash and ``state`` now (a real chip's flash is persistent anyway; this only makes the
-        state folder current, e.g. before a long operation)."""
+        """Commit ``state`` now (flash is committed by every operation anyway; the runtime also commits
+        ``state`` before each flash operation and after each callback)."""
         self._device.flush()
 
 
@@ -145,6 +153,7 @@ class Device:
         time_scale: float = 0.0,
         trusted_keys: Sequence[Path | str] = (),
         name: str = "device",
+        durable: bool = True,
     ) -> None:
         from .chips import CHIPS
         from .flash import Flash
@@ -158,7 +167,9 @@ class Device:
         self.log = logging.getLogger(f"emulator.{name}")
         self._factory = personality_factory
         self.state_dir = Path(state_dir) if state_dir is not None else None
-        self._store = DeviceState.open(self.state_dir, self.chip) if self.state_dir is not None else None
+        self._store = (
+            DeviceState.open(self.state_dir, self.chip, durable=durable) if self.state_dir is not None else None
+        )
         if self._store is not None:
             data = self._store.flash
             self.state: dict[str, Any] = self._store.data
@@ -168,22 +179,36 @@ class Device:
         self._started_at = time.monotonic()
         self._cut = PowerCutTrigger(self.faults, start=self._started_at)
         self.flash: Flash = Flash(
-            self.chip, data, time_scale=time_scale, sleep=self._busy_sleep, on_op=self._cut.on_flash_op
+            self.chip,
+            data,
+            time_scale=time_scale,
+            sleep=self._busy_sleep,
+            on_op=self._before_flash_op,
+            on_store=self._commit_flash if self._store is not None else None,
         )
+        if self._store is not None:
+            self._store.attach_flash(bytes(self.flash.data))  # write-through from here on
         self.personality: Personality | None = None
         self.context: DeviceContext | None = None
         self.boots = 0
         self.power_cuts = 0
         self._reset_reason: str | None = None
         self._drain_before_reset = False
-        self._flushed_ops = -1
-        self._last_flush = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.error: BaseException | None = None
         self.busy_ended_at = 0.0
         self.line.on_reset_fault = lambda: self.request_reset("reset fault")
+
+    @contextlib.contextmanager
+    def deaf(self) -> Iterator[None]:
+        """The firmware does not service its UART for the duration (see :meth:`DeviceContext.deaf`)."""
+        try:
+            with self.line.busy():
+                yield
+        finally:
+            self.busy_ended_at = time.monotonic()
 
     def _busy_sleep(self, seconds: float) -> None:
         """Flash operations and CPU work: the firmware does not service its UART meanwhile."""
@@ -216,6 +241,8 @@ class Device:
             self._thread.join(STOP_JOIN_TIMEOUT_S)
         self.line.stop()
         self.flush()
+        if self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> Device:
         self.start()
@@ -235,12 +262,27 @@ class Device:
         self._reset_reason = reason
 
     def flush(self) -> None:
-        """Write flash.bin and state.json (no-op without a state folder)."""
-        with self._lock:
-            self._flushed_ops = self.flash.ops
-            self._last_flush = time.monotonic()
-            if self._store is not None:
-                self._store.save(bytes(self.flash.data), self.state)
+        """Make the state folder current (flash is written through as it is erased and programmed; this
+        writes ``state.json`` if it changed).  No-op without a state folder."""
+        self._sync_state()
+
+    # -- non-volatile memory ---------------------------------------------------------------------------------
+    def _commit_flash(self, offset: int, size: int) -> None:
+        """A flash operation changed ``offset .. offset + size``: commit it before the firmware goes on."""
+        assert self._store is not None
+        self._store.write_flash(offset, bytes(self.flash.data[offset : offset + size]))
+
+    def _sync_state(self) -> None:
+        """Commit ``state.json`` if the personality changed it (atomically: the old or the new, never half)."""
+        if self._store is not None:
+            with self._lock:
+                self._store.sync_data(self.state)
+
+    def _before_flash_op(self, op: int) -> None:
+        """What the firmware decided before a flash operation is committed before it (a resume record, a
+        counter), then the power-cut trigger has its chance."""
+        self._sync_state()
+        self._cut.on_flash_op(op)
 
     # -- the device thread ---------------------------------------------------------------------------------
     def _boot(self, reason: str) -> None:
@@ -261,6 +303,7 @@ class Device:
         )
         try:
             self.personality.boot(self.context)
+            self._sync_state()
         except PowerCut:
             self._power_cut()
 
@@ -268,11 +311,6 @@ class Device:
         end = time.monotonic() + DRAIN_TIMEOUT_S
         while not self.line.tx_idle() and time.monotonic() < end and not self._stop.is_set():
             time.sleep(IDLE_TICK_S / 4)
-
-    def _autosave(self, now: float) -> None:
-        """Keep the state folder close to the flash (a killed emulator loses at most a second of writes)."""
-        if self.flash.ops != self._flushed_ops and now - self._last_flush >= AUTOSAVE_INTERVAL_S:
-            self.flush()
 
     def _power_cut(self) -> None:
         self.power_cuts += 1
@@ -300,9 +338,8 @@ class Device:
                     data = self.line.read(IDLE_TICK_S)
                     if data:
                         personality.on_bytes(data)
-                    now = time.monotonic()
-                    personality.on_idle(now)
-                    self._autosave(now)
+                    personality.on_idle(time.monotonic())
+                    self._sync_state()
                 except PowerCut:
                     self._power_cut()
         except Exception as err:  # a crash of the emulated firmware: the chip stops, the CLI reports it
@@ -362,13 +399,15 @@ def build_device(
     iap_quirks: str | None = None,
     auto_confirm: bool = True,
     personality_factory: PersonalityFactory | None = None,
+    durable: bool = True,
 ) -> Device:
     """A ready-to-start :class:`Device` on a new pty (or ``socket://127.0.0.1:socket_port``).
 
     ``baud=0`` means an unthrottled line that ignores the host's rate.  ``state_dir=None`` makes a new temp
     folder (the device still persists there, so a power cut reboots from it).  ``trusted_keys=None`` trusts
     the dev key.  ``auto_confirm=False`` makes the OTA mode's application leave a test image unconfirmed
-    (so the next reset reverts it)."""
+    (so the next reset reverts it).  ``durable=False`` skips the ``fsync`` of each flash commit (the OS still
+    has every write at once, so a killed emulator loses nothing; a crash of the host machine might)."""
     import tempfile
 
     from protocol.errors import PortError, Stm32OtaError
@@ -425,6 +464,7 @@ def build_device(
             time_scale=time_scale,
             trusted_keys=keys,
             name=mode,
+            durable=durable,
         )
     except BaseException:
         endpoint.close()

@@ -82,6 +82,7 @@ def running_emulator(
     iap_quirks: str | None = None,
     auto_confirm: bool = True,
     personality_factory: PersonalityFactory | None = None,
+    durable: bool = True,
 ) -> Iterator[EmulatorHandle]:
     """Start an emulator (a new pty, or ``socket://`` with ``socket_port``), yield its handle, stop it."""
     plan = faults if isinstance(faults, FaultPlan) else parse_faults(faults, seed=seed)
@@ -103,6 +104,7 @@ def running_emulator(
             iap_quirks=iap_quirks,
             auto_confirm=auto_confirm,
             personality_factory=personality_factory,
+            durable=durable,
         )
         device.start()
         try:
