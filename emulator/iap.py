@@ -415,18 +415,19 @@ class IapPersonality:
         from .flash import FlashError
 
         ok = True
-        for sector in self._c.flash.sectors_in(addr, size):
-            if sector.index in self._erased:
-                continue
-            self._erased.add(sector.index)
-            if self.write_protected:
-                ok = False  # FLASH_If_Erase fails on protected sectors (and the example ignores it)
-                continue
-            try:
-                self._c.flash.erase_sector(sector.index)
-            except FlashError as err:
-                self._c.log.warning("IAP: erase of sector %d failed: %s", sector.index, err)
-                ok = False
+        with self._c.deaf():  # FLASH_If_Erase loops over the sectors without a look at the UART
+            for sector in self._c.flash.sectors_in(addr, size):
+                if sector.index in self._erased:
+                    continue
+                self._erased.add(sector.index)
+                if self.write_protected:
+                    ok = False  # FLASH_If_Erase fails on protected sectors (and the example ignores it)
+                    continue
+                try:
+                    self._c.flash.erase_sector(sector.index)
+                except FlashError as err:
+                    self._c.log.warning("IAP: erase of sector %d failed: %s", sector.index, err)
+                    ok = False
         return ok
 
     def _program(self, addr: int, data: bytes) -> bool:

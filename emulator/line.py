@@ -373,6 +373,9 @@ class Line:
         self._sent_by_device = 0
         self._host_gone = False
         self._busy = 0
+        self._busy_since = 0.0  # when the current busy spell began
+        self._busy_arrived = 0  # bytes an unthrottled line delivered during it
+        self._ring_base = 0  # bytes in _rx when the spell began: the firmware had already taken them
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.endpoint.set_host_baud(baud)
@@ -459,14 +462,29 @@ class Line:
                 self._cond.wait(wait)
 
     def _settle(self, now: float) -> None:
-        """Move bytes that have reached the device by ``now`` into the RX ring (overflow is lost)."""
+        """Move bytes that have reached the device by ``now`` into the RX ring (overflow is lost).
+
+        An unthrottled line is infinitely fast only while the firmware services its UART: during a busy spell
+        it carries what a line at the UART's rate would (``baud / 10`` bytes a second from the spell's start),
+        and the rest stays on the wire until the firmware is back.  Otherwise any busy spell, however short,
+        would overrun whatever the host had sent, which no line at the UART's rate can do."""
+        budget: int | None = None
+        if self._busy and not self.pacing:
+            allowed = int((now - self._busy_since) * self._baud / BITS_PER_CHAR + 1e-6)
+            budget = max(0, allowed - self._busy_arrived)
         while self._inflight:
             chunk = self._inflight[0]
             upto = chunk.arrived(now)
+            if budget is not None:
+                upto = min(upto, chunk.taken + budget)
+                budget -= max(0, upto - chunk.taken)
+                self._busy_arrived += max(0, upto - chunk.taken)
             if upto > chunk.taken:
                 new = chunk.data[chunk.taken : upto]
                 chunk.taken = upto
-                space = self.rx_buffer - len(self._rx) if self._busy else len(new)
+                # the ring holds what arrived during this busy spell; what came before it the firmware took
+                held = max(0, len(self._rx) - self._ring_base)
+                space = max(0, self.rx_buffer - held) if self._busy else len(new)
                 if len(new) > space:
                     self.stats.overruns += len(new) - space
                     new = new[:space]
@@ -482,7 +500,10 @@ class Line:
         arriving meanwhile fill the RX ring, and what does not fit is lost (overrun).  Outside ``busy()``
         the firmware keeps up with the line."""
         with self._cond:
-            self._settle(self._clock())
+            now = self._clock()
+            self._settle(now)
+            if not self._busy:
+                self._busy_since, self._busy_arrived, self._ring_base = now, 0, len(self._rx)
             self._busy += 1
         try:
             yield

@@ -6,6 +6,7 @@ test_cli_emulate.py); the wire-level quirks are checked with hand-made frames.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -452,9 +453,13 @@ class _Board:
         self.chip = CHIPS[chip]
         self.flash = Flash(self.chip)
         self.resets: list[str] = []
+        self.busy_ended_at = 0.0
 
     def request_reset(self, reason: str, *, drain: bool = False) -> None:
         self.resets.append(reason)
+
+    def deaf(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 def _back_to_back(image: bytes, chunk: int, quirks: IapQuirks) -> tuple[bytes, bytes]:
