@@ -92,7 +92,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     import sys
     import threading
 
-    from .device import build_device
+    from .build import build_device
     from .faults import parse_faults
 
     log = logging.getLogger("emulator.cli")
@@ -134,7 +134,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
             device.state_dir,
         )
         while not stop.wait(0.2):
-            if not device.running:
+            if not device.running or device.crash is not None:
                 break
     finally:
         device.stop()
@@ -151,8 +151,5 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         stats.overruns,
         device.state_dir,
     )
-    if device.error is not None:
-        from protocol.errors import Stm32OtaError
-
-        raise Stm32OtaError(f"the emulated device crashed: {device.error!r}")
+    device.raise_if_crashed()
     return 0

@@ -18,30 +18,29 @@ non-volatile memory, written through as the chip would commit it (every erase an
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from protocol.errors import Stm32OtaError
+
+from .chips import CHIPS, ChipProfile
 from .faults import FaultPlan, PowerCutTrigger
+from .flash import Flash, PowerCut
 from .line import Line
-
-if TYPE_CHECKING:
-    from .chips import ChipProfile
-    from .flash import Flash
+from .state import DeviceState
 
 __all__ = [
     "IDLE_TICK_S",
     "Device",
     "DeviceContext",
+    "EmulatorCrash",
     "Personality",
     "PersonalityFactory",
-    "build_device",
-    "default_trusted_keys",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,6 +49,11 @@ IDLE_TICK_S = 0.02  # longest the device thread waits for UART bytes before call
 RESET_SETTLE_S = 0.0  # time between a reset and boot() (the chip's reset pulse is far below any timeout)
 STOP_JOIN_TIMEOUT_S = 10.0  # how long stop() waits for a personality callback to return
 DRAIN_TIMEOUT_S = 5.0  # longest a software reset waits for the firmware's last prints to leave
+
+
+class EmulatorCrash(Stm32OtaError, RuntimeError):
+    """The emulated chip stopped working: its firmware (a personality callback) or one of the line's threads
+    raised.  The original exception is the ``__cause__``."""
 
 
 @runtime_checkable
@@ -155,10 +159,6 @@ class Device:
         name: str = "device",
         durable: bool = True,
     ) -> None:
-        from .chips import CHIPS
-        from .flash import Flash
-        from .state import DeviceState
-
         self.chip: ChipProfile = CHIPS[chip] if isinstance(chip, str) else chip
         self.line = line
         self.faults = faults if faults is not None else FaultPlan()
@@ -213,8 +213,6 @@ class Device:
     def _busy_sleep(self, seconds: float) -> None:
         """Flash operations and CPU work: the firmware does not service its UART meanwhile."""
         if seconds > 0:
-            from .flash import PowerCut
-
             with self.line.busy():
                 deadline = self._cut.deadline
                 if deadline is not None and deadline < time.monotonic() + seconds:
@@ -255,6 +253,22 @@ class Device:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def crash(self) -> BaseException | None:
+        """What stopped the chip, if anything: a firmware crash (:attr:`error`) or a line thread's
+        (``line.error``)."""
+        return self.error if self.error is not None else self.line.error
+
+    def raise_if_crashed(self) -> None:
+        """Raise :class:`EmulatorCrash` (from the original error) if the firmware or the line crashed."""
+        crash = self.crash
+        if crash is None:
+            return
+        where = "the emulated firmware" if crash is self.error else "the emulated line"
+        raise EmulatorCrash(
+            f"{where} crashed: {crash!r}", hint="a bug in the emulator: the log above has the traceback"
+        ) from crash
+
     def request_reset(self, reason: str, *, drain: bool = False) -> None:
         """Reboot the personality after the current callback.  ``drain`` lets queued output leave first (the
         firmware's prints before a software reset are blocking); a reset fault or power cut loses it."""
@@ -286,8 +300,6 @@ class Device:
 
     # -- the device thread ---------------------------------------------------------------------------------
     def _boot(self, reason: str) -> None:
-        from .flash import PowerCut
-
         self.line.reset_device_side()
         self.boots += 1
         self.log.info("boot #%d (%s)", self.boots, reason)
@@ -319,8 +331,6 @@ class Device:
         self._reset_reason = "power cut"
 
     def _run(self) -> None:
-        from .flash import PowerCut
-
         try:
             self._boot("power-on")
             while not self._stop.is_set():
@@ -345,127 +355,3 @@ class Device:
         except Exception as err:  # a crash of the emulated firmware: the chip stops, the CLI reports it
             self.error = err
             self.log.exception("the emulated firmware crashed")
-
-
-# -- building a device from command-line style options ------------------------------------------------
-
-_REPO_KEYS = Path(__file__).resolve().parent.parent / "assets" / "keys"
-_PACKAGED_KEYS = Path(__file__).resolve().parent / "assets"
-
-
-def default_trusted_keys() -> list[Path]:
-    """The dev public key(s): ``assets/keys/*.pub.pem`` in a checkout, else any packaged with the emulator."""
-    for folder in (_REPO_KEYS, _PACKAGED_KEYS):
-        if folder.is_dir():
-            keys = sorted(p for p in folder.glob("*.pem") if "pub" in p.name.lower())
-            if keys:
-                return keys
-    return []
-
-
-def _personality_factory(mode: str, iap_quirks: str | None, auto_confirm: bool = True) -> PersonalityFactory:
-    from protocol.errors import Stm32OtaError
-
-    if mode == "iap":
-        from .iap import IapPersonality, parse_quirks
-
-        quirks = parse_quirks(iap_quirks if iap_quirks is not None else "all")
-        return lambda: IapPersonality(quirks=quirks)
-    if mode == "ota":
-        module = importlib.import_module("emulator.ota")
-        ota_class = module.OtaPersonality
-
-        def factory() -> Personality:
-            personality: Personality = ota_class(auto_confirm=auto_confirm)
-            return personality
-
-        return factory
-    raise Stm32OtaError(f"unknown emulator mode {mode!r}", hint="use --mode ota or --mode iap")
-
-
-def build_device(
-    *,
-    mode: str = "ota",
-    chip: str = "stm32f407vg",
-    baud: int = 115200,
-    pacing: bool = True,
-    latency_s: float = 0.0,
-    rx_buffer: int | None = None,
-    state_dir: Path | str | None = None,
-    trusted_keys: Sequence[Path | str] | None = None,
-    faults: FaultPlan | None = None,
-    time_scale: float = 1.0,
-    socket_port: int | None = None,
-    iap_quirks: str | None = None,
-    auto_confirm: bool = True,
-    personality_factory: PersonalityFactory | None = None,
-    durable: bool = True,
-) -> Device:
-    """A ready-to-start :class:`Device` on a new pty (or ``socket://127.0.0.1:socket_port``).
-
-    ``baud=0`` means an unthrottled line that ignores the host's rate.  ``state_dir=None`` makes a new temp
-    folder (the device still persists there, so a power cut reboots from it).  ``trusted_keys=None`` trusts
-    the dev key.  ``auto_confirm=False`` makes the OTA mode's application leave a test image unconfirmed
-    (so the next reset reverts it).  ``durable=False`` skips the ``fsync`` of each flash commit (the OS still
-    has every write at once, so a killed emulator loses nothing; a crash of the host machine might)."""
-    import tempfile
-
-    from protocol.errors import PortError, Stm32OtaError
-
-    from .chips import CHIPS
-    from .line import DEFAULT_BAUD, DEFAULT_RX_BUFFER, Line, PtyEndpoint, SocketEndpoint
-
-    if chip not in CHIPS:
-        raise Stm32OtaError(f"unknown chip {chip!r}", hint=f"choose one of: {', '.join(sorted(CHIPS))}")
-    if baud < 0:
-        raise Stm32OtaError(f"invalid baud rate {baud}", hint="use a positive rate, or 0 for an unthrottled line")
-    if time_scale < 0:
-        raise Stm32OtaError(f"invalid time scale {time_scale}", hint="0 = instant flash, 1 = datasheet timing")
-    factory = (
-        personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks, auto_confirm)
-    )
-    if state_dir is None:
-        state_dir = tempfile.mkdtemp(prefix="stm32ota-emu-")
-    keys = default_trusted_keys() if trusted_keys is None else [Path(k) for k in trusted_keys]
-    for key in keys:
-        if not key.is_file():
-            raise Stm32OtaError(f"trusted key not found: {key}", hint="pass --trust with a public key .pem")
-    factory = (
-        personality_factory if personality_factory is not None else _personality_factory(mode, iap_quirks, auto_confirm)
-    )
-    if rx_buffer is not None and rx_buffer <= 0:
-        raise Stm32OtaError(f"invalid RX buffer size {rx_buffer}", hint="give a positive number of bytes")
-    if latency_s < 0:
-        raise Stm32OtaError(f"invalid latency {latency_s * 1000:g} ms", hint="use 0 or more milliseconds")
-    try:
-        endpoint = SocketEndpoint(socket_port) if socket_port is not None else PtyEndpoint()
-    except (OSError, OverflowError) as err:
-        where = f"socket 127.0.0.1:{socket_port}" if socket_port is not None else "a pty"
-        raise PortError(
-            f"cannot open {where}: {err}",
-            hint="pick another --socket port (0 = any free one)" if socket_port is not None else None,
-        ) from err
-    try:
-        line = Line(
-            endpoint,
-            baud=baud or DEFAULT_BAUD,
-            pacing=pacing and baud > 0,
-            check_baud=baud > 0,
-            latency_s=latency_s,
-            rx_buffer=rx_buffer or DEFAULT_RX_BUFFER,
-            faults=faults,
-        )
-        return Device(
-            factory,
-            line,
-            chip=chip,
-            state_dir=state_dir,
-            faults=faults,
-            time_scale=time_scale,
-            trusted_keys=keys,
-            name=mode,
-            durable=durable,
-        )
-    except BaseException:
-        endpoint.close()
-        raise

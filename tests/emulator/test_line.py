@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 import pytest
 import serial
 
+from emulator.endpoints import PtyEndpoint, SocketEndpoint, host_baud_of
 from emulator.faults import parse_faults
-from emulator.line import Line, PtyEndpoint, SocketEndpoint, _Chunk, host_baud_of
+from emulator.line import Line, _Chunk
 
 DEADLINE_S = 10.0
 
