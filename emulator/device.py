@@ -101,6 +101,11 @@ class DeviceContext:
         what crosses the line is noise, as on silicon)."""
         self._device.line.set_baud(baud)
 
+    def input_waiting(self) -> bool:
+        """True if the UART holds received bytes the firmware has not read yet (a timeout is only a timeout
+        once the receiver is empty)."""
+        return self._device.line.rx_pending() > 0
+
     def discard_input(self) -> int:
         """Drop what the UART received and the firmware has not read yet (returns how many bytes)."""
         return self._device.line.discard_input()

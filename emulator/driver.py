@@ -98,6 +98,8 @@ class CoreDriver:
         timeout = self.core.timeout
         if timeout is None or self.silence(now) < timeout:
             return False
+        if self._ctx.input_waiting():
+            return False  # the line was not silent: the firmware was late to look (it reads them next)
         self.timeouts += 1
         self.last_activity = now
         self.core.handle_timeout()

@@ -93,6 +93,9 @@ class Ctx:
     def discard_input(self) -> int:
         return 0
 
+    def input_waiting(self) -> bool:
+        return False
+
     def deaf(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 

@@ -440,6 +440,9 @@ class _Wire:
     def write(self, data: bytes) -> None:
         self.out += data
 
+    def rx_pending(self) -> int:
+        return 0
+
     def set_baud(self, baud: int) -> None:
         self.baud = baud
 
