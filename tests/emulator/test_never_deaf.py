@@ -199,3 +199,33 @@ def test_a_host_gone_mid_transfer_lets_the_device_leave_the_data_phase(fast_devi
         assert status not in (Status.NOT_ALLOWED, Status.OK)  # out of the data phase: the half image is refused
         result = link.execute(_flash_steps(BIG))  # the resume record survived the timeout
     assert result.resumed_from > 0
+
+
+def test_the_iap_personality_recovers_from_a_torn_block(emulator_factory: EmulatorFactory, transport: str) -> None:
+    """The same driver loop runs the IAP's YMODEM receiver: a block cut short, then silence, is given up after
+    the receiver's own timeout and the next sender gets through."""
+    from protocol.crc import crc16_xmodem
+    from protocol.ymodem import BatchComplete, YmodemFile, YmodemSender
+
+    emu = emulator_factory("iap", baud=0, socket_port=0 if transport == "socket" else None)
+    image = bytes(range(256)) * 12
+    header = (b"app.bin\0" + str(len(image)).encode()).ljust(128, b"\0")
+    block0 = b"\x01\x00\xff" + header + crc16_xmodem(header).to_bytes(2, "big")
+    with SerialLink(emu.port, BAUD) as link:
+        link.write(b"1")
+        got = bytearray()
+        end = time.monotonic() + GIVE_UP_S
+        while b"C" not in got and time.monotonic() < end:
+            got += link.read(0.05)
+        link.write(block0[:60])  # the sender died mid-block
+        got.clear()
+        while b"C" not in got and time.monotonic() < end:  # the IAP gave the block up and asks again
+            got += link.read(0.05)
+        assert b"C" in got
+        sender = YmodemSender([YmodemFile("app.bin", image)])
+        link.run(sender, until=lambda e: isinstance(e, BatchComplete))
+        text = bytearray(sender.trailing_data)
+        while b"Programming Completed Successfully!" not in text and time.monotonic() < end:
+            text += link.read(0.05)
+    assert b"Programming Completed Successfully!" in text
+    assert emu.device.flash.read(0x0800_4000, len(image)) == image
