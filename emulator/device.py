@@ -13,6 +13,10 @@ overflow is lost, as on silicon.  The runtime owns the line and the flash; the s
 non-volatile memory, written through as the chip would commit it (every erase and program before it returns,
 ``state.json`` atomically whenever it changed), so killing the emulator is a power cut.  It catches
 :class:`~emulator.flash.PowerCut` (the half-done operation is committed too) and reboots the personality.
+A callback that raises anything else is a firmware crash: the chip stops and :attr:`Device.crash` says why
+(as it does for a crashed line thread); :meth:`Device.raise_if_crashed` turns it into :class:`EmulatorCrash`.
+
+The runtime knows no personality: :mod:`emulator.build` picks one by mode and builds the device.
 """
 
 from __future__ import annotations
@@ -148,7 +152,8 @@ class DeviceContext:
 class Device:
     """The emulated chip: a personality, its flash and the line, run by one thread.
 
-    ``state_dir`` (optional) is the persisted state folder; ``None`` keeps everything in memory.
+    ``state_dir`` (optional) is the persisted state folder, written through (:mod:`emulator.state`); ``None``
+    keeps everything in memory.  ``durable=False`` skips the ``fsync`` of each commit.
     """
 
     def __init__(
