@@ -77,6 +77,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_false",
         help="ota mode: the application never confirms a test image (the next reset reverts it)",
     )
+    p.add_argument(
+        "--no-fsync",
+        dest="durable",
+        action="store_false",
+        help="do not fsync each flash commit (a killed emulator still loses nothing; a host crash might)",
+    )
     p.set_defaults(handler="emulator.cli:cmd_emulate")
 
 
@@ -86,7 +92,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     import sys
     import threading
 
-    from .device import build_device
+    from .build import build_device
     from .faults import parse_faults
 
     log = logging.getLogger("emulator.cli")
@@ -105,6 +111,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         socket_port=args.socket,
         iap_quirks=args.iap_quirks,
         auto_confirm=args.auto_confirm,
+        durable=args.durable,
     )
     stop = threading.Event()
     received: list[int] = []
@@ -127,7 +134,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
             device.state_dir,
         )
         while not stop.wait(0.2):
-            if not device.running:
+            if not device.running or device.crash is not None:
                 break
     finally:
         device.stop()
@@ -144,8 +151,5 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         stats.overruns,
         device.state_dir,
     )
-    if device.error is not None:
-        from protocol.errors import Stm32OtaError
-
-        raise Stm32OtaError(f"the emulated device crashed: {device.error!r}")
+    device.raise_if_crashed()
     return 0

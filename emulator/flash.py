@@ -7,6 +7,10 @@ Rules (as on the STM32 flash controllers the chip profiles describe):
   that is not erased cannot be programmed again: that is :class:`FlashProgramError` (PGSERR on the F4, PGERR
   on the F1, PROGERR on the L4).  Programming a unit with all-``0xFF`` data changes nothing and is allowed.
 * Every operation takes its datasheet-typical time times ``time_scale`` (``sleep`` is called with it).
+* Flash is non-volatile: after each operation changed the contents (completely, or half when power went),
+  ``on_store(offset, size)`` commits that range (the runtime writes it through to the state folder) before the
+  operation returns.  The time the commit takes is part of the operation's time (a datasheet-timed
+  operation hides it), so making the emulated flash durable does not make the chip slower.
 * Operations are numbered from 1 (:attr:`Flash.ops`).  Before each one ``on_op(number)`` runs; if it raises
   :class:`PowerCut`, the operation is left *half done* and the cut propagates:
 
@@ -95,6 +99,7 @@ class Flash:
         time_scale: float = 0.0,
         sleep: Callable[[float], None] | None = None,
         on_op: Callable[[int], None] | None = None,
+        on_store: Callable[[int, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.chip = chip
@@ -107,6 +112,7 @@ class Flash:
         self.time_scale = time_scale
         self.sleep = sleep if sleep is not None else (time.sleep if time_scale > 0 else _no_sleep)
         self.on_op = on_op
+        self.on_store = on_store
         self.clock = clock
         self.ops = 0
         self.erases = 0
@@ -174,6 +180,14 @@ class Flash:
         self._busy_until = 0.0
 
     # -- operations ------------------------------------------------------------------------------------------
+    def _commit(self, offset: int, size: int) -> float:
+        """Make ``offset .. offset + size`` non-volatile; returns the seconds it took."""
+        if self.on_store is None:
+            return 0.0
+        started = time.perf_counter()
+        self.on_store(offset, size)
+        return time.perf_counter() - started
+
     def _begin(self) -> int:
         """Count the next operation and give the power-cut hook its chance; returns the op number."""
         self.wait_idle()
@@ -195,10 +209,12 @@ class Flash:
                 self.on_op(op)
             except PowerCut:
                 self._half_erase(offset, sector.size, op)
+                self._commit(offset, sector.size)
                 raise
         duration = self.chip.erase_time(sector) * self.time_scale
         self.data[offset : offset + sector.size] = bytes([ERASED]) * sector.size
         self.erases += 1
+        duration = max(0.0, duration - self._commit(offset, sector.size))
         if duration > 0:
             if wait:
                 self.sleep(duration)
@@ -234,11 +250,13 @@ class Flash:
                 self.on_op(op)
             except PowerCut:
                 self._half_program(offset, bytes(data), op)
+                self._commit(offset, len(data))
                 raise
         self.data[offset : offset + len(data)] = _and(current, bytes(data))
         self.programs += 1
         self.bytes_programmed += len(data)
         duration = (len(data) // width) * self.chip.program_time_s * self.time_scale
+        duration = max(0.0, duration - self._commit(offset, len(data)))
         if duration > 0:
             if wait:
                 self.sleep(duration)

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from protocol.errors import ProtocolError, ProtocolTimeoutError, Stm32OtaError, TransferAborted
-from protocol.sansio import Connection, Event
+from protocol.sansio import Event
 from protocol.ymodem import (
     CAN,
     MAX_ERRORS,
@@ -47,6 +46,8 @@ from protocol.ymodem import (
     YmodemReceiver,
     YmodemSender,
 )
+
+from .driver import CoreDriver
 
 if TYPE_CHECKING:
     from .device import DeviceContext
@@ -127,30 +128,6 @@ def _family(chip_name: str) -> str:
     return chip_name[:7].upper() + "xx" if len(chip_name) >= 7 else chip_name.upper()
 
 
-class _CoreRun:
-    """Drives one sans-I/O core from the device thread: bytes in, events out, output to the line, silence
-    turned into ``handle_timeout()`` after ``core.timeout`` seconds."""
-
-    def __init__(self, core: Connection, write: Callable[[bytes], None], now: float) -> None:
-        self.core = core
-        self._write = write
-        self.last_activity = now
-
-    def flush(self, now: float) -> None:
-        out = self.core.data_to_send()
-        if out:
-            self._write(out)
-            self.last_activity = now
-
-    def feed(self, data: bytes, now: float) -> None:
-        self.last_activity = now
-        self.core.receive_data(data)
-
-    def timed_out(self, now: float) -> bool:
-        timeout = self.core.timeout
-        return timeout is not None and now - self.last_activity >= timeout
-
-
 class _Mode:
     MENU = "menu"
     DOWNLOAD = "download"
@@ -168,7 +145,7 @@ class IapPersonality:
         self._app_address_override = app_address
         self.ctx: DeviceContext | None = None
         self.mode = _Mode.MENU
-        self._run: _CoreRun | None = None
+        self._run: CoreDriver | None = None
         self._dest = 0
         self._file: FileStarted | None = None
         self._erased: set[int] = set()
@@ -255,7 +232,7 @@ class IapPersonality:
                 return  # HALTED: nobody reads the UART
 
     def on_idle(self, now: float) -> None:
-        if self.mode in (_Mode.DOWNLOAD, _Mode.UPLOAD) and self._run is not None and self._run.timed_out(now):
+        if self.mode in (_Mode.DOWNLOAD, _Mode.UPLOAD):
             self._drive(now, timeout=True)
 
     # -- menu ----------------------------------------------------------------------------------------------
@@ -316,7 +293,7 @@ class IapPersonality:
         self._dest = self.app_address
         self._file = None
         self._erased = set()
-        self._run = _CoreRun(receiver, self._c.write, self._c.now())
+        self._run = CoreDriver(receiver, self._c)
         self._drive(self._c.now())
 
     def _at_block_boundary(self) -> bool:
@@ -341,23 +318,19 @@ class IapPersonality:
         if run is None:
             return
         try:
-            if data:
-                run.feed(data, now)
-            if timeout:
-                run.last_activity = now
-                run.core.handle_timeout()
+            run.feed(data)
+            if timeout and not run.poll(now):
+                return  # not silent for long enough yet
             while True:
-                run.flush(now)
-                event = run.core.next_event()
-                run.flush(now)
+                event = run.next_event()
                 if event is None:
                     break
                 self._on_event(event)
                 if self._run is not run:
                     return  # the event ended the transfer
-                run.flush(self._c.now())
+                run.flush()
         except ProtocolError as err:
-            run.flush(now)
+            run.flush()
             self._transfer_failed(err)
 
     def _on_event(self, event: Event) -> None:
@@ -442,18 +415,19 @@ class IapPersonality:
         from .flash import FlashError
 
         ok = True
-        for sector in self._c.flash.sectors_in(addr, size):
-            if sector.index in self._erased:
-                continue
-            self._erased.add(sector.index)
-            if self.write_protected:
-                ok = False  # FLASH_If_Erase fails on protected sectors (and the example ignores it)
-                continue
-            try:
-                self._c.flash.erase_sector(sector.index)
-            except FlashError as err:
-                self._c.log.warning("IAP: erase of sector %d failed: %s", sector.index, err)
-                ok = False
+        with self._c.deaf():  # FLASH_If_Erase loops over the sectors without a look at the UART
+            for sector in self._c.flash.sectors_in(addr, size):
+                if sector.index in self._erased:
+                    continue
+                self._erased.add(sector.index)
+                if self.write_protected:
+                    ok = False  # FLASH_If_Erase fails on protected sectors (and the example ignores it)
+                    continue
+                try:
+                    self._c.flash.erase_sector(sector.index)
+                except FlashError as err:
+                    self._c.log.warning("IAP: erase of sector %d failed: %s", sector.index, err)
+                    ok = False
         return ok
 
     def _program(self, addr: int, data: bytes) -> bool:
@@ -490,7 +464,7 @@ class IapPersonality:
             max_retries=IAP_ERRORS,
         )
         self.mode = _Mode.UPLOAD
-        self._run = _CoreRun(sender, self._c.write, now)
+        self._run = CoreDriver(sender, self._c)
 
     # -- execute -------------------------------------------------------------------------------------------
     def _execute(self) -> None:

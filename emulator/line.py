@@ -1,62 +1,53 @@
-"""The emulated UART line between the host and the device.
+"""The emulated UART line between the host and the device: pacing, the RX ring, baud switches, faults.
 
-The host opens an ordinary serial port: the slave end of a pty pair (``PtyEndpoint``, the default; its path
-is the first line ``stm32ota emulate`` prints) or ``socket://127.0.0.1:PORT`` (``SocketEndpoint``, one client
-at a time).  The :class:`Line` sits between that endpoint and the device and behaves like a UART behind a
-USB-UART adapter:
+The host opens an ordinary serial port, the line's :class:`~emulator.endpoints.Endpoint` (a pty by default, or
+``socket://127.0.0.1:PORT``).  The :class:`Line` sits between that endpoint and the device and behaves like a
+UART behind a USB-UART adapter:
 
 * **pacing**: both directions carry ``baud / 10`` bytes per second (8N1); a byte reaches the far end one
   character time after the previous one.  ``pacing=False`` (or ``baud=0`` on the command line) is unthrottled.
 * **turnaround latency**: the first byte of each burst (after the line was idle) is delayed by
   ``latency_s`` more; USB-UART adapters add 1-16 ms there.
-* **a bounded RX buffer**: the pty is always drained into the line at once (the host never blocks), but the
-  device consumes from a ring of ``rx_buffer`` bytes; bytes that arrive while the device is busy
-  (:meth:`Line.busy`: a flash erase or program, CPU work) and the ring is full are lost (``overruns`` counts
-  them), as with a real UART overrun.  Outside busy periods the firmware keeps up with the line (Python's
-  scheduling jitter in the emulator is not the firmware's fault).
+* **a bounded RX buffer**: the endpoint is always drained into the line at once (the host never blocks), but
+  the device consumes from a ring of ``rx_buffer`` bytes; bytes that arrive while the device is busy
+  (:meth:`Line.busy`: a flash erase or program, CPU work) and do not fit the ring are lost (``overruns``
+  counts them), as with a real UART overrun.  Outside busy periods the firmware keeps up with the line
+  (Python's scheduling jitter in the emulator is not the firmware's fault).  An unthrottled line is
+  infinitely fast only while the firmware listens: during a busy spell it carries what a line at the UART's
+  rate would, and the rest stays on the wire.
 * **baud changes**: the device's rate switches after its pending output has drained
-  (:meth:`Line.set_baud`); the host's rate is read from the pty's termios (the host sets it with
-  ``tcsetattr``/pyserial as usual).  While the two differ, what crosses the line either way is noise (fewer
-  characters where the sender is the faster side).  On a ``socket://`` endpoint there is no host rate: the
-  host is assumed to follow.
+  (:meth:`Line.set_baud`); the host's rate is the endpoint's (a pty's termios).  While the two differ, what
+  crosses the line either way is noise (fewer characters where the sender is the faster side), including
+  host bytes still on the wire when the device switches.  On a ``socket://`` endpoint there is no host rate:
+  the host is assumed to follow.
 * **faults** (:mod:`emulator.faults`): bit flips, drops and noise bursts on both directions, a reset after N
   received bytes, a device that falls silent after N sent bytes.
 
-The device side (:meth:`read`, :meth:`write`, :meth:`set_baud`) is used from the device thread only.
+The device side (:meth:`read`, :meth:`write`, :meth:`set_baud`) is used from the device thread only.  The
+line's own two threads (host to device, device to host) record an exception that kills them in
+:attr:`Line.error`, as the runtime records a firmware crash; :meth:`emulator.device.Device.raise_if_crashed`
+reports either.
 """
 
 from __future__ import annotations
 
-import array
 import collections
 import contextlib
-import errno
-import fcntl
 import logging
-import os
-import pty
-import select
-import socket
-import struct
-import termios
 import threading
 import time
-import tty
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from .endpoints import Endpoint, PtyEndpoint
 from .faults import FaultPlan, LineFaults
 
 __all__ = [
+    "BITS_PER_CHAR",
     "DEFAULT_BAUD",
     "DEFAULT_RX_BUFFER",
-    "Endpoint",
     "Line",
     "LineStats",
-    "PtyEndpoint",
-    "SocketEndpoint",
-    "host_baud_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,228 +55,10 @@ log = logging.getLogger(__name__)
 DEFAULT_BAUD = 115200
 DEFAULT_RX_BUFFER = 2048  # bytes the device's UART ring holds while the firmware is busy
 BITS_PER_CHAR = 10  # 8N1: start + 8 data + stop
-READ_CHUNK = 65536
 POLL_S = 0.02  # how often the line threads re-check stop flags and noise timers
 MIN_WAIT_S = 0.0005  # shortest sleep while pacing (below this, sleeps are pure scheduling noise)
 BAUD_SWITCH_TIMEOUT_S = 30.0
 HOST_STALL_S = 0.5  # how long output waits for a host that is not reading before it is lost
-
-# Linux termios2 (arbitrary baud rates): struct termios2 is 4 x u32 flags, c_line, c_cc[19], 2 x u32 speeds.
-_TCGETS2 = 0x802C542A
-_TCSETS2 = 0x402C542B
-_TERMIOS2 = struct.Struct("=4IB19s2I")
-_BOTHER = 0o010000
-_CBAUD = 0o010017
-
-
-def _std_speeds() -> dict[int, int]:
-    speeds: dict[int, int] = {}
-    for name in dir(termios):
-        if name.startswith("B") and name[1:].isdigit():
-            speeds[int(getattr(termios, name))] = int(name[1:])
-    return speeds
-
-
-_SPEED_OF_CONSTANT = _std_speeds()
-
-
-def host_baud_of(fd: int) -> int | None:
-    """The line rate the tty ``fd`` is set to (termios2 where available, else the Bxxx constants)."""
-    try:
-        buf = bytearray(_TERMIOS2.size)
-        fcntl.ioctl(fd, _TCGETS2, buf, True)
-        fields = _TERMIOS2.unpack(buf)
-        ospeed = int(fields[-1])
-        if ospeed:
-            return ospeed
-    except OSError:
-        pass
-    try:
-        attrs = termios.tcgetattr(fd)
-    except termios.error:
-        return None
-    return _SPEED_OF_CONSTANT.get(int(attrs[5]))
-
-
-def _set_tty_baud(fd: int, baud: int) -> None:
-    constant = getattr(termios, f"B{baud}", None)
-    if constant is not None:
-        attrs = termios.tcgetattr(fd)
-        attrs[4] = attrs[5] = constant
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
-        return
-    buf = bytearray(_TERMIOS2.size)
-    fcntl.ioctl(fd, _TCGETS2, buf, True)
-    iflag, oflag, cflag, lflag, line, cc, _, _ = _TERMIOS2.unpack(buf)
-    cflag = (cflag & ~_CBAUD) | _BOTHER
-    fcntl.ioctl(fd, _TCSETS2, _TERMIOS2.pack(iflag, oflag, cflag, lflag, line, cc, baud, baud))
-
-
-class Endpoint(ABC):
-    """The host-facing end of the line."""
-
-    @property
-    @abstractmethod
-    def url(self) -> str:
-        """What the host opens (a device path or ``socket://127.0.0.1:PORT``)."""
-
-    @abstractmethod
-    def recv(self, timeout: float) -> bytes:
-        """Bytes the host wrote, waiting up to ``timeout`` (``b""`` if none)."""
-
-    @abstractmethod
-    def send(self, data: bytes) -> int:
-        """Hand bytes to the host without blocking; returns how many were taken (the rest is lost)."""
-
-    @abstractmethod
-    def host_baud(self) -> int | None:
-        """The rate the host's side is set to, ``None`` if the transport has none."""
-
-    def set_host_baud(self, baud: int) -> None:  # noqa: B027 - optional for transports without a rate
-        """Preset the host side's rate (what a port reads as before the host configures it)."""
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-
-class PtyEndpoint(Endpoint):
-    """A pty pair in raw mode: the host opens :attr:`url` (the slave), the line owns the master.
-
-    The line keeps its own descriptor of the slave open, so the pty survives hosts coming and going and its
-    termios (the host's baud rate) can be read at any time."""
-
-    def __init__(self) -> None:
-        self._master, self._slave = pty.openpty()
-        tty.setraw(self._master)
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self._path = os.ttyname(self._slave)
-
-    @property
-    def url(self) -> str:
-        return self._path
-
-    def recv(self, timeout: float) -> bytes:
-        try:
-            ready, _, _ = select.select([self._master], [], [], timeout)
-            if not ready:
-                return b""
-            return os.read(self._master, READ_CHUNK)
-        except BlockingIOError:
-            return b""
-        except OSError as err:
-            if err.errno in (errno.EIO, errno.EBADF):
-                time.sleep(timeout)
-                return b""
-            raise
-
-    def send(self, data: bytes) -> int:
-        try:
-            return os.write(self._master, data)
-        except BlockingIOError:
-            return 0
-        except OSError as err:
-            if err.errno in (errno.EIO, errno.EBADF):
-                return 0
-            raise
-
-    def host_baud(self) -> int | None:
-        return host_baud_of(self._slave)
-
-    def set_host_baud(self, baud: int) -> None:
-        _set_tty_baud(self._slave, baud)
-
-    def pending_to_host(self) -> int:
-        """Bytes written to the host that it has not read yet."""
-        buf = array.array("i", [0])
-        try:
-            fcntl.ioctl(self._slave, termios.FIONREAD, buf, True)
-        except OSError:
-            return 0
-        return int(buf[0])
-
-    def close(self) -> None:
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-class SocketEndpoint(Endpoint):
-    """``socket://127.0.0.1:PORT``: a TCP server that serves one client at a time (``port=0`` picks one)."""
-
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
-        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._server.bind((host, port))
-        self._server.listen(1)
-        self._server.setblocking(False)
-        self._host, self.port = self._server.getsockname()[:2]
-        self._client: socket.socket | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"socket://{self._host}:{self.port}"
-
-    def recv(self, timeout: float) -> bytes:
-        client = self._client
-        watch: list[socket.socket] = [self._server] if client is None else [self._server, client]
-        try:
-            ready, _, _ = select.select(watch, [], [], timeout)
-        except (OSError, ValueError):
-            return b""
-        if self._server in ready:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                conn = None
-            if conn is not None:
-                if client is not None:  # one client at a time: a new one replaces a stale one
-                    with contextlib.suppress(OSError):
-                        client.close()
-                conn.setblocking(False)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                with self._lock:
-                    self._client = client = conn
-        if client is not None and client in ready:
-            try:
-                data = client.recv(READ_CHUNK)
-            except BlockingIOError:
-                return b""
-            except OSError:
-                data = b""
-            if not data:
-                self._drop_client(client)
-            return data
-        return b""
-
-    def _drop_client(self, client: socket.socket) -> None:
-        with self._lock:
-            if self._client is client:
-                self._client = None
-        with contextlib.suppress(OSError):
-            client.close()
-
-    def send(self, data: bytes) -> int:
-        client = self._client
-        if client is None:
-            return len(data)  # nobody listening: the bytes go into the void
-        try:
-            return client.send(data)
-        except BlockingIOError:
-            return 0
-        except OSError:
-            self._drop_client(client)
-            return len(data)
-
-    def host_baud(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._drop_client(self._client)
-        with contextlib.suppress(OSError):
-            self._server.close()
 
 
 @dataclass
@@ -373,8 +146,12 @@ class Line:
         self._sent_by_device = 0
         self._host_gone = False
         self._busy = 0
+        self._busy_since = 0.0  # when the current busy spell began
+        self._busy_arrived = 0  # bytes an unthrottled line delivered during it
+        self._ring_base = 0  # bytes in _rx when the spell began: the firmware had already taken them
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.error: BaseException | None = None  # what killed a line thread, if anything did
         self.endpoint.set_host_baud(baud)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -459,14 +236,29 @@ class Line:
                 self._cond.wait(wait)
 
     def _settle(self, now: float) -> None:
-        """Move bytes that have reached the device by ``now`` into the RX ring (overflow is lost)."""
+        """Move bytes that have reached the device by ``now`` into the RX ring (overflow is lost).
+
+        An unthrottled line is infinitely fast only while the firmware services its UART: during a busy spell
+        it carries what a line at the UART's rate would (``baud / 10`` bytes a second from the spell's start),
+        and the rest stays on the wire until the firmware is back.  Otherwise any busy spell, however short,
+        would overrun whatever the host had sent, which no line at the UART's rate can do."""
+        budget: int | None = None
+        if self._busy and not self.pacing:
+            allowed = int((now - self._busy_since) * self._baud / BITS_PER_CHAR + 1e-6)
+            budget = max(0, allowed - self._busy_arrived)
         while self._inflight:
             chunk = self._inflight[0]
             upto = chunk.arrived(now)
+            if budget is not None:
+                upto = min(upto, chunk.taken + budget)
+                budget -= max(0, upto - chunk.taken)
+                self._busy_arrived += max(0, upto - chunk.taken)
             if upto > chunk.taken:
                 new = chunk.data[chunk.taken : upto]
                 chunk.taken = upto
-                space = self.rx_buffer - len(self._rx) if self._busy else len(new)
+                # the ring holds what arrived during this busy spell; what came before it the firmware took
+                held = max(0, len(self._rx) - self._ring_base)
+                space = max(0, self.rx_buffer - held) if self._busy else len(new)
                 if len(new) > space:
                     self.stats.overruns += len(new) - space
                     new = new[:space]
@@ -482,7 +274,10 @@ class Line:
         arriving meanwhile fill the RX ring, and what does not fit is lost (overrun).  Outside ``busy()``
         the firmware keeps up with the line."""
         with self._cond:
-            self._settle(self._clock())
+            now = self._clock()
+            self._settle(now)
+            if not self._busy:
+                self._busy_since, self._busy_arrived, self._ring_base = now, 0, len(self._rx)
             self._busy += 1
         try:
             yield
@@ -532,6 +327,15 @@ class Line:
             self._tx.clear()
         self._baud = self.initial_baud
 
+    def discard_input(self) -> int:
+        """Drop what the device's UART has received and not read yet (a UART re-initialised at a new rate
+        flushes its receiver); returns how many bytes."""
+        with self._cond:
+            self._settle(self._clock())
+            dropped = len(self._rx)
+            self._rx.clear()
+            return dropped
+
     def rx_pending(self) -> int:
         """Bytes received by the device but not read yet (for tests)."""
         with self._cond:
@@ -562,8 +366,15 @@ class Line:
                 if data:
                     self._enqueue_rx(now, data)
                 self.stats.host_bytes += host_bytes
-        except Exception:
-            log.exception("line reader crashed")
+        except Exception as err:
+            self._crashed("host-to-device", err)
+
+    def _crashed(self, direction: str, err: Exception) -> None:
+        """A line thread died: the line is broken from here on.  Recorded (the first error wins) so that
+        whoever runs the emulator reports it, not only a log line."""
+        if self.error is None:
+            self.error = err
+        log.error("the emulated line's %s thread crashed", direction, exc_info=err)
 
     def _burst_start(self, line_free_at: float, now: float) -> float:
         """When bytes handed over at ``now`` start crossing: right after the previous ones while a burst
@@ -595,13 +406,27 @@ class Line:
                     item = self._tx.popleft()
                 if isinstance(item, _BaudMark):
                     self._sleep_until(self._tx_free_at)
-                    self._baud = item.baud
+                    self._switch_rate(item.baud)
                     log.debug("device UART now at %d baud", item.baud)
                     item.done.set()
                     continue
                 self._emit(item[0], queued_at=item[1])
-        except Exception:
-            log.exception("line writer crashed")
+        except Exception as err:
+            self._crashed("device-to-host", err)
+
+    def _switch_rate(self, baud: int) -> None:
+        """The device's UART changes rate now: host bytes still on the wire (sent for the old rate) reach a
+        receiver at the new one, so unless the host's port is at the new rate too they arrive as noise."""
+        with self._cond:
+            self._settle(self._clock())
+            self._baud = baud
+            if self._host_rate_if_different() is None:
+                return
+            for chunk in self._inflight:
+                rest = len(chunk.data) - chunk.taken
+                if rest > 0:
+                    self.stats.rx_garbled += rest
+                    chunk.data = chunk.data[: chunk.taken] + self.rx_faults.garbage(rest)
 
     def _sleep_until(self, when: float) -> None:
         while not self._stop.is_set():

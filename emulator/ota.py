@@ -45,7 +45,6 @@ from protocol.image import (
     load_public_key,
     reason_of,
 )
-from protocol.sansio import ChangeBaud
 from protocol.update.constants import BUSY_REPORT_INTERVAL_S, DIGEST_SIZE
 from protocol.update.device import DeviceConnection
 from protocol.update.events import (
@@ -81,6 +80,7 @@ from protocol.update.status import Status
 from .app import HEARTBEAT_INTERVAL_S, SELF_TEST_DELAY_S, EmulatedApp
 from .boot import Bootloader, BootResult, Flag, MagicState, SlotView, SwapType
 from .chips import ChipProfile
+from .driver import BITS_PER_BYTE, CoreDriver
 from .flash import FlashAlignmentError, FlashError, FlashProgramError
 from .line import DEFAULT_RX_BUFFER
 
@@ -107,7 +107,6 @@ DEFLATE_WBITS = 12  # a 4 KiB inflate window: what a small C inflater (uzlib) ho
 PROGRAM_CHUNK = 1024  # bytes programmed per flash operation during the data phase
 RX_RING_SHARE = 0.5  # the share of the UART RX ring a busy spell may fill before the firmware reads it
 REBOOT_DRAIN_MARGIN_S = 0.05  # after the REBOOT reply has left the UART, before the reset
-BITS_PER_BYTE = 10  # 8N1
 COMMAND_FEED = 16  # bytes parsed per main-loop pass outside a data phase (a command frame is 9..60 bytes)
 STATE_KEY = "ota"
 
@@ -216,6 +215,7 @@ class OtaPersonality:
         self.heartbeat_interval = heartbeat_interval
         self.ctx: DeviceContext | None = None
         self.conn: DeviceConnection | None = None
+        self.driver: CoreDriver | None = None
         self.bootloader: Bootloader | None = None
         self.result: BootResult | None = None
         self.app: EmulatedApp | None = None
@@ -225,7 +225,6 @@ class OtaPersonality:
         self._budget_left: float | None = None
         self._pass_busy = False
         self._pass_from_bytes = False
-        self._tx_free_at = 0.0
         self._boot_time = 0.0
         self._last_report = 0.0
 
@@ -241,6 +240,11 @@ class OtaPersonality:
         return self.conn
 
     @property
+    def _driver(self) -> CoreDriver:
+        assert self.driver is not None, "boot() first"
+        return self.driver
+
+    @property
     def _boot(self) -> Bootloader:
         assert self.bootloader is not None, "boot() first"
         return self.bootloader
@@ -253,14 +257,7 @@ class OtaPersonality:
 
     def _flush(self) -> None:
         """Hand whatever the protocol core wants to send to the UART."""
-        data = self._conn.data_to_send()
-        if data:
-            ctx = self._c
-            now = ctx.now()
-            baud = max(1, ctx.baud)
-            if getattr(ctx, "paced", True):  # an unthrottled test line sends at once (a READ reply is 4 KiB)
-                self._tx_free_at = max(now, self._tx_free_at) + len(data) * BITS_PER_BYTE / baud
-            ctx.write(data)
+        self._driver.flush()
 
     def say(self, level: int, text: str) -> None:
         """A device log line: a LOG frame (if the host subscribed) and the emulator's own log."""
@@ -293,6 +290,7 @@ class OtaPersonality:
             baud=ctx.baud,
             log_level=LogLevel.INFO,
         )
+        self.driver = CoreDriver(self.conn, ctx)
         self.keys = self._load_keys(ctx.trusted_keys)
         self.bootloader = Bootloader(
             ctx.flash,
@@ -337,15 +335,16 @@ class OtaPersonality:
         self._new_pass()
         self._pass_from_bytes = True  # the on_idle() that follows in the same loop pass shares the budget
         conn = self._conn
+        driver = self._driver
         if conn.in_transfer:
-            conn.receive_data(data)
+            driver.feed(data)
             self._process()
             return
         # commands are answered one at a time, as a firmware's main loop would: commands that queued up while
         # the chip was busy (e.g. a host polling INFO during a swap) each get their answer, not BUSY
         view = memoryview(data)
         for pos in range(0, len(data), COMMAND_FEED):
-            conn.receive_data(bytes(view[pos : pos + COMMAND_FEED]))
+            driver.feed(bytes(view[pos : pos + COMMAND_FEED]))
             self._process()
 
     def on_idle(self, now: float) -> None:
@@ -355,6 +354,8 @@ class OtaPersonality:
         if self.app is not None and self._reset_at is None:
             self.app.tick(now)
         self._work_flash()
+        if self._reset_at is None:
+            self._driver.poll(now)  # a torn frame, an unfollowed baud switch, a host gone mid-transfer
         self._process()
         if self._reset_at is not None and now >= self._reset_at:
             self._reset_at = None
@@ -363,9 +364,9 @@ class OtaPersonality:
     # -- the protocol ----------------------------------------------------------------------------------------
     def _process(self) -> None:
         conn = self._conn
+        driver = self._driver
         while True:
-            self._flush()
-            event = conn.next_event()
+            event = driver.next_event()
             if event is None:
                 break
             if isinstance(event, InfoRequested):
@@ -389,16 +390,13 @@ class OtaPersonality:
                 self._flush()
                 self.say(LogLevel.INFO, "boot: reset requested by the host")
                 self._flush()
-                self._reset_at = max(self._c.now(), self._tx_free_at) + REBOOT_DRAIN_MARGIN_S
+                self._reset_at = max(self._c.now(), driver.tx_free_at) + REBOOT_DRAIN_MARGIN_S
             elif isinstance(event, EraseRequested):
                 self._on_erase(event)
             elif isinstance(event, ReadRequested):
                 self._on_read(event)
             elif isinstance(event, BaudChangeRequested):
                 conn.complete()
-            elif isinstance(event, ChangeBaud):
-                self._flush()
-                self._c.set_baud(event.baud)
             elif isinstance(event, BaudChanged):
                 self._c.log.info("UART now at %d baud", event.baud)
             elif isinstance(event, AbortRequested):
@@ -792,7 +790,7 @@ class OtaPersonality:
             self.say(LogLevel.WARNING, "ota: the running image is erased: resetting into the bootloader")
             conn.reply_erase(slot.size, resetting=True)
             self._flush()
-            self._reset_at = max(self._c.now(), self._tx_free_at) + REBOOT_DRAIN_MARGIN_S
+            self._reset_at = max(self._c.now(), self._driver.tx_free_at) + REBOOT_DRAIN_MARGIN_S
             return
         self.say(LogLevel.INFO, f"ota: {slot.name} slot erased ({slot.size} bytes)")
         conn.reply_erase(slot.size)

@@ -9,7 +9,9 @@
         ...
         emu.device.flash.read(...)         # look inside the chip
 
-The device runs in threads of this process; leaving the ``with`` block stops it and flushes its state folder.
+The device runs in threads of this process; leaving the ``with`` block stops it, and raises
+:class:`~emulator.device.EmulatorCrash` if its firmware or one of its line threads crashed meanwhile (a
+crash is a failure of the test that ran it, not a log line).
 The handle is yielded once the device has booted and its boot output has drained, so what the host reads
 after opening the port is an answer to what it sent (send a key to see the IAP menu, as on a terminal).
 ``baud=0`` gives an unthrottled line (fast unit tests); any other rate is paced like the real wire.
@@ -24,7 +26,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .device import Device, PersonalityFactory, build_device
+from .build import build_device
+from .device import Device, PersonalityFactory
 from .faults import FaultPlan, parse_faults
 from .line import Line
 
@@ -82,6 +85,7 @@ def running_emulator(
     iap_quirks: str | None = None,
     auto_confirm: bool = True,
     personality_factory: PersonalityFactory | None = None,
+    durable: bool = True,
 ) -> Iterator[EmulatorHandle]:
     """Start an emulator (a new pty, or ``socket://`` with ``socket_port``), yield its handle, stop it."""
     plan = faults if isinstance(faults, FaultPlan) else parse_faults(faults, seed=seed)
@@ -103,11 +107,17 @@ def running_emulator(
             iap_quirks=iap_quirks,
             auto_confirm=auto_confirm,
             personality_factory=personality_factory,
+            durable=durable,
         )
         device.start()
         try:
             handle = EmulatorHandle(device=device, state_dir=Path(state_dir))
             handle.wait_ready()
             yield handle
-        finally:
+        except BaseException as err:
             device.stop()
+            if device.crash is not None:  # the test failed anyway; say why the chip had stopped
+                err.add_note(f"the emulator had crashed: {device.crash!r}")
+            raise
+        device.stop()
+        device.raise_if_crashed()  # a crashed firmware or line thread fails the test that ran it

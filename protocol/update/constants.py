@@ -18,6 +18,7 @@ __all__ = [
     "BUSY_TIMEOUT_S",
     "COMMAND_RETRIES",
     "COMMAND_TIMEOUT_S",
+    "DATA_IDLE_TIMEOUT_S",
     "DATA_RETRIES",
     "DEFAULT_BAUD",
     "DEFAULT_BLOCK_SIZE",
@@ -26,6 +27,7 @@ __all__ = [
     "DIGEST_SIZE",
     "FRAME_HEADER_SIZE",
     "FRAME_OVERHEAD",
+    "FRAME_STALL_TIMEOUT_S",
     "FRAME_TRAILER_SIZE",
     "INFO_PIECE_MIN",
     "INFO_PIECE_RETRIES",
@@ -77,6 +79,13 @@ BAUD_SYNC_WINDOW_S = 1.0  # device: silence at the new rate after which it rever
 BAUD_SYNC_REPLY_TIMEOUT_S = 0.15  # host: wait for the SYNC reply at the new rate
 BAUD_SYNC_RETRIES = 3  # SYNC tries at the new rate (all inside BAUD_SYNC_WINDOW_S) before falling back
 BAUD_REVERT_MARGIN_S = 0.25  # host: extra silence after falling back, so the device has surely reverted
+# receiver: silence with a frame half received (a torn header, a cut cable) after which the frame is given up
+# and the buffer rescanned; below COMMAND_TIMEOUT_S, so the command a host resends after the tear is heard
+FRAME_STALL_TIMEOUT_S = 0.25
+# device: data-phase silence from the host (plus 2 block times at the current baud) after which it is taken
+# for gone and the data phase ends (the resume record stays).  A live host is never quiet that long: at most a
+# credit hold (a sector erase, < BUSY_TIMEOUT_S) plus its BUSY_TIMEOUT_S before it probes.
+DATA_IDLE_TIMEOUT_S = 10.0
 
 # --- the handshake (PING, then INFO in pieces) ----------------------------------------------------------------
 INFO_PIECE_START = 128  # bytes of INFO record the host asks for first (a 300-byte record: three round trips)

@@ -53,9 +53,12 @@ from ..errors import LocalProtocolError, RemoteProtocolError
 from ..sansio import ChangeBaud, Event
 from .constants import (
     BAUD_SYNC_WINDOW_S,
+    DATA_IDLE_TIMEOUT_S,
     DEFAULT_BAUD,
     DEFAULT_BLOCK_SIZE,
     DEFAULT_WINDOW,
+    FRAME_OVERHEAD,
+    FRAME_STALL_TIMEOUT_S,
     MAX_BLOCK_SIZE,
     MAX_DEFLATE_WBITS,
     MAX_PAYLOAD,
@@ -114,6 +117,7 @@ _NO_CACHE = frozenset({FrameType.PING, FrameType.INFO, FrameType.SYNC, FrameType
 _LOG_TEXT_MAX = MAX_PAYLOAD - 5
 _INFO_PIECE_MAX = MAX_PAYLOAD - 9  # REPLY header (3) and piece header (6)
 _PING_BODY = PROTOCOL_VERSION.to_bytes(2, "little")
+_BITS_PER_BYTE = 10  # 8N1, for the line time of a block
 
 
 class _State(Enum):
@@ -213,6 +217,9 @@ class DeviceConnection:
     # -- Connection ------------------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         self._decoder.feed(data)
+        self._decode()
+
+    def _decode(self) -> None:
         while (item := self._decoder.next()) is not None:
             if isinstance(item, Frame):
                 self._on_frame(item)
@@ -220,7 +227,9 @@ class DeviceConnection:
                 self._on_corrupt(item)
 
     def handle_timeout(self) -> None:
-        self._decoder.skip_stalled()
+        """The wire was silent for :attr:`timeout`: revert an unfollowed baud switch, else give up a frame
+        whose payload never came (and rescan what followed its header), else leave a data phase whose host
+        is gone (the owner gets ``AbortRequested`` and keeps its resume record)."""
         if self._state is _State.BAUD_SYNC:
             log.info("no SYNC at %d baud; reverting to %d", self.baud, self._old_baud)
             self.baud = self._old_baud
@@ -228,6 +237,25 @@ class DeviceConnection:
             self._last_reply = None
             self._decoder.clear()
             self._events.append(ChangeBaud(baud=self.baud))
+            return
+        if self._decoder.buffered:
+            # The wire is silent, so no frame still buffered can complete: drop each stalled start and decode
+            # what follows it (a command the host sent after the tear is answered now).
+            log.info(
+                "a frame stalled for %.2f s: dropped, rescanning %d bytes",
+                FRAME_STALL_TIMEOUT_S,
+                self._decoder.buffered,
+            )
+            while self._decoder.buffered:
+                stalled = self._decoder.skip_stalled()
+                if stalled is not None:  # a block torn by lost bytes: ask for it again, as for a damaged one
+                    self._on_corrupt(stalled)
+                self._decode()
+            return
+        transfer = self._transfer
+        if transfer is not None and self._state is _State.DATA and self._request is None:
+            log.warning("no byte from the host for %.1f s: leaving the data phase", self.timeout or 0.0)
+            self._end_transfer(transfer, Status.ABORTED)
 
     def data_to_send(self) -> bytes:
         if not self._out:
@@ -241,7 +269,29 @@ class DeviceConnection:
 
     @property
     def timeout(self) -> float | None:
-        return BAUD_SYNC_WINDOW_S if self._state is _State.BAUD_SYNC else None
+        """``BAUD_SYNC_WINDOW_S`` while waiting for the SYNC at a new rate; ``FRAME_STALL_TIMEOUT_S`` while a
+        frame is half received; in the data phase (no answer owed) ``DATA_IDLE_TIMEOUT_S`` plus two block
+        times at the current rate; else none (an idle bootloader waits for ever)."""
+        if self._state is _State.BAUD_SYNC:
+            return BAUD_SYNC_WINDOW_S
+        if self._decoder.buffered:
+            return FRAME_STALL_TIMEOUT_S
+        transfer = self._transfer
+        if transfer is not None and self._state is _State.DATA and self._request is None:
+            block_time = (transfer.block_size + FRAME_OVERHEAD + 2) * _BITS_PER_BYTE / max(1, self.baud)
+            return DATA_IDLE_TIMEOUT_S + 2 * block_time
+        return None
+
+    #: the device's timeouts are about the host: its own output (a heartbeat LOG) restarts no silence timer
+    timer_counts_output = False
+
+    @property
+    def timer_counts_input(self) -> bool:
+        """False while waiting for the SYNC at a new rate: ``BAUD_SYNC_WINDOW_S`` then runs from the switch,
+        and bytes that are no good frame (the garble of a host still at the old rate) do not extend it.  A
+        driver restarts its silence timer on received bytes only while this is True (and on its own output
+        always)."""
+        return self._state is not _State.BAUD_SYNC
 
     @property
     def finished(self) -> bool:

@@ -116,12 +116,23 @@ class FrameDecoder:
         self._buf.clear()
         self._pos = 0
 
-    def skip_stalled(self) -> None:
+    def skip_stalled(self) -> CorruptFrame | None:
         """Give up on a frame whose header arrived but whose payload never did (called on a timeout):
-        rescan from the byte after its SOF, in case the header was noise."""
-        if self.buffered:
-            self._pos += 1
-            self.discarded += 1
+        rescan from the byte after its SOF, in case the header was noise.  Returns the given-up frame as a
+        :class:`CorruptFrame` when a sound header starts the buffer (a DATA block torn by lost bytes is then
+        asked for again, as a damaged one is), else ``None``."""
+        if not self.buffered:
+            return None
+        buf, start = self._buf, self._pos
+        stalled: CorruptFrame | None = None
+        if len(buf) - start >= FRAME_HEADER_SIZE and buf[start] == SOF:
+            _sof, ftype, seq, length = _HEAD.unpack_from(buf, start)
+            (hcrc,) = _U16.unpack_from(buf, start + 5)
+            if length <= self._max_payload and crc16_xmodem(bytes(buf[start : start + 5])) == hcrc:
+                stalled = CorruptFrame(type=ftype, seq=seq, length=length)
+        self._pos += 1
+        self.discarded += 1
+        return stalled
 
     def _compact(self) -> None:
         if self._pos >= _COMPACT_AT or self._pos == len(self._buf):

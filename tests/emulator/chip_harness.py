@@ -8,6 +8,7 @@ milliseconds.  :func:`make_image` builds signed test images with the dev key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import struct
@@ -78,12 +79,25 @@ class Ctx:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("test.chip"))
     out: bytearray = field(default_factory=bytearray)
     reset_requested: bool = False
+    busy_end: float = 0.0
+
+    def busy_ended_at(self) -> float:
+        return self.busy_end
 
     def write(self, data: bytes) -> None:
         self.out += data
 
     def set_baud(self, baud: int) -> None:
         self.baud = baud
+
+    def discard_input(self) -> int:
+        return 0
+
+    def input_waiting(self) -> bool:
+        return False
+
+    def deaf(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def now(self) -> float:
         return self.clock[0]
@@ -146,6 +160,7 @@ class Chip:
         """Flash busy time passes on the simulated clock."""
         self.clock[0] += seconds
         self.busy_time += seconds
+        self.ctx.busy_end = self.clock[0]
 
     def _on_op(self, op: int) -> None:
         if self.cut_at is not None and op >= self.cut_at:

@@ -6,6 +6,7 @@ test_cli_emulate.py); the wire-level quirks are checked with hand-made frames.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -439,6 +440,9 @@ class _Wire:
     def write(self, data: bytes) -> None:
         self.out += data
 
+    def rx_pending(self) -> int:
+        return 0
+
     def set_baud(self, baud: int) -> None:
         self.baud = baud
 
@@ -452,9 +456,13 @@ class _Board:
         self.chip = CHIPS[chip]
         self.flash = Flash(self.chip)
         self.resets: list[str] = []
+        self.busy_ended_at = 0.0
 
     def request_reset(self, reason: str, *, drain: bool = False) -> None:
         self.resets.append(reason)
+
+    def deaf(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 def _back_to_back(image: bytes, chunk: int, quirks: IapQuirks) -> tuple[bytes, bytes]:
