@@ -142,7 +142,7 @@ class AdminClient:
         try:
             async with self._session.get(f"{self.base}/api/v1{path}", params=self.params) as response:
                 if response.status >= 400:
-                    raise _refused("GET", path, response.status, await response.text(), response.reason)
+                    raise _refused("GET", path, response.status, await response.text(), response.reason, base=self.base)
                 return await response.read()
         except aiohttp.ClientError as err:
             raise ServerError(f"cannot reach the server at {self.base}: {err}") from err
@@ -155,8 +155,13 @@ class AdminClient:
             async with self._session.request(method, url, params=params, **kwargs) as response:
                 text = await response.text()
                 if response.status >= 400:
-                    raise _refused(method, path, response.status, text, response.reason)
-                return json.loads(text) if text else None
+                    raise _refused(method, path, response.status, text, response.reason, base=self.base)
+                if not text:
+                    return None
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise _not_our_api(self.base) from None
         except aiohttp.ClientError as err:
             raise ServerError(
                 f"cannot reach the server at {self.base}: {err}",
@@ -166,11 +171,20 @@ class AdminClient:
             raise ServerError(f"the server at {self.base} did not answer in time") from err
 
 
-def _refused(method: str, path: str, status: int, text: str, reason: str | None) -> ServerError:
+def _not_our_api(base: str) -> ServerError:
+    return ServerError(
+        f"{base} did not answer as an stm32ota server's admin API",
+        hint="--server is the base URL `stm32ota serve` printed (http://HOST:PORT, no path)",
+    )
+
+
+def _refused(method: str, path: str, status: int, text: str, reason: str | None, *, base: str = "") -> ServerError:
     """The server's refusal as one sentence: its JSON ``message``, else the start of the body."""
     try:
         message = json.loads(text)["message"]
     except (ValueError, KeyError, TypeError):
+        if status == 404:  # our API answers every 404 in JSON: this URL is not (the base of) an stm32ota server
+            return _not_our_api(base)
         message = text.strip()[:200] or reason
     return ServerError(f"{method} {path}: {status} {message}", hint=_hint(status))
 
@@ -188,12 +202,28 @@ def _connection(args: argparse.Namespace) -> tuple[str, str]:
     token = args.token or os.environ.get("STM32OTA_TOKEN")
     if data:
         folder = Path(data).expanduser()
+        if not folder.is_dir():
+            raise ServerError(
+                f"no data folder {folder}",
+                hint="--data / STM32OTA_DATA is the folder a local `stm32ota serve --data DIR` uses",
+            )
         with contextlib.suppress(OSError):
             server = server or (folder / SERVER_URL_FILE).read_text(encoding="utf-8").strip()
         with contextlib.suppress(OSError):
             token = token or (folder / "admin-token").read_text(encoding="utf-8").strip()
+        if not server:
+            raise ServerError(
+                f"no {SERVER_URL_FILE} in {folder}: the server has not been started on this data folder",
+                hint="start it with `stm32ota serve --data DIR`, or give --server URL",
+            )
     if not server:
         raise ServerError("no server given", hint="use --server URL, STM32OTA_SERVER, or --data DIR of a local server")
+    scheme = server.partition("://")[0].lower() if "://" in server else ""
+    if scheme not in ("http", "https"):
+        raise ServerError(
+            f"--server {server!r} is not a URL",
+            hint="give the base URL `stm32ota serve` printed, e.g. http://HOST:PORT",
+        )
     if not token:
         raise ServerError("no admin token given", hint="use --token, STM32OTA_TOKEN, or --data DIR (DIR/admin-token)")
     return server, token
