@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from .access_log import JsonAccessLogger
 from .app import ADMIN_TOKEN_CREATED, create_app
-from .errors import ServerError
+from .errors import ConfigError, ServerError
 from .settings import Settings, load_settings, parse_listen
 from .validate import is_number
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
 SERVER_URL_FILE = "server-url"
+SERVE_LOCK_FILE = "serve.lock"
 
 
 def _out(text: str) -> None:
@@ -75,7 +77,45 @@ def _access_log(enabled: bool) -> Iterator[None]:
         access.propagate = propagate
 
 
+@contextlib.contextmanager
+def _sqlite_lock(settings: Settings) -> Iterator[None]:
+    """On SQLite, one ``serve`` per data folder: a second one would share the database and take over
+    ``DATA/server-url`` (PostgreSQL is the engine for several processes, which may share the folder)."""
+    if not settings.database_url.startswith("sqlite"):
+        yield
+        return
+    try:
+        settings.data.mkdir(parents=True, exist_ok=True)
+        handle = (settings.data / SERVE_LOCK_FILE).open("a+", encoding="utf-8")
+    except FileExistsError as err:
+        raise ConfigError(f"data: {err.filename} exists and is not a folder") from err
+    except OSError as err:
+        raise ConfigError(f"data: cannot use the folder {settings.data}: {err.strerror}") from err
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            raise ServerError(
+                f"another `stm32ota serve` (pid {pid}) is running on the data folder {settings.data}",
+                hint="stop it first; several processes need PostgreSQL (--database postgresql://...)",
+            ) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+
+
 async def _serve(settings: Settings, *, access_log: bool = True) -> None:
+    with _sqlite_lock(settings):
+        await _serve_locked(settings, access_log=access_log)
+
+
+async def _serve_locked(settings: Settings, *, access_log: bool) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, access_log_class=JsonAccessLogger, handle_signals=False)
     try:

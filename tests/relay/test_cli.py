@@ -73,6 +73,15 @@ def test_serve_prints_url_and_creates_an_admin_token(served: tuple[str, Path, li
     assert (data / "server-url").read_text().strip() == url
 
 
+def test_a_second_serve_on_the_same_sqlite_folder_is_refused(
+    served: tuple[str, Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, data, _ = served
+    code, out, err = _run(capsys, "serve", "--data", str(data), "--listen", "127.0.0.1:0", "--no-access-log")
+    assert code == 1 and "another `stm32ota serve` (pid " in err and str(data) in err, err
+    assert out == "" and (data / "server-url").read_text().strip() == url  # the running one's URL is kept
+
+
 def test_admin_commands(
     served: tuple[str, Path, list[str]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
