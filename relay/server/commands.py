@@ -295,8 +295,17 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _value(name: str, value: Any) -> str:
+    """A field as an operator reads it: chips as DEV_IDs (``0x413``, as ``list`` shows them), nothing as ``-``."""
+    if value is None:
+        return "-"
+    if name == "chip_id" and isinstance(value, int):
+        return f"0x{value:03x}"
+    return str(value)
+
+
 def _fields(obj: dict[str, Any], names: list[str]) -> str:
-    return "\n".join(f"{name + ':':<20}{obj.get(name)}" for name in names)
+    return "\n".join(f"{name + ':':<20}{_value(name, obj.get(name))}" for name in names)
 
 
 # --- release ----------------------------------------------------------------------------------------------------

@@ -132,6 +132,9 @@ def test_admin_commands(
     assert "stm32-0011" in out
     code, out, _ = _run(capsys, "device", "show", "stm32-0011")
     assert "controller_id:" in out
+    assert "None" not in out  # an unknown field is shown as "-"
+    code, out, _ = _run(capsys, "release", "show", "1.1.0")
+    assert code == 0 and "chip_id:            0x413" in out  # the DEV_ID, as `release list` shows it
     code, _, err = _run(capsys, "device", "accept", "stm32-0011")
     assert code == 1 and "409" in err
     code, _, err = _run(capsys, "release", "retire", "1.1.0")
