@@ -31,7 +31,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from protocol.image import ImageError, PublicKey, load_public_key
+from protocol.image import ImageError, KeyFileError, PublicKey, load_public_key
 
 from . import admin, ddi, rollouts
 from .actions import ACTIVE_STATES
@@ -65,6 +65,11 @@ def load_trusted_keys(paths: tuple[Path, ...]) -> list[PublicKey]:
                 keys.append(load_public_key(file.read_bytes()))
             except OSError as err:
                 raise ConfigError(f"trusted_keys: cannot read {file}: {err.strerror}") from err
+            except KeyFileError as err:  # its message may speak of a private key: we want a public one
+                raise ConfigError(
+                    f"trusted_keys: {file} is not a public key (PEM or DER)",
+                    hint="give the .pub.pem that `stm32ota keygen` wrote beside the signing key",
+                ) from err
             except ImageError as err:
                 raise ConfigError(f"trusted_keys: {file}: {err}") from err
     return keys
@@ -120,10 +125,17 @@ def _preload(ctx: ServerContext) -> Callable[[], Awaitable[None]]:
 
 def _context_factory(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        settings.data.mkdir(parents=True, exist_ok=True)
-        settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.data.mkdir(parents=True, exist_ok=True)
+            settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as err:
+            raise ConfigError(f"data: {err.filename} exists and is not a folder") from err
+        except OSError as err:
+            raise ConfigError(f"data: cannot create the folder {err.filename}: {err.strerror}") from err
         sweep_temporary(settings.artifacts_dir)
         keys = load_trusted_keys(settings.trusted_keys)
+        if not keys:
+            log.warning("no trusted signing key (--trusted-key / trusted_keys): every release upload will be refused")
         engine = make_engine(settings.database_url)
         try:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from .access_log import JsonAccessLogger
 from .app import ADMIN_TOKEN_CREATED, create_app
-from .errors import ServerError
+from .errors import ConfigError, ServerError
 from .settings import Settings, load_settings, parse_listen
 from .validate import is_number
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
 SERVER_URL_FILE = "server-url"
+SERVE_LOCK_FILE = "serve.lock"
 
 
 def _out(text: str) -> None:
@@ -75,7 +77,45 @@ def _access_log(enabled: bool) -> Iterator[None]:
         access.propagate = propagate
 
 
+@contextlib.contextmanager
+def _sqlite_lock(settings: Settings) -> Iterator[None]:
+    """On SQLite, one ``serve`` per data folder: a second one would share the database and take over
+    ``DATA/server-url`` (PostgreSQL is the engine for several processes, which may share the folder)."""
+    if not settings.database_url.startswith("sqlite"):
+        yield
+        return
+    try:
+        settings.data.mkdir(parents=True, exist_ok=True)
+        handle = (settings.data / SERVE_LOCK_FILE).open("a+", encoding="utf-8")
+    except FileExistsError as err:
+        raise ConfigError(f"data: {err.filename} exists and is not a folder") from err
+    except OSError as err:
+        raise ConfigError(f"data: cannot use the folder {settings.data}: {err.strerror}") from err
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            raise ServerError(
+                f"another `stm32ota serve` (pid {pid}) is running on the data folder {settings.data}",
+                hint="stop it first; several processes need PostgreSQL (--database postgresql://...)",
+            ) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+
+
 async def _serve(settings: Settings, *, access_log: bool = True) -> None:
+    with _sqlite_lock(settings):
+        await _serve_locked(settings, access_log=access_log)
+
+
+async def _serve_locked(settings: Settings, *, access_log: bool) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, access_log_class=JsonAccessLogger, handle_signals=False)
     try:
@@ -142,7 +182,7 @@ class AdminClient:
         try:
             async with self._session.get(f"{self.base}/api/v1{path}", params=self.params) as response:
                 if response.status >= 400:
-                    raise _refused("GET", path, response.status, await response.text(), response.reason)
+                    raise _refused("GET", path, response.status, await response.text(), response.reason, base=self.base)
                 return await response.read()
         except aiohttp.ClientError as err:
             raise ServerError(f"cannot reach the server at {self.base}: {err}") from err
@@ -155,8 +195,13 @@ class AdminClient:
             async with self._session.request(method, url, params=params, **kwargs) as response:
                 text = await response.text()
                 if response.status >= 400:
-                    raise _refused(method, path, response.status, text, response.reason)
-                return json.loads(text) if text else None
+                    raise _refused(method, path, response.status, text, response.reason, base=self.base)
+                if not text:
+                    return None
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise _not_our_api(self.base) from None
         except aiohttp.ClientError as err:
             raise ServerError(
                 f"cannot reach the server at {self.base}: {err}",
@@ -166,11 +211,20 @@ class AdminClient:
             raise ServerError(f"the server at {self.base} did not answer in time") from err
 
 
-def _refused(method: str, path: str, status: int, text: str, reason: str | None) -> ServerError:
+def _not_our_api(base: str) -> ServerError:
+    return ServerError(
+        f"{base} did not answer as an stm32ota server's admin API",
+        hint="--server is the base URL `stm32ota serve` printed (http://HOST:PORT, no path)",
+    )
+
+
+def _refused(method: str, path: str, status: int, text: str, reason: str | None, *, base: str = "") -> ServerError:
     """The server's refusal as one sentence: its JSON ``message``, else the start of the body."""
     try:
         message = json.loads(text)["message"]
     except (ValueError, KeyError, TypeError):
+        if status == 404:  # our API answers every 404 in JSON: this URL is not (the base of) an stm32ota server
+            return _not_our_api(base)
         message = text.strip()[:200] or reason
     return ServerError(f"{method} {path}: {status} {message}", hint=_hint(status))
 
@@ -188,12 +242,28 @@ def _connection(args: argparse.Namespace) -> tuple[str, str]:
     token = args.token or os.environ.get("STM32OTA_TOKEN")
     if data:
         folder = Path(data).expanduser()
+        if not folder.is_dir():
+            raise ServerError(
+                f"no data folder {folder}",
+                hint="--data / STM32OTA_DATA is the folder a local `stm32ota serve --data DIR` uses",
+            )
         with contextlib.suppress(OSError):
             server = server or (folder / SERVER_URL_FILE).read_text(encoding="utf-8").strip()
         with contextlib.suppress(OSError):
             token = token or (folder / "admin-token").read_text(encoding="utf-8").strip()
+        if not server:
+            raise ServerError(
+                f"no {SERVER_URL_FILE} in {folder}: the server has not been started on this data folder",
+                hint="start it with `stm32ota serve --data DIR`, or give --server URL",
+            )
     if not server:
         raise ServerError("no server given", hint="use --server URL, STM32OTA_SERVER, or --data DIR of a local server")
+    scheme = server.partition("://")[0].lower() if "://" in server else ""
+    if scheme not in ("http", "https"):
+        raise ServerError(
+            f"--server {server!r} is not a URL",
+            hint="give the base URL `stm32ota serve` printed, e.g. http://HOST:PORT",
+        )
     if not token:
         raise ServerError("no admin token given", hint="use --token, STM32OTA_TOKEN, or --data DIR (DIR/admin-token)")
     return server, token
@@ -225,8 +295,17 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _value(name: str, value: Any) -> str:
+    """A field as an operator reads it: chips as DEV_IDs (``0x413``, as ``list`` shows them), nothing as ``-``."""
+    if value is None:
+        return "-"
+    if name == "chip_id" and isinstance(value, int):
+        return f"0x{value:03x}"
+    return str(value)
+
+
 def _fields(obj: dict[str, Any], names: list[str]) -> str:
-    return "\n".join(f"{name + ':':<20}{obj.get(name)}" for name in names)
+    return "\n".join(f"{name + ':':<20}{_value(name, obj.get(name))}" for name in names)
 
 
 # --- release ----------------------------------------------------------------------------------------------------

@@ -132,7 +132,8 @@ async def store_release(
         raise http_error(
             web.HTTPUnprocessableEntity,
             "unknown-key",
-            "the server trusts no signing key, so it accepts no release: set trusted_keys in the config",
+            "the server trusts no signing key, so it accepts no release:"
+            " start it with --trusted-key KEY.pub.pem (or trusted_keys in the config)",
         )
     try:
         info = inspect_image(data, ctx.trusted_keys)

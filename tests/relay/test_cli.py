@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +73,15 @@ def test_serve_prints_url_and_creates_an_admin_token(served: tuple[str, Path, li
     assert (data / "server-url").read_text().strip() == url
 
 
+def test_a_second_serve_on_the_same_sqlite_folder_is_refused(
+    served: tuple[str, Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, data, _ = served
+    code, out, err = _run(capsys, "serve", "--data", str(data), "--listen", "127.0.0.1:0", "--no-access-log")
+    assert code == 1 and "another `stm32ota serve` (pid " in err and str(data) in err, err
+    assert out == "" and (data / "server-url").read_text().strip() == url  # the running one's URL is kept
+
+
 def test_admin_commands(
     served: tuple[str, Path, list[str]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,6 +132,9 @@ def test_admin_commands(
     assert "stm32-0011" in out
     code, out, _ = _run(capsys, "device", "show", "stm32-0011")
     assert "controller_id:" in out
+    assert "None" not in out  # an unknown field is shown as "-"
+    code, out, _ = _run(capsys, "release", "show", "1.1.0")
+    assert code == 0 and "chip_id:            0x413" in out  # the DEV_ID, as `release list` shows it
     code, _, err = _run(capsys, "device", "accept", "stm32-0011")
     assert code == 1 and "409" in err
     code, _, err = _run(capsys, "release", "retire", "1.1.0")
@@ -153,6 +168,46 @@ def test_admin_command_errors(
         capsys, "rollout", "create", "1.0.0", "--percentages", "a,b", "--server", "http://x", "--token", "t"
     )
     assert code == 1 and "--percentages" in err
+    code, _, err = _run(capsys, "device", "list", "--server", "localhost:8080", "--token", "t")
+    assert code == 1 and "'localhost:8080' is not a URL" in err
+    code, _, err = _run(capsys, "device", "list", "--data", str(tmp_path / "nowhere"))
+    assert code == 1 and "no data folder" in err
+    code, _, err = _run(capsys, "device", "list", "--data", str(tmp_path))  # a folder no server ran on
+    assert code == 1 and "no server-url in" in err
+
+
+@pytest.fixture
+def not_our_server() -> Iterator[str]:
+    """Some other web server: HTML, 200 at /ok/..., 404 elsewhere (a --server URL with a wrong path or port)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status = 200 if self.path.startswith("/ok/") else 404
+            body = b"<html><body>hello</body></html>"
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_admin_command_at_a_url_that_is_not_our_server(capsys: pytest.CaptureFixture[str], not_our_server: str) -> None:
+    for url in (not_our_server, f"{not_our_server}/ok"):
+        code, _, err = _run(capsys, "device", "list", "--server", url, "--token", "t")
+        assert code == 1 and "did not answer as an stm32ota server's admin API" in err, err
+        assert "Traceback" not in err
 
 
 def test_serve_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -166,6 +221,14 @@ def test_serve_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
         capsys, "serve", "--data", str(tmp_path), "--trusted-key", str(tmp_path / "none.pem"), "--listen", "127.0.0.1:0"
     )
     assert code == 1 and "trusted_keys" in err
+    not_a_key = tmp_path / "notes.txt"
+    not_a_key.write_text("not a key")
+    code, _, err = _run(
+        capsys, "serve", "--data", str(tmp_path), "--trusted-key", str(not_a_key), "--listen", "127.0.0.1:0"
+    )
+    assert code == 1 and "is not a public key" in err and "private" not in err, err
+    code, _, err = _run(capsys, "serve", "--data", str(not_a_key), "--listen", "127.0.0.1:0")
+    assert code == 1 and "exists and is not a folder" in err, err
     import socket
 
     with socket.socket() as busy:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from pathlib import Path
 
 import pytest
@@ -62,10 +63,14 @@ async def test_bad_images_are_refused(server: Server, name: str, reason: str) ->
     assert await server.api("GET", "/releases") == []
 
 
-async def test_untrusted_when_no_key_is_configured(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
-    server = await start_server(aiohttp_client, make_settings(tmp_path / "data", trusted_keys=()))
+async def test_untrusted_when_no_key_is_configured(
+    aiohttp_client: AiohttpClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="relay.server.app"):
+        server = await start_server(aiohttp_client, make_settings(tmp_path / "data", trusted_keys=()))
+    assert "every release upload will be refused" in caplog.text  # said at start-up, not only at the first upload
     error = await server.upload(IMAGE_110, expect=422)
-    assert error["error"] == "unknown-key" and "trusted_keys" in error["message"]
+    assert error["error"] == "unknown-key" and "--trusted-key" in error["message"]
 
 
 async def test_duplicate_version_is_409(server: Server) -> None:
