@@ -29,7 +29,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "emulator.cli": ("emulate",),
     "emulator.demo_cli": ("demo",),
     "relay.cli": (),
-    "updater_gui.cli": (),
+    "updater_gui.cli": ("gui",),
 }
 
 EXIT_OK = 0

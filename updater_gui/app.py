@@ -1,0 +1,58 @@
+"""Start the desktop app (``stm32ota gui``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from protocol.errors import Stm32OtaError
+
+__all__ = ["INSTALL_HINT", "GuiUnavailable", "cmd_gui", "create_app"]
+
+INSTALL_HINT = "the desktop app needs PySide6: pip install 'stm32ota[gui]'"
+
+
+class GuiUnavailable(Stm32OtaError):
+    """PySide6 is not installed."""
+
+
+def _require_qt() -> None:
+    if importlib.util.find_spec("PySide6") is None:
+        raise GuiUnavailable("PySide6 is not installed", hint="pip install 'stm32ota[gui]'")
+
+
+def create_app(argv: list[str] | None = None) -> object:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setApplicationName("stm32ota updater")
+    app.setOrganizationName("stm32ota")
+    return app
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    _require_qt()
+    from PySide6.QtCore import QSettings
+
+    from .emulated import EmulatorSpec
+    from .i18n import install_language, system_language
+    from .main_window import MainWindow
+    from .ports import EMULATED
+
+    app = create_app()
+    settings = QSettings("stm32ota", "updater")
+    language = args.language or str(settings.value("language", system_language()))
+    install_language(language)
+    window = MainWindow(settings, emulator_spec=EmulatorSpec(mode=args.emulator_mode))
+    if args.baud:
+        window.baud_combo.setCurrentText(str(args.baud))
+    if args.image:
+        window.open_file(Path(args.image))
+    window.show()
+    if args.emulator:
+        window.connect_device(EMULATED)
+    elif args.port:
+        window.connect_device(args.port)
+    return int(app.exec())  # type: ignore[attr-defined]

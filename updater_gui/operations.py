@@ -1,0 +1,266 @@
+"""What the app does to a device, without Qt: each operation opens the port, runs flow pieces, closes it.
+
+The workers (:mod:`updater_gui.workers`) call these on their own thread.  Everything the flow reports goes
+through :class:`EventAdapter`, which turns the core's loose events (``Progress``, ``DeviceLog``, ``FlowStep``)
+into the two things the window renders: a :class:`Snapshot` (phase, bytes, rate, ETA, message) and a
+:class:`LogRecord`.  It is the one place to switch when the flow emits typed snapshots itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from protocol.errors import Cancelled, Stm32OtaError
+from protocol.flow import FlashOptions, FlashResult, FlowStep, detect_protocol, flash_image, read_info
+from protocol.link import CancelToken, SerialLink
+from protocol.progress import ProgressMeter
+from protocol.pump import IoRequest, PumpResult, pump, with_deadline
+from protocol.sansio import DeviceLog, Event, Progress
+from protocol.update.events import CommandComplete
+from protocol.update.host import HostConnection
+from protocol.update.messages import DeviceInfo
+
+__all__ = [
+    "PHASES",
+    "DeviceSnapshot",
+    "EventAdapter",
+    "LogRecord",
+    "Snapshot",
+    "Target",
+    "activate_and_reboot",
+    "confirm",
+    "flash",
+    "read_device",
+    "reset",
+    "rollback",
+]
+
+log = logging.getLogger(__name__)
+
+# The phases a person sees, in the order they run.
+PHASES = ("connect", "info", "check", "erase", "transfer", "verify", "activate", "reboot", "confirm", "done")
+LOG_LEVEL_NAMES = {0: "error", 1: "warning", 2: "info", 3: "debug"}
+HOST = "host"
+DEVICE = "device"
+REBOOT_WAIT_S = 30.0
+REBOOT_POLL_S = 0.3
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the device is: a pyserial URL (or a path) and the rate to open it at."""
+
+    url: str
+    baud: int = 115200
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """One look at an operation's progress."""
+
+    phase: str
+    done: int = 0
+    total: int = 0
+    rate: float = 0.0  # bytes per second
+    eta: float | None = None  # seconds
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return min(self.done / self.total, 1.0) if self.total else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogRecord:
+    """A line of the log console: from the device (a log frame) or from the host (a flow step, an error)."""
+
+    time: float  # wall-clock seconds
+    level: str  # "error", "warning", "info", "debug"
+    source: str  # DEVICE or HOST
+    text: str
+    device_ms: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceSnapshot:
+    """What the device panel shows: INFO for an update-protocol device, or a classic IAP menu."""
+
+    kind: Literal["ota", "iap"]
+    info: DeviceInfo | None = None
+    banner: str = ""
+
+
+@dataclass
+class EventAdapter:
+    """Flow events in, snapshots and log records out (through the two callbacks)."""
+
+    on_snapshot: Callable[[Snapshot], None]
+    on_log: Callable[[LogRecord], None]
+    clock: Callable[[], float] = time.monotonic
+    meter: ProgressMeter = field(default_factory=ProgressMeter)
+    phase: str = "connect"
+    message: str = ""
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            report = self.meter.update(event, self.clock())
+            self.phase = event.phase
+            self.on_snapshot(
+                Snapshot(
+                    phase=event.phase,
+                    done=report.done,
+                    total=report.total,
+                    rate=report.rate,
+                    eta=report.eta,
+                    message=self.message,
+                )
+            )
+        elif isinstance(event, DeviceLog):
+            self.on_log(
+                LogRecord(
+                    time=time.time(),
+                    level=LOG_LEVEL_NAMES.get(event.level, "debug"),
+                    source=DEVICE,
+                    text=event.text,
+                    device_ms=event.timestamp_ms,
+                )
+            )
+        elif isinstance(event, FlowStep):
+            self.step(event.step, event.message)
+
+    def step(self, phase: str, message: str, level: str = "info") -> None:
+        self.phase = "confirm" if phase == "boot" else phase
+        self.message = message
+        self.on_snapshot(Snapshot(phase=self.phase, message=message))
+        self.on_log(LogRecord(time=time.time(), level=level, source=HOST, text=message))
+
+
+def _command(host: HostConnection, on_event: Callable[[Event], None]) -> Generator[IoRequest, PumpResult, None]:
+    yield from pump(host, time.monotonic(), until=lambda e: isinstance(e, CommandComplete), on_event=on_event)
+
+
+def _read(link: SerialLink, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
+    kind = link.execute(detect_protocol(time.monotonic), cancel=cancel)
+    if kind == "ymodem":
+        return DeviceSnapshot(kind="iap", banner="classic AN4657 IAP menu (YMODEM download)")
+    info = link.execute(read_info(HostConnection(baud=link.baud), time.monotonic, adapter), cancel=cancel)
+    return DeviceSnapshot(kind="ota", info=info)
+
+
+def read_device(target: Target, *, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
+    """Probe the device and read its INFO."""
+    adapter.step("connect", f"opening {target.url} at {target.baud} baud")
+    with SerialLink(target.url, target.baud) as link:
+        snapshot = _read(link, cancel, adapter)
+    adapter.step("info", "classic IAP device" if snapshot.kind == "iap" else "device information read")
+    return snapshot
+
+
+def flash(
+    target: Target,
+    image: bytes,
+    name: str,
+    options: FlashOptions,
+    *,
+    cancel: CancelToken,
+    adapter: EventAdapter,
+) -> tuple[FlashResult, DeviceSnapshot]:
+    """The whole update; on a cancel, tell the device (ABORT) so the next flash resumes at once."""
+    with SerialLink(target.url, target.baud) as link:
+        try:
+            result = link.execute(
+                flash_image(image, options, on_event=adapter, clock=time.monotonic, name=name), cancel=cancel
+            )
+        except Cancelled:
+            if result_protocol(options) == "ota":
+                _abort(link)
+            adapter.step("cancelled", "cancelled: the device keeps what it received; Flash resumes there", "warning")
+            raise
+        snapshot = _read(link, CancelToken(), adapter) if result.protocol == "ota" else DeviceSnapshot(kind="iap")
+    return result, snapshot
+
+
+def result_protocol(options: FlashOptions) -> str:
+    return "ymodem" if options.protocol == "ymodem" else "ota"
+
+
+def _abort(link: SerialLink) -> None:
+    """Best effort: stop the device's data phase (it keeps its resume record)."""
+    try:
+        host = HostConnection(baud=link.baud)
+        host.abort()
+        link.execute(with_deadline(_command(host, lambda _e: None), time.monotonic() + 2.0))
+    except (Stm32OtaError, OSError) as err:
+        log.warning("could not abort on the device: %s", err)
+
+
+def _simple(
+    target: Target,
+    adapter: EventAdapter,
+    cancel: CancelToken,
+    phase: str,
+    message: str,
+    start: Callable[[HostConnection], None],
+    *,
+    reboots: bool = False,
+) -> DeviceSnapshot:
+    with SerialLink(target.url, target.baud) as link:
+        host = HostConnection(baud=link.baud)
+        start(host)
+        link.execute(_command(host, adapter), cancel=cancel)
+        adapter.step(phase, message)
+        if reboots:
+            return _wait_for_device(link, cancel, adapter)
+        return _read(link, cancel, adapter)
+
+
+def _wait_for_device(link: SerialLink, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
+    adapter.step("reboot", "waiting for the device to come back")
+    deadline = time.monotonic() + REBOOT_WAIT_S
+    while True:
+        try:
+            info = link.execute(
+                read_info(HostConnection(baud=link.baud), time.monotonic, adapter), cancel=cancel
+            )
+        except Cancelled:
+            raise
+        except Stm32OtaError:
+            if time.monotonic() > deadline:
+                raise
+            link.execute(
+                with_deadline(pump(HostConnection(baud=link.baud), time.monotonic(), on_event=adapter),
+                              time.monotonic() + REBOOT_POLL_S),
+                cancel=cancel,
+            )
+            continue
+        return DeviceSnapshot(kind="ota", info=info)
+
+
+def confirm(target: Target, *, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
+    return _simple(target, adapter, cancel, "confirm", "the running image is confirmed", lambda h: h.confirm())
+
+
+def rollback(target: Target, *, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
+    def start(host: HostConnection) -> None:
+        host.rollback()
+
+    snapshot = _simple(target, adapter, cancel, "activate", "rollback scheduled for the next reset", start)
+    return reset(target, cancel=cancel, adapter=adapter) if snapshot.kind == "ota" else snapshot
+
+
+def reset(target: Target, *, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
+    return _simple(target, adapter, cancel, "reboot", "the device is restarting", lambda h: h.reboot(), reboots=True)
+
+
+def activate_and_reboot(
+    target: Target, *, permanent: bool = False, cancel: CancelToken, adapter: EventAdapter
+) -> DeviceSnapshot:
+    def start(host: HostConnection) -> None:
+        host.activate(permanent, slot=1)
+
+    _simple(target, adapter, cancel, "activate", "the new image is marked to boot", start)
+    return reset(target, cancel=cancel, adapter=adapter)
