@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "protocol.ymodem_cli": ("send", "receive"),
     "protocol.update_cli": ("info", "flash", "monitor"),
     "protocol.image_cli": ("keygen", "getpub", "sign", "verify", "inspect"),
+    "protocol.device_cli": ("ports", "reset", "confirm", "rollback", "erase", "read", "terminal"),
     "emulator.cli": ("emulate",),
     "emulator.demo_cli": ("demo",),
     "relay.cli": (),

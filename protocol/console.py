@@ -11,7 +11,14 @@ from typing import IO, Any
 from .progress import PhaseTiming, ProgressMeter, ProgressReport
 from .sansio import DeviceLog, Event, Progress
 
-__all__ = ["ConsoleReporter", "format_bytes", "format_phase_report", "write_json"]
+__all__ = [
+    "ConsoleReporter",
+    "format_bytes",
+    "format_device_log",
+    "format_phase_report",
+    "format_ports",
+    "write_json",
+]
 
 _BAR_WIDTH = 30
 _REDRAW_INTERVAL_S = 0.1
@@ -34,6 +41,27 @@ def format_phase_report(phases: Iterable[PhaseTiming]) -> str:
             f" {format_bytes(timing.rate):>10}/s"
         )
     return "\n".join(rows)
+
+
+def format_device_log(event: DeviceLog) -> str:
+    """A device LOG frame as one line: ``[   12.345 INF] text`` (device time in seconds since its boot)."""
+    return f"[{event.timestamp_ms / 1000:10.3f} {_LOG_LEVELS.get(event.level, str(event.level))}] {event.text}"
+
+
+def format_ports(ports: Iterable[Any]) -> str:
+    """The ``stm32ota ports`` table: port, USB VID:PID, serial number, the bridge's name and what the OS says.
+    ``ports`` are :class:`protocol.device_commands.PortInfo` values."""
+    rows = [("PORT", "VID:PID", "SERIAL", "DESCRIPTION")]
+    for port in ports:
+        description = port.description
+        if port.bridge and port.bridge not in description:
+            description = f"{port.bridge}: {description}" if description != "n/a" else port.bridge
+        rows.append((port.device, port.vid_pid or "-", port.serial_number or "-", description))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in rows
+    )
 
 
 def write_json(obj: Any, stream: IO[str] | None = None) -> None:

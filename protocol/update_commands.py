@@ -141,10 +141,15 @@ def cmd_flash(args: argparse.Namespace) -> int:
             )
     finally:
         reporter.close()
+    from .device_commands import what_is_left
+
+    left = what_is_left(result.info_after, args.port)  # after --no-reboot / --no-confirm
     if args.json:
-        write_json(result.to_json())
+        write_json({**result.to_json(), "left_to_do": left})
     elif not args.quiet:
         sys.stderr.write(format_phase_report(result.phases) + "\n")
+    if left and not args.json:
+        sys.stderr.write(f"left to do: {left}\n")
     return 0
 
 

@@ -16,7 +16,8 @@ Rules:
   ``change_baud()`` -> :class:`~protocol.sansio.ChangeBaud` (for the driver), then :class:`BaudChanged` or,
   when the device did not hear us at the new rate, ``ChangeBaud(old)`` and :class:`BaudChangeFailed`;
   ``begin_transfer()`` -> :class:`TransferStarted`, ``Progress("erase"|"transfer", ...)``, then
-  :class:`TransferComplete`.  Calling a command method while another is outstanding raises
+  :class:`TransferComplete`; ``erase()`` -> :class:`SlotErased`; ``read()`` -> :class:`SlotRead`;
+  ``read_digest()`` -> :class:`SlotDigest`.  Calling a command method while another is outstanding raises
   :class:`LocalProtocolError` before anything is queued (the connection is unchanged).  ``abort()`` is the
   exception: it may interrupt anything but a baud switch.
 * A failure status from the device is raised out of :meth:`next_event` as
@@ -74,6 +75,9 @@ from .events import (
     BaudChangeFailed,
     CommandComplete,
     InfoReceived,
+    SlotDigest,
+    SlotErased,
+    SlotRead,
     TransferComplete,
     TransferStarted,
 )
@@ -85,10 +89,15 @@ from .messages import (
     BeginRequest,
     DeviceInfo,
     EndRequest,
+    EraseReply,
+    EraseRequest,
     LogRecord,
     Nak,
     Option,
     ProgressReport,
+    ReadDigestReply,
+    ReadReply,
+    ReadRequest,
     Reply,
     encode_data_block,
 )
@@ -112,6 +121,8 @@ _COMMAND_NAMES = {
     FrameType.ROLLBACK: "rollback",
     FrameType.ABORT: "abort",
     FrameType.SET_LOG: "set_logging",
+    FrameType.ERASE: "erase",
+    FrameType.READ: "read",
 }
 
 
@@ -210,6 +221,7 @@ class HostConnection:
         self._error: ProtocolError | None = None
         self._image = b""
         self._begin: BeginRequest | None = None
+        self._slot_request: EraseRequest | ReadRequest | None = None  # the ERASE or READ outstanding
 
     # -- Connection ------------------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
@@ -395,6 +407,62 @@ class HostConnection:
         """ROLLBACK to the previous image at the next reset."""
         self._start(FrameType.ROLLBACK)
 
+    def erase(self, slot: int, *, force: bool = False) -> None:
+        """ERASE every sector of ``slot`` -> :class:`SlotErased` (``Progress("erase", ...)`` meanwhile).  The
+        device refuses the slot its running image lives in (``SLOT_IN_USE``) unless ``force``."""
+        if not 0 <= slot <= 0xFF:
+            raise LocalProtocolError(f"invalid slot {slot}")
+        request = EraseRequest(slot=slot, force=force)
+        self._start(FrameType.ERASE, request.encode())
+        self._slot_request = request
+
+    def read(self, slot: int, offset: int, length: int) -> None:
+        """READ ``length`` bytes of ``slot`` from slot-relative ``offset`` -> :class:`SlotRead`.  ``length`` is
+        at most the device's ``max_block`` (INFO)."""
+        limit = self.info.max_block if self.info is not None else MAX_BLOCK_SIZE
+        if not 1 <= length <= min(limit, MAX_BLOCK_SIZE):
+            raise LocalProtocolError(f"read length must be 1..{min(limit, MAX_BLOCK_SIZE)}, not {length}")
+        self._start_read(ReadRequest(slot=slot, offset=offset, length=length))
+
+    def read_digest(self, slot: int, offset: int, length: int) -> None:
+        """READ with the digest flag: the SHA-256 of ``length`` bytes of ``slot`` from ``offset`` ->
+        :class:`SlotDigest` (the device may send PROGRESS while it hashes)."""
+        if length < 1:
+            raise LocalProtocolError(f"digest length must be at least 1, not {length}")
+        self._start_read(ReadRequest(slot=slot, offset=offset, length=length, digest=True))
+
+    def _start_read(self, request: ReadRequest) -> None:
+        if not 0 <= request.slot <= 0xFF or request.offset < 0 or request.offset + request.length > 0xFFFFFFFF:
+            raise LocalProtocolError(f"invalid read of slot {request.slot} at {request.offset}+{request.length}")
+        self._start(FrameType.READ, request.encode())
+        self._slot_request = request
+
+    def _on_slot_reply(self, ftype: FrameType, body: bytes) -> None:
+        """The OK reply of ERASE or READ, checked against what was asked."""
+        request = self._slot_request
+        self._slot_request = None
+        assert request is not None
+        if isinstance(request, EraseRequest):
+            erased = EraseReply.decode(body)
+            self._queue.append(SlotErased(slot=request.slot, erased=erased.erased, resetting=erased.resetting))
+        elif request.digest:
+            digest = ReadDigestReply.decode(body)
+            if (digest.offset, digest.length) != (request.offset, request.length):
+                raise RemoteProtocolError(
+                    f"READ digest of {digest.offset}+{digest.length} answers {request.offset}+{request.length}"
+                )
+            self._queue.append(
+                SlotDigest(slot=request.slot, offset=request.offset, length=request.length, digest=digest.digest)
+            )
+        else:
+            data = ReadReply.decode(body)
+            if data.offset != request.offset or len(data.data) != request.length:
+                raise RemoteProtocolError(
+                    f"READ of {request.length} bytes at {request.offset} answered with "
+                    f"{len(data.data)} bytes at {data.offset}"
+                )
+            self._queue.append(SlotRead(slot=request.slot, offset=request.offset, data=data.data))
+
     def set_logging(self, level: int | None) -> None:
         """SET_LOG: send device logs up to ``level`` (:class:`~.messages.LogLevel`), ``None`` for none."""
         value = LOG_OFF if level is None else level
@@ -523,6 +591,8 @@ class HostConnection:
             self._start_data(BeginReply.decode(reply.body))
         elif ftype == FrameType.END:
             self._finish_data()
+        elif ftype in (FrameType.ERASE, FrameType.READ):
+            self._on_slot_reply(ftype, reply.body)
         else:
             self._queue.append(CommandComplete(command=_COMMAND_NAMES[ftype]))
 

@@ -22,6 +22,13 @@ EXPECTED = (
     "inspect",
     "emulate",
     "demo",
+    "ports",
+    "reset",
+    "confirm",
+    "rollback",
+    "erase",
+    "read",
+    "terminal",
 )
 
 
