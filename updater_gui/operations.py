@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from protocol.device_commands import confirm_steps, reset_steps, rollback_steps
 from protocol.errors import Cancelled, Stm32OtaError
 from protocol.flow import FlashOptions, FlashResult, FlowStep, detect_protocol, flash_image, read_info
 from protocol.link import CancelToken, SerialLink
@@ -46,8 +47,6 @@ PHASES = ("connect", "info", "check", "erase", "transfer", "verify", "activate",
 LOG_LEVEL_NAMES = {0: "error", 1: "warning", 2: "info", 3: "debug"}
 HOST = "host"
 DEVICE = "device"
-REBOOT_WAIT_S = 30.0
-REBOOT_POLL_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -198,69 +197,43 @@ def _abort(link: SerialLink) -> None:
         log.warning("could not abort on the device: %s", err)
 
 
-def _simple(
-    target: Target,
-    adapter: EventAdapter,
-    cancel: CancelToken,
-    phase: str,
-    message: str,
-    start: Callable[[HostConnection], None],
-    *,
-    reboots: bool = False,
-) -> DeviceSnapshot:
+def _activate(target: Target, adapter: EventAdapter, cancel: CancelToken, permanent: bool) -> None:
     with SerialLink(target.url, target.baud) as link:
         host = HostConnection(baud=link.baud)
-        start(host)
+        host.activate(permanent, slot=1)
         link.execute(_command(host, adapter), cancel=cancel)
-        adapter.step(phase, message)
-        if reboots:
-            return _wait_for_device(link, cancel, adapter)
-        return _read(link, cancel, adapter)
-
-
-def _wait_for_device(link: SerialLink, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
-    adapter.step("reboot", "waiting for the device to come back")
-    deadline = time.monotonic() + REBOOT_WAIT_S
-    while True:
-        try:
-            info = link.execute(
-                read_info(HostConnection(baud=link.baud), time.monotonic, adapter), cancel=cancel
-            )
-        except Cancelled:
-            raise
-        except Stm32OtaError:
-            if time.monotonic() > deadline:
-                raise
-            link.execute(
-                with_deadline(pump(HostConnection(baud=link.baud), time.monotonic(), on_event=adapter),
-                              time.monotonic() + REBOOT_POLL_S),
-                cancel=cancel,
-            )
-            continue
-        return DeviceSnapshot(kind="ota", info=info)
+    adapter.step("activate", "the new image is marked to boot")
 
 
 def confirm(target: Target, *, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
-    return _simple(target, adapter, cancel, "confirm", "the running image is confirmed", lambda h: h.confirm())
+    """CONFIRM the image under test (``protocol.device_commands``)."""
+    with SerialLink(target.url, target.baud) as link:
+        result = link.execute(confirm_steps(baud=link.baud, clock=time.monotonic, on_event=adapter), cancel=cancel)
+    adapter.step("confirm", result.summary)
+    return DeviceSnapshot(kind="ota", info=result.after)
 
 
 def rollback(target: Target, *, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
-    def start(host: HostConnection) -> None:
-        host.rollback()
-
-    snapshot = _simple(target, adapter, cancel, "activate", "rollback scheduled for the next reset", start)
-    return reset(target, cancel=cancel, adapter=adapter) if snapshot.kind == "ota" else snapshot
+    """ROLLBACK and reset: the previous image runs again."""
+    with SerialLink(target.url, target.baud) as link:
+        steps = rollback_steps(baud=link.baud, clock=time.monotonic, on_event=adapter, reboot=True)
+        result = link.execute(steps, cancel=cancel)
+    adapter.step("done", result.summary)
+    return DeviceSnapshot(kind="ota", info=result.after)
 
 
 def reset(target: Target, *, cancel: CancelToken, adapter: EventAdapter) -> DeviceSnapshot:
-    return _simple(target, adapter, cancel, "reboot", "the device is restarting", lambda h: h.reboot(), reboots=True)
+    """REBOOT and wait until the device answers again."""
+    adapter.step("reboot", "the device is restarting")
+    with SerialLink(target.url, target.baud) as link:
+        result = link.execute(reset_steps(baud=link.baud, clock=time.monotonic, on_event=adapter), cancel=cancel)
+    adapter.step("done", result.summary)
+    return DeviceSnapshot(kind="ota", info=result.after)
 
 
 def activate_and_reboot(
     target: Target, *, permanent: bool = False, cancel: CancelToken, adapter: EventAdapter
 ) -> DeviceSnapshot:
-    def start(host: HostConnection) -> None:
-        host.activate(permanent, slot=1)
-
-    _simple(target, adapter, cancel, "activate", "the new image is marked to boot", start)
+    """ACTIVATE slot 1 (for a test boot unless ``permanent``), then reset into it."""
+    _activate(target, adapter, cancel, permanent)
     return reset(target, cancel=cancel, adapter=adapter)

@@ -136,3 +136,24 @@ def test_errors_are_sentences(qtbot, window) -> None:
     assert window.result_value.text().startswith("Error:")
     assert "Traceback" not in window.result_value.text()
     assert window.device is None and not window.flash_button.isEnabled()
+
+
+def test_ports_are_named_by_bridge(qtbot, window, monkeypatch) -> None:
+    from protocol.device_commands import PortInfo
+    from updater_gui import ports
+
+    fake = [
+        PortInfo(device="/dev/ttyACM0", description="STM32 STLink", hwid="USB", vid=0x0483, pid=0x374B),
+        PortInfo(device="/dev/ttyUSB0", description="n/a", hwid="USB", vid=0x1A86, pid=0x7523, serial_number="X1"),
+        PortInfo(device="/dev/ttyUSB1", description="FT232R USB UART", hwid="USB", vid=0x0403, pid=0x6001),
+        PortInfo(device="/dev/ttyUSB2", description="CP2102", hwid="USB", vid=0x10C4, pid=0xEA60),
+    ]
+    monkeypatch.setattr(ports, "_list_ports", lambda: fake)
+    window.refresh_ports()
+    labels = [window.port_combo.itemText(i) for i in range(window.port_combo.count())]
+    assert labels[0].startswith("Emulated STM32")
+    assert "ST-LINK" in labels[1] and "(0483:374B)" in labels[1]
+    assert "CH340" in labels[2] and "CP210x" in labels[4] and "FT232R" in labels[3]
+    monkeypatch.setattr(ports, "_list_ports", lambda: fake[:1])  # unplugged
+    window.refresh_ports()
+    assert window.port_combo.count() == 2
