@@ -7,7 +7,7 @@ one ``beginInsertRows``, and the view has uniform item sizes, so 100,000 lines s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -105,12 +105,19 @@ class LogFilter(QSortFilterProxyModel):
         self._text = ""
 
     def set_level(self, level: str) -> None:
-        self._rank = _RANK[level]
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_rank", _RANK[level]))
 
     def set_text(self, text: str) -> None:
-        self._text = text.casefold()
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_text", text.casefold()))
+
+    def _refilter(self, change: Callable[[], None]) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt 6.10+: invalidateFilter() is deprecated
+            self.beginFilterChange()
+            change()
+            self.endFilterChange()
+        else:
+            change()
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
         model = self.sourceModel()
