@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -19,8 +18,10 @@ class GuiUnavailable(Stm32OtaError):
 
 
 def _require_qt() -> None:
-    if importlib.util.find_spec("PySide6") is None:
-        raise GuiUnavailable("PySide6 is not installed", hint="pip install 'stm32ota[gui]'")
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        raise GuiUnavailable(INSTALL_HINT) from None
 
 
 def create_app(argv: list[str] | None = None) -> object:
