@@ -123,9 +123,8 @@ class BatchModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            tr = QCoreApplication.translate
-            return (tr("Batch", "Port"), tr("Batch", "Device id"), tr("Batch", "Phase"), tr("Batch", "Progress"),
-                    tr("Batch", "Result"))[section]
+            return (QCoreApplication.translate("Batch", "Port"), QCoreApplication.translate("Batch", "Device id"), QCoreApplication.translate("Batch", "Phase"), QCoreApplication.translate("Batch", "Progress"),
+                    QCoreApplication.translate("Batch", "Result"))[section]
         return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:

@@ -23,14 +23,13 @@ _STATE_TEXT = {
 
 
 def state_label(state: SlotState) -> str:
-    tr = QCoreApplication.translate
     labels = {
-        SlotState.EMPTY: tr("SlotState", "empty"),
-        SlotState.INACTIVE: tr("SlotState", "inactive"),
-        SlotState.PENDING_TEST: tr("SlotState", "pending test"),
-        SlotState.PENDING_PERMANENT: tr("SlotState", "pending permanent"),
-        SlotState.ACTIVE: tr("SlotState", "active (test)"),
-        SlotState.CONFIRMED: tr("SlotState", "confirmed"),
+        SlotState.EMPTY: QCoreApplication.translate("SlotState", "empty"),
+        SlotState.INACTIVE: QCoreApplication.translate("SlotState", "inactive"),
+        SlotState.PENDING_TEST: QCoreApplication.translate("SlotState", "pending test"),
+        SlotState.PENDING_PERMANENT: QCoreApplication.translate("SlotState", "pending permanent"),
+        SlotState.ACTIVE: QCoreApplication.translate("SlotState", "active (test)"),
+        SlotState.CONFIRMED: QCoreApplication.translate("SlotState", "confirmed"),
     }
     return labels.get(state, _STATE_TEXT.get(state, str(state)))
 
@@ -63,14 +62,13 @@ class SlotTableModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            tr = QCoreApplication.translate
             names = (
-                tr("SlotTable", "Slot"),
-                tr("SlotTable", "State"),
-                tr("SlotTable", "Version"),
-                tr("SlotTable", "Size"),
-                tr("SlotTable", "Security counter"),
-                tr("SlotTable", "Digest"),
+                QCoreApplication.translate("SlotTable", "Slot"),
+                QCoreApplication.translate("SlotTable", "State"),
+                QCoreApplication.translate("SlotTable", "Version"),
+                QCoreApplication.translate("SlotTable", "Size"),
+                QCoreApplication.translate("SlotTable", "Security counter"),
+                QCoreApplication.translate("SlotTable", "Digest"),
             )
             return names[section]
         return None
@@ -82,9 +80,8 @@ class SlotTableModel(QAbstractTableModel):
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             empty = slot.state is SlotState.EMPTY
-            tr = QCoreApplication.translate
             values = (
-                tr("SlotTable", "primary") if slot.index == 0 else tr("SlotTable", "secondary"),
+                QCoreApplication.translate("SlotTable", "primary") if slot.index == 0 else QCoreApplication.translate("SlotTable", "secondary"),
                 state_label(slot.state),
                 "" if empty else slot.version_text,
                 "" if empty else human_bytes(slot.image_size),
@@ -156,12 +153,11 @@ class FlashLayoutBar(QWidget):
         if not self._regions or not self._size:
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.tr("no device"))
             return
-        tr = QCoreApplication.translate
         names = {
-            "bootloader": tr("FlashLayoutBar", "bootloader"),
-            "primary": tr("FlashLayoutBar", "primary slot"),
-            "secondary": tr("FlashLayoutBar", "secondary slot"),
-            "free": tr("FlashLayoutBar", "scratch / free"),
+            "bootloader": QCoreApplication.translate("FlashLayoutBar", "bootloader"),
+            "primary": QCoreApplication.translate("FlashLayoutBar", "primary slot"),
+            "secondary": QCoreApplication.translate("FlashLayoutBar", "secondary slot"),
+            "free": QCoreApplication.translate("FlashLayoutBar", "scratch / free"),
         }
         metrics = painter.fontMetrics()
         for kind, start, size in self._regions:

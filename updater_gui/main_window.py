@@ -55,21 +55,23 @@ MAX_RECENT = 8
 
 
 def phase_label(phase: str) -> str:
-    tr = QCoreApplication.translate
     labels = {
-        "connect": tr("Phase", "connect"),
-        "info": tr("Phase", "read device"),
-        "check": tr("Phase", "check image"),
-        "erase": tr("Phase", "erase"),
-        "transfer": tr("Phase", "transfer"),
-        "verify": tr("Phase", "verify"),
-        "activate": tr("Phase", "activate"),
-        "baud": tr("Phase", "baud switch"),
-        "reboot": tr("Phase", "reboot"),
-        "confirm": tr("Phase", "confirm"),
-        "done": tr("Phase", "done"),
-        "cancelled": tr("Phase", "cancelled"),
-        "error": tr("Phase", "error"),
+        "connect": QCoreApplication.translate("Phase", "connect"),
+        "info": QCoreApplication.translate("Phase", "read device"),
+        "check": QCoreApplication.translate("Phase", "check image"),
+        "erase": QCoreApplication.translate("Phase", "erase"),
+        "transfer": QCoreApplication.translate("Phase", "transfer"),
+        "verify": QCoreApplication.translate("Phase", "verify"),
+        "activate": QCoreApplication.translate("Phase", "activate"),
+        "baud": QCoreApplication.translate("Phase", "baud switch"),
+        "reboot": QCoreApplication.translate("Phase", "reboot"),
+        "confirm": QCoreApplication.translate("Phase", "confirm"),
+        "done": QCoreApplication.translate("Phase", "done"),
+        "cancelled": QCoreApplication.translate("Phase", "cancelled"),
+        "error": QCoreApplication.translate("Phase", "error"),
+        "waiting": QCoreApplication.translate("Phase", "waiting"),
+        "rollback": QCoreApplication.translate("Phase", "roll back"),
+        "boot": QCoreApplication.translate("Phase", "boot"),
     }
     return labels.get(phase, phase)
 
