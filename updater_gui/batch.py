@@ -160,6 +160,7 @@ class _ProgressDelegate(QStyledItemDelegate):
 
 class _RowSignals(QObject):
     board_done = Signal(int, object)  # row, BoardResult
+    port_known = Signal(int, str)  # row, the port an emulated board got
 
 
 class BatchView(QWidget):
@@ -173,6 +174,8 @@ class BatchView(QWidget):
         self._workers: dict[int, Worker] = {}
         self._signals = _RowSignals()
         self._signals.board_done.connect(self._board_done)
+        self._signals.port_known.connect(self._port_known)
+        self.ports_label = QLabel(self)
         self.ports = QListWidget(self)
         self.ports.setMaximumWidth(320)
         self.emulated = QSpinBox(self)
@@ -194,6 +197,7 @@ class BatchView(QWidget):
         header.resizeSection(3, 140)
         header.setStretchLastSection(True)
         left = QVBoxLayout()
+        left.addWidget(self.ports_label)
         left.addWidget(self.ports, 1)
         spin = QHBoxLayout()
         spin.addWidget(self.emulated_label)
@@ -219,6 +223,7 @@ class BatchView(QWidget):
         self._enable()
 
     def retranslate(self) -> None:
+        self.ports_label.setText(self.tr("Serial ports (tick to include):"))
         self.emulated_label.setText(self.tr("Emulated boards:"))
         self.loop.setText(self.tr("Loop: wait for the next board on each port"))
         self.start_button.setText(self.tr("Flash all"))
@@ -284,7 +289,10 @@ class BatchView(QWidget):
         signals = self._signals
 
         def work(cancel: CancelToken, adapter: EventAdapter) -> None:
-            real = pool.start(spec).port if url == EMULATED else url
+            real = url
+            if url == EMULATED:
+                real = pool.start(spec).port
+                signals.port_known.emit(row, real)
             target = Target(real, baud)
             done: set[str] = set()
             while not cancel.cancelled:
@@ -305,6 +313,10 @@ class BatchView(QWidget):
         worker.signals.finished.connect(lambda r=row: self._row_finished(r))
         self._workers[row] = worker
         start_worker(worker)
+
+    def _port_known(self, row: int, port: str) -> None:
+        self.model.rows[row].port = self.tr("{port} (emulated)").format(port=port)
+        self.model.row_changed(row)
 
     def _progress(self, row: int, snapshot: Snapshot) -> None:
         entry = self.model.rows[row]

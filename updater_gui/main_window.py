@@ -83,6 +83,10 @@ def format_eta(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def _without_slug(reason: str, slug: str | None) -> str:
+    return reason[len(slug) + 2 :] if slug and reason.startswith(f"{slug}: ") else reason
+
+
 class MainWindow(QMainWindow):
     """One device at a time.  Every operation runs in a :class:`~updater_gui.workers.Worker`."""
 
@@ -113,6 +117,9 @@ class MainWindow(QMainWindow):
         self.worker: Worker | None = None
         self._ports: list[PortEntry] = []
         self._cancelled_flash = False
+        self._last_snapshot: Snapshot | None = None
+        self._result_render: Callable[[], str] | None = None
+        self._result_colour = ""
         self._current = ""
         self._flash_protocol = "ota"
         self.setAcceptDrops(True)
@@ -178,11 +185,14 @@ class MainWindow(QMainWindow):
         self.slot_view.verticalHeader().setVisible(False)
         self.slot_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.slot_view.horizontalHeader().setStretchLastSection(True)
-        self.slot_view.setMinimumHeight(90)
+        self.slot_view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        rows = self.slot_view.verticalHeader().defaultSectionSize()
+        self.slot_view.setFixedHeight(self.slot_view.horizontalHeader().sizeHint().height() + 2 * rows + 6)
         device_layout = QVBoxLayout(self.device_box)
         device_layout.addLayout(self.device_form)
         device_layout.addWidget(self.layout_bar)
-        device_layout.addWidget(self.slot_view, 1)
+        device_layout.addWidget(self.slot_view)
+        device_layout.addStretch(1)
 
         # firmware panel
         self.firmware_box = QGroupBox(central)
@@ -288,8 +298,8 @@ class MainWindow(QMainWindow):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
         splitter.addWidget(self.tabs)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
         outer = QVBoxLayout(central)
         outer.addWidget(splitter)
 
@@ -356,6 +366,9 @@ class MainWindow(QMainWindow):
         self._show_summary()
         self._update_actions()
         self._rebuild_recent()
+        if self._last_snapshot is not None:
+            self._show_progress(self._last_snapshot)
+        self.set_result(self._result_render, self._result_colour)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.LanguageChange:
@@ -450,7 +463,7 @@ class MainWindow(QMainWindow):
         self.worker = worker
         self._current = name
         self.last_error = None
-        self.result_value.setText("")
+        self.set_result(None)
         worker.signals.progress.connect(self._show_progress)
         worker.signals.logs.connect(self.log_console.add)
         worker.signals.returned.connect(on_result)
@@ -473,20 +486,32 @@ class MainWindow(QMainWindow):
         if error.cancelled:
             self._cancelled_flash = self._current == "flash" and self._flash_protocol == "ota"
             done = self.progress.value() / 10
-            self.result_value.setText(self.tr("Cancelled ({done:.0f} %). Press Resume to continue where it stopped.").format(done=done)
-                                      if self._cancelled_flash else self.tr("Cancelled."))
-            self.result_value.setStyleSheet("color: #b26a00;")
+            resumable = self._cancelled_flash
+            self.set_result(
+                lambda: self.tr("Cancelled ({done:.0f} %). Press Resume to continue where it stopped.").format(done=done)
+                if resumable
+                else self.tr("Cancelled."),
+                "#b26a00",
+            )
+            self._last_snapshot = Snapshot(phase="cancelled")
             self.progress_text.setText(phase_label("cancelled"))
         else:
             self.show_error(error)
 
+    def set_result(self, render: Callable[[], str] | None, colour: str = "") -> None:
+        """The result line; ``render`` builds the text in the current language (again after a switch)."""
+        self._result_render = render
+        self._result_colour = colour
+        self.result_value.setText(render() if render is not None else "")
+        self.result_value.setStyleSheet(f"color: {colour};" if colour else "")
+
     def show_error(self, error: ErrorInfo) -> None:
         self.last_error = error
-        self.result_value.setText(self.tr("Error: {text}").format(text=error.text()))
-        self.result_value.setStyleSheet("color: #c62828;")
+        self.set_result(lambda: self.tr("Error: {text}").format(text=error.text()), "#c62828")
         self.log_console.add([LogRecord(time=time.time(), level="error", source=ops.HOST, text=error.text())])
 
     def _show_progress(self, snapshot: Snapshot) -> None:
+        self._last_snapshot = snapshot
         phase = phase_label(snapshot.phase)
         if snapshot.total:
             self.progress.setValue(int(snapshot.fraction * 1000))
@@ -547,7 +572,13 @@ class MainWindow(QMainWindow):
         if self.busy:
             return
         self.target = None
+        self._cancelled_flash = False
         self._set_device(None)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.progress_text.setText("")
+        self._last_snapshot = None
+        self.set_result(None)
         self.statusBar().showMessage(self.tr("Disconnected"))
 
     def _set_device(self, device: DeviceSnapshot | None) -> None:
@@ -649,8 +680,14 @@ class MainWindow(QMainWindow):
             )
             if self.device is None and not self.summary.problem:
                 text = self.tr("connect a device to check the file against it")
+            elif self.verdict.ok:
+                text = self.tr("Ready to flash: {reason}").format(reason=self.verdict.reason)
             else:
-                text = self.verdict.reason + (f"\n→ {self.verdict.hint}" if self.verdict.hint else "")
+                text = self.tr("Refused ({slug}): {reason}").format(
+                    slug=self.verdict.slug or "?", reason=_without_slug(self.verdict.reason, self.verdict.slug)
+                )
+                if self.verdict.hint:
+                    text += "\n" + self.tr("Fix: {hint}").format(hint=self.verdict.hint)
             self.verdict_value.setText(("✔ " if self.verdict.ok else "✘ ") + text)
             self.verdict_value.setStyleSheet("color: #2e7d32;" if self.verdict.ok else "color: #c62828;")
             self.verdict_changed.emit(self.verdict)
@@ -695,6 +732,10 @@ class MainWindow(QMainWindow):
     def flash(self) -> Worker | None:
         blocker = self.flash_blocker()
         if blocker is not None:
+            if not self.busy:
+                self.progress.setValue(0)
+                self.progress.setFormat("")
+                self.progress_text.setText("")
             self.show_error(ErrorInfo(self.tr("cannot flash: {reason}").format(reason=blocker)))
             return None
         assert self.target is not None and self.summary is not None and self.device is not None
@@ -714,12 +755,17 @@ class MainWindow(QMainWindow):
             self._cancelled_flash = False
             res = self.last_result
             seconds = sum(p.seconds for p in res.phases)
-            resumed = self.tr(", resumed at {offset}").format(offset=human_bytes(res.resumed_from)) if res.resumed_from else ""
-            self.result_value.setText(
-                self.tr("Done: {size} in {seconds:.1f} s at {baud} baud{resumed}.").format(
-                    size=human_bytes(res.image_size), seconds=seconds, baud=res.baud, resumed=resumed)
-            )
-            self.result_value.setStyleSheet("color: #2e7d32;")
+            def render() -> str:
+                resumed = (
+                    self.tr(", resumed at {offset}").format(offset=human_bytes(res.resumed_from))
+                    if res.resumed_from
+                    else ""
+                )
+                return self.tr("Done: {size} in {seconds:.1f} s at {baud} baud{resumed}.").format(
+                    size=human_bytes(res.image_size), seconds=seconds, baud=res.baud, resumed=resumed
+                )
+
+            self.set_result(render, "#2e7d32")
             self.progress.setValue(1000)
             self._set_device(device if device.kind == "ota" else self.device)
 
@@ -729,7 +775,7 @@ class MainWindow(QMainWindow):
             self.progress.setValue(0)
         return worker
 
-    def _device_action(self, name: str, fn: Callable[..., DeviceSnapshot], done_text: str) -> Worker | None:
+    def _device_action(self, name: str, fn: Callable[..., DeviceSnapshot], done_text: Callable[[], str]) -> Worker | None:
         if self.target is None:
             self.show_error(ErrorInfo(self.tr("connect a device first")))
             return None
@@ -740,22 +786,21 @@ class MainWindow(QMainWindow):
 
         def done(device: DeviceSnapshot) -> None:
             self._set_device(device)
-            self.result_value.setText(done_text)
-            self.result_value.setStyleSheet("color: #2e7d32;")
+            self.set_result(done_text, "#2e7d32")
 
         return self._run(name, work, done)
 
     def activate_and_reboot(self) -> Worker | None:
-        return self._device_action("activate", ops.activate_and_reboot, self.tr("Rebooted into the new image: confirm it when it works."))
+        return self._device_action("activate", ops.activate_and_reboot, lambda: self.tr("Rebooted into the new image: confirm it when it works."))
 
     def confirm(self) -> Worker | None:
-        return self._device_action("confirm", ops.confirm, self.tr("The running image is confirmed."))
+        return self._device_action("confirm", ops.confirm, lambda: self.tr("The running image is confirmed."))
 
     def rollback(self) -> Worker | None:
-        return self._device_action("rollback", ops.rollback, self.tr("Rolled back to the previous image."))
+        return self._device_action("rollback", ops.rollback, lambda: self.tr("Rolled back to the previous image."))
 
     def reset(self) -> Worker | None:
-        return self._device_action("reset", ops.reset, self.tr("The device restarted."))
+        return self._device_action("reset", ops.reset, lambda: self.tr("The device restarted."))
 
     # -- closing ---------------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -57,7 +57,9 @@ def test_tampered_image_is_refused_with_a_reason_and_nothing_sent(qtbot, window)
     window.open_file(BAD / "tampered.bin")
     assert not window.flash_button.isEnabled()
     assert window.verdict is not None and not window.verdict.ok
-    assert "✘" in window.verdict_value.text() and window.verdict.reason in window.verdict_value.text()
+    shown = window.verdict_value.text()
+    assert shown.startswith("✘ Refused (digest-mismatch):") and "altered after signing" in shown
+    assert window.verdict.hint and window.verdict.hint in shown
     assert window.flash_button.toolTip() == window.verdict.reason
     assert window.flash() is None  # a shortcut or a script gets the same refusal, in the window
     assert "cannot flash" in window.result_value.text()

@@ -27,6 +27,10 @@
 <context>
     <name>BatchView</name>
     <message>
+        <source>Serial ports (tick to include):</source>
+        <translation>串口（勾选以加入）：</translation>
+    </message>
+    <message>
         <source>Emulated boards:</source>
         <translation>模拟板数量：</translation>
     </message>
@@ -61,6 +65,10 @@
     <message>
         <source>emulated</source>
         <translation>模拟</translation>
+    </message>
+    <message>
+        <source>{port} (emulated)</source>
+        <translation>{port}（模拟）</translation>
     </message>
     <message>
         <source>ok, {version} in {seconds:.1f} s</source>
@@ -433,6 +441,18 @@
     <message>
         <source>connect a device to check the file against it</source>
         <translation>连接设备后将针对该设备检查此文件</translation>
+    </message>
+    <message>
+        <source>Ready to flash: {reason}</source>
+        <translation>可以烧录：{reason}</translation>
+    </message>
+    <message>
+        <source>Refused ({slug}): {reason}</source>
+        <translation>已拒绝（{slug}）：{reason}</translation>
+    </message>
+    <message>
+        <source>Fix: {hint}</source>
+        <translation>解决方法：{hint}</translation>
     </message>
     <message>
         <source>an operation is running</source>
