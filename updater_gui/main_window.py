@@ -300,6 +300,8 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
         outer = QVBoxLayout(central)
         outer.addWidget(splitter)
 
@@ -322,7 +324,8 @@ class MainWindow(QMainWindow):
         self.language_menu.addAction(self.english_action)
         self.language_menu.addAction(self.chinese_action)
         self.statusBar()
-        self.resize(1100, 820)
+        self.resize(1180, 900)
+        self.splitter.setSizes([500, 400])
 
     def retranslate(self) -> None:
         self.setWindowTitle(self.tr("stm32ota updater"))
@@ -364,6 +367,8 @@ class MainWindow(QMainWindow):
         self._fill_port_combo()
         self._show_device()
         self._show_summary()
+        if self.summary is not None:
+            self._rejudge()
         self._update_actions()
         self._rebuild_recent()
         if self._last_snapshot is not None:
@@ -678,7 +683,8 @@ class MainWindow(QMainWindow):
                 allow_downgrade=self.downgrade_check.isChecked(),
                 force=self.force_check.isChecked(),
             )
-            if self.device is None and not self.summary.problem:
+            neutral = self.device is None and not self.summary.problem
+            if neutral:
                 text = self.tr("connect a device to check the file against it")
             elif self.verdict.ok:
                 text = self.tr("Ready to flash: {reason}").format(reason=self.verdict.reason)
@@ -688,8 +694,10 @@ class MainWindow(QMainWindow):
                 )
                 if self.verdict.hint:
                     text += "\n" + self.tr("Fix: {hint}").format(hint=self.verdict.hint)
-            self.verdict_value.setText(("✔ " if self.verdict.ok else "✘ ") + text)
-            self.verdict_value.setStyleSheet("color: #2e7d32;" if self.verdict.ok else "color: #c62828;")
+            mark = "" if neutral else "✔ " if self.verdict.ok else "✘ "
+            self.verdict_value.setText(mark + text)
+            colour = "#616161" if neutral else "#2e7d32" if self.verdict.ok else "#c62828"
+            self.verdict_value.setStyleSheet(f"color: {colour};")
             self.verdict_changed.emit(self.verdict)
         self._update_actions()
 

@@ -87,7 +87,7 @@ def _run(window: MainWindow, out: Path) -> None:
     _shot(window, out, "connected")
 
     window.flash()
-    _wait(lambda: window.progress.value() >= 400 or not window.busy)
+    _wait(lambda: ("transfer" in window.progress.format() and window.progress.value() >= 400) or not window.busy)
     _shot(window, out, "flashing")
     _wait(lambda: not window.busy)
     _shot(window, out, "done")
