@@ -33,6 +33,7 @@ from .update.host import HostConnection
 from .update.messages import DeviceInfo, Option, SlotInfo, SlotState
 from .update.status import Status
 from .ymodem import BatchComplete, YmodemFile, YmodemSender
+from .ymodem.iap import IAP_DOWNLOAD_KEY, LineProbe, looks_like_iap
 
 __all__ = [
     "FlashOptions",
@@ -49,15 +50,10 @@ FlowGen = Generator[IoRequest, PumpResult, "object"]
 
 PRIMARY_SLOT = 0
 SECONDARY_SLOT = 1
-PROBE_BYTE = b"\r"  # ignored by our framing; makes an AN4657 menu answer "Invalid Number"
-PROBE_LISTEN_S = 0.4  # how long the probe listens for menu text or YMODEM 'C's
-PROBE_MAX_BYTES = 4096
-IAP_DOWNLOAD_KEY = b"1"  # AN4657 main menu: "Download image to the internal Flash"
 REBOOT_TIMEOUT_S = 60.0  # the bootloader may swap two slots with real flash timings before the app answers
 REBOOT_POLL_S = 0.5
 NOISY_LINK_ATTEMPTS = 4  # transfers tried, each with blocks NOISY_LINK_SHRINK times smaller than the last
 NOISY_LINK_SHRINK = 4
-_IAP_MARKERS = (b"Main Menu", b"Download image", b"Invalid Number", b"IAP", b"Waiting for the file")
 
 
 class UpdateError(Stm32OtaError):
@@ -136,47 +132,11 @@ def _slot_json(slot: SlotInfo) -> dict[str, object]:
     }
 
 
-class _Probe:
-    """A tiny core: write one harmless byte, then listen for a while and keep what arrives."""
-
-    def __init__(self, listen: float = PROBE_LISTEN_S) -> None:
-        self.received = bytearray()
-        self._out = PROBE_BYTE
-        self._listen = listen
-        self._done = False
-
-    def receive_data(self, data: bytes) -> None:
-        room = PROBE_MAX_BYTES - len(self.received)
-        self.received += data[:room]
-
-    def handle_timeout(self) -> None:
-        self._done = True
-
-    def data_to_send(self) -> bytes:
-        out, self._out = self._out, b""
-        return out
-
-    def next_event(self) -> Event | None:
-        return None
-
-    @property
-    def timeout(self) -> float | None:
-        return self._listen
-
-    @property
-    def finished(self) -> bool:
-        return self._done
-
-
-def _looks_like_iap(data: bytes) -> bool:
-    return any(marker in data for marker in _IAP_MARKERS) or data.count(b"C") >= 2
-
-
 def detect_protocol(clock: Callable[[], float]) -> Generator[IoRequest, PumpResult, Literal["ota", "ymodem"]]:
     """Probe the line: an AN4657-style menu (or a receiver already sending 'C') means classic YMODEM."""
-    probe = _Probe()
+    probe = LineProbe()
     yield from pump(probe, clock())
-    return "ymodem" if _looks_like_iap(bytes(probe.received)) else "ota"
+    return "ymodem" if looks_like_iap(bytes(probe.received)) else "ota"
 
 
 def read_info(

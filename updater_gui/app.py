@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from protocol.errors import Stm32OtaError
 
 __all__ = ["INSTALL_HINT", "GuiUnavailable", "cmd_gui", "create_app"]
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "the desktop app needs PySide6: pip install 'stm32ota[gui]'"
 
@@ -56,4 +59,17 @@ def cmd_gui(args: argparse.Namespace) -> int:
         window.connect_device(EMULATED)
     elif args.port:
         window.connect_device(args.port)
-    return int(app.exec())  # type: ignore[attr-defined]
+    window.device_changed.connect(lambda device: _report(window, device))
+    if args.quit_after is not None:  # smoke tests: a real window for a few seconds, then exit cleanly
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(int(args.quit_after * 1000), window.close)
+    code = int(app.exec())  # type: ignore[attr-defined]
+    window.shutdown()
+    return code
+
+
+def _report(window: object, device: object) -> None:
+    target = getattr(window, "target", None)
+    if device is not None and target is not None:
+        log.info("connected to %s (%s)", target.url, getattr(device, "kind", "?"))

@@ -23,4 +23,5 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-b", "--baud", type=int, default=None, help="baud rate for --port")
     p.add_argument("--language", choices=("en", "zh_CN"), default=None, help="default: the system's, or the last")
     p.add_argument("--open", dest="image", default=None, metavar="FILE", help="open this firmware file")
+    p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS", help=argparse.SUPPRESS)
     p.set_defaults(handler=f"{_HANDLERS}:cmd_gui")

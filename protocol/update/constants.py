@@ -6,6 +6,8 @@ bytes.  ``docs/protocol.md`` quotes these values; a test keeps the two in step.
 
 from __future__ import annotations
 
+from ..baud import DEFAULT_BAUD  # the start rate, and the rate a failed baud switch falls back to
+
 __all__ = [
     "ACK_TIMEOUT_BASE_S",
     "BAUD_REVERT_MARGIN_S",
@@ -62,7 +64,6 @@ DEFAULT_DEFLATE_WBITS = 12  # 4 KiB history: fits a small C inflater (uzlib, min
 MAX_DEFLATE_WBITS = 15
 
 # --- timing -------------------------------------------------------------------------------------------------
-DEFAULT_BAUD = 115200  # the start rate, and the rate a failed baud switch falls back to
 COMMAND_TIMEOUT_S = 0.5  # silence before a command is sent again (same sequence number)
 COMMAND_RETRIES = 5  # resends of one command before ProtocolTimeoutError
 BUSY_REPORT_INTERVAL_S = 1.0  # a busy device sends a PROGRESS frame at least this often

@@ -503,6 +503,7 @@ class HostConnection:
         retries = BAUD_SYNC_RETRIES - 1 if self._state is _State.BAUD_SYNC else COMMAND_RETRIES
         self._pending = _Pending(ftype=ftype, seq=self._seq, frame=frame, retries_left=retries)
         self._busy = False
+        log.debug("-> %s (seq %d, %d B)", _frame_name(ftype), self._seq, len(payload))
         self._out.append(frame)
 
     def _line_time(self, nbytes: int) -> float:
@@ -578,6 +579,7 @@ class HostConnection:
         self._busy = False
         self._state = _State.IDLE
         ftype = pending.ftype
+        log.debug("<- %s OK (seq %d, %d B)", _frame_name(ftype), frame.seq, len(reply.body))
         if ftype == FrameType.INFO:
             self.info = DeviceInfo.decode(reply.body)
             self._queue.append(InfoReceived(info=self.info))
@@ -644,6 +646,7 @@ class HostConnection:
             return
         pending.retries_left -= 1
         self._busy = False
+        log.debug("no reply to %s (seq %d): sent again", _frame_name(pending.ftype), pending.seq)
         self._out.append(pending.frame)
 
     def _sync_timeout(self) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from .cli import add_port_arguments
+from .options import add_port_arguments
 
 if TYPE_CHECKING:
-    from .console import ConsoleReporter
-    from .sansio import Event
+    from ..console import ConsoleReporter
+    from ..sansio import Event
 
-_HANDLERS = "protocol.device_cli"
+_HANDLERS = "protocol.cli.device_cli"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -105,8 +105,8 @@ def _reporting(p: argparse.ArgumentParser) -> None:
 
 
 def _reporter(args: argparse.Namespace) -> tuple[ConsoleReporter, Any]:
-    from .console import ConsoleReporter
-    from .flow import FlowStep
+    from ..console import ConsoleReporter
+    from ..flow import FlowStep
 
     reporter = ConsoleReporter(quiet=args.quiet)
 
@@ -123,7 +123,7 @@ def _reporter(args: argparse.Namespace) -> tuple[ConsoleReporter, Any]:
 def _finish(args: argparse.Namespace, result: Any) -> int:
     import sys
 
-    from .console import write_json
+    from ..console import write_json
 
     if args.json:
         write_json(result.to_json())
@@ -135,8 +135,8 @@ def _finish(args: argparse.Namespace, result: Any) -> int:
 def cmd_ports(args: argparse.Namespace) -> int:
     import sys
 
-    from .console import format_ports, write_json
-    from .device_commands import list_serial_ports
+    from ..console import format_ports, write_json
+    from ..device_commands import list_serial_ports
 
     ports = list_serial_ports(args.names)
     if args.json:
@@ -151,8 +151,8 @@ def cmd_ports(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    from .device_commands import reset
-    from .link import SerialLink
+    from ..device_commands import reset
+    from ..link import SerialLink
 
     reporter, on_event = _reporter(args)
     try:
@@ -164,8 +164,8 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from .device_commands import confirm
-    from .link import SerialLink
+    from ..device_commands import confirm
+    from ..link import SerialLink
 
     reporter, on_event = _reporter(args)
     try:
@@ -177,8 +177,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from .device_commands import rollback
-    from .link import SerialLink
+    from ..device_commands import rollback
+    from ..link import SerialLink
 
     reporter, on_event = _reporter(args)
     try:
@@ -190,8 +190,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    from .device_commands import erase
-    from .link import SerialLink
+    from ..device_commands import erase
+    from ..link import SerialLink
 
     reporter, on_event = _reporter(args)
     try:
@@ -207,9 +207,9 @@ def cmd_read(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from .device_commands import read_slot
-    from .errors import Stm32OtaError
-    from .link import SerialLink
+    from ..device_commands import read_slot
+    from ..errors import Stm32OtaError
+    from ..link import SerialLink
 
     target = Path(args.output)
     if target.is_dir():
@@ -236,7 +236,7 @@ def cmd_read(args: argparse.Namespace) -> int:
             f"cannot write {target}: {err.strerror}", hint="check the path and its permissions"
         ) from err
     if args.json:
-        from .console import write_json
+        from ..console import write_json
 
         write_json({**result.to_json(), "output": str(target)})
         return 0
@@ -253,10 +253,10 @@ def cmd_terminal(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from .console import format_device_log
-    from .device_commands import terminal
-    from .link import SerialLink
-    from .sansio import DeviceLog
+    from ..console import format_device_log
+    from ..device_commands import terminal
+    from ..link import SerialLink
+    from ..sansio import DeviceLog
 
     deadline = None if args.duration is None else time.monotonic() + args.duration
     with SerialLink(args.port, args.baud) as link:
