@@ -31,6 +31,9 @@ def create_app(argv: list[str] | None = None) -> object:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    from . import qtfix
+
+    qtfix.install()
     app.setApplicationName("stm32ota updater")
     app.setOrganizationName("stm32ota")
     return app

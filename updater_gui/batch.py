@@ -291,7 +291,7 @@ class BatchView(QWidget):
         def work(cancel: CancelToken, adapter: EventAdapter) -> None:
             real = url
             if url == EMULATED:
-                real = pool.start(spec).port
+                real = pool.start(spec)
                 signals.port_known.emit(row, real)
             target = Target(real, baud)
             done: set[str] = set()

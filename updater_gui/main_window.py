@@ -43,7 +43,7 @@ from .inspection import FIRMWARE_SUFFIXES, FileSummary, Verdict, inspect_file, j
 from .log_console import LogConsole
 from .operations import DeviceSnapshot, EventAdapter, LogRecord, Snapshot, Target
 from .ports import EMULATED, PortEntry, list_serial_ports
-from .workers import ErrorInfo, Worker, start_worker
+from .workers import ErrorInfo, Worker, keep_gui_responsive, start_worker
 
 __all__ = ["BAUD_RATES", "MainWindow", "phase_label"]
 
@@ -104,6 +104,10 @@ class MainWindow(QMainWindow):
         poll_ports: bool = True,
     ) -> None:
         super().__init__()
+        from . import qtfix
+
+        qtfix.install()
+        keep_gui_responsive()
         self.settings = settings if settings is not None else QSettings("stm32ota", "updater")
         self.emulators = emulators if emulators is not None else EmulatorPool()
         self._own_emulators = emulators is None
@@ -562,7 +566,7 @@ class MainWindow(QMainWindow):
             real = url
             if url == EMULATED:
                 adapter.step("connect", "starting the emulated STM32")
-                real = pool.start(spec).port
+                real = pool.start(spec)
             target = Target(real, baud)
             return target, ops.read_device(target, cancel=cancel, adapter=adapter)
 

@@ -10,6 +10,7 @@ that logs a thousand lines a second costs the GUI thread twenty slots a second, 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,16 @@ __all__ = ["EMIT_INTERVAL_S", "ErrorInfo", "Worker", "WorkerSignals", "start_wor
 log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 0.05  # progress and log batches reach the GUI thread at most this often
+# Workers are Python threads: while one runs a core, the GUI thread waits for the GIL up to the interpreter's
+# switch interval (5 ms by default) per runnable worker.  1 ms keeps a batch of 8 under the 50 ms stall target
+# (benchmarks/gui.py: 123 ms -> 45 ms longest stall).
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
+def keep_gui_responsive() -> None:
+    """Shorten the GIL switch interval for this process (called once by the main window)."""
+    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
 @dataclass(frozen=True)
@@ -60,24 +71,27 @@ class Worker(QObject):
         self.name = name
         self.cancel_token = CancelToken()
         self._work = work
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # one emitter at a time (events may come from more than one thread)
         self._pending_logs: list[LogRecord] = []
         self._pending_snapshot: Snapshot | None = None
         self._last_emit = 0.0
+        self.adapter: EventAdapter | None = None  # set while the work runs (benchmarks feed it extra events)
 
     def cancel(self) -> None:
         self.cancel_token.cancel()
 
     # -- coalescing ------------------------------------------------------------------------------------------
     def _snapshot(self, snapshot: Snapshot) -> None:
-        self._pending_snapshot = snapshot
+        with self._lock:
+            self._pending_snapshot = snapshot
         if snapshot.total == 0 or snapshot.done >= snapshot.total:  # a new step: show it at once
             self._flush()
         else:
             self._maybe_flush()
 
     def _log(self, record: LogRecord) -> None:
-        self._pending_logs.append(record)
+        with self._lock:
+            self._pending_logs.append(record)
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
@@ -85,18 +99,19 @@ class Worker(QObject):
             self._flush()
 
     def _flush(self) -> None:
-        self._last_emit = time.monotonic()
-        if self._pending_logs:
+        with self._lock:
+            self._last_emit = time.monotonic()
             logs, self._pending_logs = self._pending_logs, []
-            self.signals.logs.emit(logs)
-        if self._pending_snapshot is not None:
+            if logs:
+                self.signals.logs.emit(logs)
             snapshot, self._pending_snapshot = self._pending_snapshot, None
-            self.signals.progress.emit(snapshot)
+            if snapshot is not None:
+                self.signals.progress.emit(snapshot)
 
     @Slot()
     def work(self) -> None:
         self.signals.started.emit()
-        adapter = EventAdapter(on_snapshot=self._snapshot, on_log=self._log)
+        adapter = self.adapter = EventAdapter(on_snapshot=self._snapshot, on_log=self._log)
         try:
             result = self._work(self.cancel_token, adapter)
         except Cancelled as err:
