@@ -155,7 +155,9 @@ def main() -> int:
     parser.add_argument("--boards", type=int, default=8, help="emulated boards in the batch load")
     parser.add_argument("--baud", type=int, default=921600)
     parser.add_argument(
-        "--emulator", choices=("subprocess", "thread"), default="subprocess",
+        "--emulator",
+        choices=("subprocess", "thread"),
+        default="subprocess",
         help="where the emulators run (default: child processes, like real boards; thread: in the app's process, "
         "where their pacing threads compete with the window for the GIL)",
     )
@@ -166,7 +168,12 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(settings, emulators=pool, emulator_spec=EmulatorSpec(baud=args.baud, process=args.emulator), poll_ports=False)
+        window = MainWindow(
+            settings,
+            emulators=pool,
+            emulator_spec=EmulatorSpec(baud=args.baud, process=args.emulator),
+            poll_ports=False,
+        )
         window.baud_combo.setCurrentText(str(args.baud))
         window.show()
         meter = StallMeter()

@@ -9,9 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QAbstractTableModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QCoreApplication,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
@@ -21,16 +30,14 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSpinBox,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionProgressBar,
     QStyleOptionViewItem,
-    QApplication,
-    QStyle,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
-from PySide6.QtGui import QPainter
 
 from protocol.errors import Stm32OtaError
 from protocol.flow import FlashOptions
@@ -91,7 +98,7 @@ def flash_board(
         if not verdict.ok:
             return BoardResult(target.url, device_id, False, verdict.reason, time.monotonic() - start, "")
         options = FlashOptions(protocol="ymodem" if device.kind == "iap" else "ota", baud=target.baud)
-        result, after = ops.flash(target, summary.data, summary.name, options, cancel=cancel, adapter=adapter)
+        _result, after = ops.flash(target, summary.data, summary.name, options, cancel=cancel, adapter=adapter)
         version = ""
         if after.info is not None:
             version = after.info.slot(0).version_text
@@ -123,8 +130,13 @@ class BatchModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return (QCoreApplication.translate("Batch", "Port"), QCoreApplication.translate("Batch", "Device id"), QCoreApplication.translate("Batch", "Phase"), QCoreApplication.translate("Batch", "Progress"),
-                    QCoreApplication.translate("Batch", "Result"))[section]
+            return (
+                QCoreApplication.translate("Batch", "Port"),
+                QCoreApplication.translate("Batch", "Device id"),
+                QCoreApplication.translate("Batch", "Phase"),
+                QCoreApplication.translate("Batch", "Progress"),
+                QCoreApplication.translate("Batch", "Result"),
+            )[section]
         return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
@@ -149,7 +161,7 @@ class BatchModel(QAbstractTableModel):
 class _ProgressDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
         bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(2, 2, -2, -2)  # type: ignore[attr-defined]
+        bar.rect = option.rect.adjusted(2, 2, -2, -2)
         bar.minimum = 0
         bar.maximum = 100
         bar.progress = int(float(index.data(Qt.ItemDataRole.UserRole) or 0) * 100)
@@ -332,8 +344,11 @@ class BatchView(QWidget):
         entry = self.model.rows[row]
         entry.device_id = result.device_id
         entry.ok = result.ok
-        entry.result = result.result if not result.ok else self.tr("ok, {version} in {seconds:.1f} s").format(
-            version=result.version, seconds=result.seconds)
+        entry.result = (
+            result.result
+            if not result.ok
+            else self.tr("ok, {version} in {seconds:.1f} s").format(version=result.version, seconds=result.seconds)
+        )
         entry.phase = "done" if result.ok else "error"
         entry.fraction = 1.0 if result.ok else entry.fraction
         self.model.row_changed(row)
@@ -362,7 +377,8 @@ class BatchView(QWidget):
         state = self.tr("running") if self.running else self.tr("idle")
         self.summary.setText(
             self.tr("{ok} flashed, {failed} failed, {boards} boards on {ports} ports ({state})").format(
-                ok=ok, failed=failed, boards=len(self.results), ports=self.model.rowCount(), state=state)
+                ok=ok, failed=failed, boards=len(self.results), ports=self.model.rowCount(), state=state
+            )
         )
 
     def stop(self) -> None:
@@ -380,7 +396,15 @@ class BatchView(QWidget):
             writer = csv.writer(f)
             writer.writerow(["port", "device_id", "image", "sha256", "result", "ok", "version", "seconds"])
             for r in self.results:
-                writer.writerow([
-                    r.port, r.device_id, summary.name if summary else "", summary.sha256 if summary else "",
-                    r.result, "yes" if r.ok else "no", r.version, f"{r.seconds:.2f}",
-                ])
+                writer.writerow(
+                    [
+                        r.port,
+                        r.device_id,
+                        summary.name if summary else "",
+                        summary.sha256 if summary else "",
+                        r.result,
+                        "yes" if r.ok else "no",
+                        r.version,
+                        f"{r.seconds:.2f}",
+                    ]
+                )

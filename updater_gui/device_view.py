@@ -81,7 +81,9 @@ class SlotTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             empty = slot.state is SlotState.EMPTY
             values = (
-                QCoreApplication.translate("SlotTable", "primary") if slot.index == 0 else QCoreApplication.translate("SlotTable", "secondary"),
+                QCoreApplication.translate("SlotTable", "primary")
+                if slot.index == 0
+                else QCoreApplication.translate("SlotTable", "secondary"),
                 state_label(slot.state),
                 "" if empty else slot.version_text,
                 "" if empty else human_bytes(slot.image_size),

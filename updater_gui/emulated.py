@@ -60,8 +60,22 @@ class EmulatorPool:
     def _start_subprocess(self, spec: EmulatorSpec) -> str:
         with self._lock:
             state = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stm32ota-gui-emu-"))
-        command = [sys.executable, "-m", "protocol", "emulate", "--mode", spec.mode, "--chip", spec.chip,
-                   "--baud", str(spec.baud), "--time-scale", "0", "--state", state]
+        command = [
+            sys.executable,
+            "-m",
+            "protocol",
+            "emulate",
+            "--mode",
+            spec.mode,
+            "--chip",
+            spec.chip,
+            "--baud",
+            str(spec.baud),
+            "--time-scale",
+            "0",
+            "--state",
+            state,
+        ]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         with self._lock:
             self._stack.callback(_stop, proc)

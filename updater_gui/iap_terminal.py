@@ -53,12 +53,12 @@ class IapTerminal(QWidget):
         self._keys: queue.Queue[bytes] = queue.Queue()
         self._signals = _TerminalSignals()
         self._signals.received.connect(self._show)
-        self.screen = QPlainTextEdit(self)
-        self.screen.setReadOnly(True)
-        self.screen.setMaximumBlockCount(MAX_BLOCKS)
+        self.output = QPlainTextEdit(self)
+        self.output.setReadOnly(True)
+        self.output.setMaximumBlockCount(MAX_BLOCKS)
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         font.setStyleHint(QFont.StyleHint.Monospace)
-        self.screen.setFont(font)
+        self.output.setFont(font)
         self.input = QLineEdit(self)
         self.send_button = QPushButton(self)
         self.file_button = QPushButton(self)
@@ -70,7 +70,7 @@ class IapTerminal(QWidget):
         row.addWidget(self.file_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.screen, 1)
+        layout.addWidget(self.output, 1)
         layout.addLayout(row)
         layout.addWidget(self.status)
         self.input.returnPressed.connect(self.send_keys)
@@ -139,15 +139,15 @@ class IapTerminal(QWidget):
             self._keys.put(keys.encode("latin-1", "replace"))
 
     def text(self) -> str:
-        return self.screen.toPlainText()
+        return str(self.output.toPlainText())
 
     def _show(self, data: bytes) -> None:
         text = data.decode("latin-1").replace("\r\n", "\n").replace("\r", "\n")
-        cursor = self.screen.textCursor()
+        cursor = self.output.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertText(text)
-        self.screen.setTextCursor(cursor)
-        self.screen.ensureCursorVisible()
+        self.output.setTextCursor(cursor)
+        self.output.ensureCursorVisible()
 
     def _ask_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, self.tr("Send file (YMODEM)"), "", "*")
@@ -169,8 +169,12 @@ class IapTerminal(QWidget):
 
         def work(cancel: CancelToken, adapter: EventAdapter) -> FlashResult:
             result, _snapshot = ops.flash(
-                target, data, path.name, FlashOptions(protocol="ymodem", baud=target.baud),
-                cancel=cancel, adapter=adapter,
+                target,
+                data,
+                path.name,
+                FlashOptions(protocol="ymodem", baud=target.baud),
+                cancel=cancel,
+                adapter=adapter,
             )
             return result
 
@@ -187,8 +191,11 @@ class IapTerminal(QWidget):
         return worker
 
     def _sent(self, result: FlashResult) -> None:
-        self.status.setText(self.tr("Sent {size} bytes with YMODEM at {time}.").format(
-            size=result.image_size, time=time.strftime("%H:%M:%S")))
+        self.status.setText(
+            self.tr("Sent {size} bytes with YMODEM at {time}.").format(
+                size=result.image_size, time=time.strftime("%H:%M:%S")
+            )
+        )
         self.send_finished.emit(True)
 
     def _send_failed(self, error: ErrorInfo) -> None:

@@ -67,7 +67,12 @@ def inspect_file(path: Path) -> FileSummary:
         firmware = load_firmware(data, fmt)
     except Stm32OtaError as err:
         return FileSummary(
-            path=path, data=data, format=fmt, kind="?", size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+            path=path,
+            data=data,
+            format=fmt,
+            kind="?",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
             problem=str(err),
         )
     binary = firmware.data

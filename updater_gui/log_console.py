@@ -206,7 +206,9 @@ class LogConsole(QWidget):
         self.count.setText(self.tr("{n} lines").format(n=self.model.rowCount()))
 
     def _ask_save(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Save log"), "stm32ota.log", self.tr("Log files (*.log *.txt)"))
+        path, _ = QFileDialog.getSaveFileName(
+            self, self.tr("Save log"), "stm32ota.log", self.tr("Log files (*.log *.txt)")
+        )
         if path:
             self.save(Path(path))
 

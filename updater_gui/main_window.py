@@ -398,7 +398,7 @@ class MainWindow(QMainWindow):
         self.url_edit.setText(str(self.settings.value("url", "")))
         geometry = self.settings.value("geometry")
         if geometry is not None:
-            self.restoreGeometry(geometry)  # type: ignore[arg-type]
+            self.restoreGeometry(geometry)
 
     def _save_settings(self) -> None:
         self.settings.setValue("baud", self.baud_combo.currentText())
@@ -497,9 +497,11 @@ class MainWindow(QMainWindow):
             done = self.progress.value() / 10
             resumable = self._cancelled_flash
             self.set_result(
-                lambda: self.tr("Cancelled ({done:.0f} %). Press Resume to continue where it stopped.").format(done=done)
-                if resumable
-                else self.tr("Cancelled."),
+                lambda: (
+                    self.tr("Cancelled ({done:.0f} %). Press Resume to continue where it stopped.").format(done=done)
+                    if resumable
+                    else self.tr("Cancelled.")
+                ),
                 "#b26a00",
             )
             self._last_snapshot = Snapshot(phase="cancelled")
@@ -611,11 +613,15 @@ class MainWindow(QMainWindow):
             for value in (self.chip_value, self.uid_value, self.loader_value):
                 value.setText(self.tr("not reported by an IAP menu"))
         elif info is not None:
-            self.kind_value.setText(self.tr("stm32ota bootloader, protocol {major}.{minor}").format(
-                major=info.protocol_version >> 8, minor=info.protocol_version & 0xFF))
+            self.kind_value.setText(
+                self.tr("stm32ota bootloader, protocol {major}.{minor}").format(
+                    major=info.protocol_version >> 8, minor=info.protocol_version & 0xFF
+                )
+            )
             self.chip_value.setText(
                 self.tr("0x{chip:03X}, board {board}, {flash} flash").format(
-                    chip=info.chip_id, board=info.board_id, flash=human_bytes(info.flash.size))
+                    chip=info.chip_id, board=info.board_id, flash=human_bytes(info.flash.size)
+                )
             )
             self.uid_value.setText(info.uid.hex())
             self.loader_value.setText(info.bootloader_version or "?")
@@ -626,7 +632,10 @@ class MainWindow(QMainWindow):
     def _ask_open(self) -> None:
         patterns = " ".join(f"*{s}" for s in FIRMWARE_SUFFIXES)
         path, _ = QFileDialog.getOpenFileName(
-            self, self.tr("Open firmware"), "", self.tr("Firmware ({patterns});;All files (*)").format(patterns=patterns)
+            self,
+            self.tr("Open firmware"),
+            "",
+            self.tr("Firmware ({patterns});;All files (*)").format(patterns=patterns),
         )
         if path:
             self.open_file(Path(path))
@@ -660,18 +669,25 @@ class MainWindow(QMainWindow):
             )
             key = summary.key_hash[:12] + "…" if summary.key_hash else self.tr("none")
             self.what_value.setText(
-                self.tr("signed image {version} ({fmt}, {size}), security counter {counter}, "
-                        "{sig} signature by key {key}{tag}").format(
-                    version=summary.version, fmt=fmt, size=human_bytes(summary.size),
+                self.tr(
+                    "signed image {version} ({fmt}, {size}), security counter {counter}, "
+                    "{sig} signature by key {key}{tag}"
+                ).format(
+                    version=summary.version,
+                    fmt=fmt,
+                    size=human_bytes(summary.size),
                     counter=summary.security_counter if summary.security_counter is not None else 0,
-                    sig=summary.signature_type or self.tr("no"), key=key, tag=tag,
+                    sig=summary.signature_type or self.tr("no"),
+                    key=key,
+                    tag=tag,
                 )
             )
         else:
             where = f" at 0x{summary.address:08X}" if summary.address is not None else ""
             self.what_value.setText(
                 self.tr("raw application ({fmt}, {size}{where}), not signed").format(
-                    fmt=fmt, size=human_bytes(summary.size), where=where)
+                    fmt=fmt, size=human_bytes(summary.size), where=where
+                )
             )
         self.digest_value.setText(summary.sha256[:32] + "…")
         self.digest_value.setToolTip(summary.sha256)
@@ -767,6 +783,7 @@ class MainWindow(QMainWindow):
             self._cancelled_flash = False
             res = self.last_result
             seconds = sum(p.seconds for p in res.phases)
+
             def render() -> str:
                 resumed = (
                     self.tr(", resumed at {offset}").format(offset=human_bytes(res.resumed_from))
@@ -787,7 +804,9 @@ class MainWindow(QMainWindow):
             self.progress.setValue(0)
         return worker
 
-    def _device_action(self, name: str, fn: Callable[..., DeviceSnapshot], done_text: Callable[[], str]) -> Worker | None:
+    def _device_action(
+        self, name: str, fn: Callable[..., DeviceSnapshot], done_text: Callable[[], str]
+    ) -> Worker | None:
         if self.target is None:
             self.show_error(ErrorInfo(self.tr("connect a device first")))
             return None
@@ -803,7 +822,11 @@ class MainWindow(QMainWindow):
         return self._run(name, work, done)
 
     def activate_and_reboot(self) -> Worker | None:
-        return self._device_action("activate", ops.activate_and_reboot, lambda: self.tr("Rebooted into the new image: confirm it when it works."))
+        return self._device_action(
+            "activate",
+            ops.activate_and_reboot,
+            lambda: self.tr("Rebooted into the new image: confirm it when it works."),
+        )
 
     def confirm(self) -> Worker | None:
         return self._device_action("confirm", ops.confirm, lambda: self.tr("The running image is confirmed."))

@@ -12,10 +12,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 pytest.importorskip("PySide6", reason="the desktop app needs PySide6 (pip install 'stm32ota[gui]')")
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings
 
-from updater_gui.emulated import EmulatorPool, EmulatorSpec  # noqa: E402
-from updater_gui.main_window import MainWindow  # noqa: E402
+from updater_gui.emulated import EmulatorPool, EmulatorSpec
+from updater_gui.main_window import MainWindow
 
 TIMEOUT_MS = 30_000
 FIRMWARE = Path(__file__).resolve().parents[2] / "assets" / "firmware"

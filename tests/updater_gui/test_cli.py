@@ -40,9 +40,7 @@ def test_gui_registers_its_options() -> None:
 
 def test_without_pyside6_one_line_says_how_to_install() -> None:
     code = (
-        "import sys; sys.modules['PySide6'] = None; "
-        + _WITH_ENTRY_POINT
-        + "sys.exit(cli.main(['gui', '--emulator']))"
+        "import sys; sys.modules['PySide6'] = None; " + _WITH_ENTRY_POINT + "sys.exit(cli.main(['gui', '--emulator']))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
     assert result.returncode == 1, result.stderr
@@ -54,10 +52,18 @@ def test_the_app_starts_in_a_real_x_window_under_xvfb(tmp_path: Path) -> None:
     from tests.conftest import require_tool
 
     xvfb = require_tool("xvfb-run", "apt-get install xvfb")
-    code = _WITH_ENTRY_POINT + "sys_exit = cli.main(['-v', 'gui', '--emulator', '--quit-after', '4']); raise SystemExit(sys_exit)"
+    code = (
+        _WITH_ENTRY_POINT
+        + "sys_exit = cli.main(['-v', 'gui', '--emulator', '--quit-after', '4']); raise SystemExit(sys_exit)"
+    )
     env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "XDG_CONFIG_HOME": str(tmp_path)}  # QSettings there
     result = subprocess.run(
-        [xvfb, "-a", sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT, env=env,
+        [xvfb, "-a", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=env,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]

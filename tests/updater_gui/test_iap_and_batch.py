@@ -19,7 +19,7 @@ def test_iap_terminal_menu_keys_and_ymodem_send(qtbot, tmp_path: Path, pool) -> 
         assert "IAP" in window.kind_value.text()
         assert window.tabs.currentWidget() is window.terminal
         terminal = window.terminal
-        qtbot.waitUntil(lambda: terminal.send_button.isEnabled(), timeout=TIMEOUT_MS)
+        qtbot.waitUntil(terminal.send_button.isEnabled, timeout=TIMEOUT_MS)
         terminal.send_keys("x")  # any key: the menu prints itself again
         qtbot.waitUntil(lambda: "Main Menu" in terminal.text() or "Download" in terminal.text(), timeout=TIMEOUT_MS)
         window.open_file(FIRMWARE / "demo-1.0.0.bin")
@@ -31,7 +31,7 @@ def test_iap_terminal_menu_keys_and_ymodem_send(qtbot, tmp_path: Path, pool) -> 
         emu = window.emulators.handles[0]
         data = (FIRMWARE / "demo-1.0.0.bin").read_bytes()
         assert emu.device.flash.read(IAP_APP_ADDRESS["stm32f407vg"], len(data)) == data
-        qtbot.waitUntil(lambda: terminal.send_button.isEnabled(), timeout=TIMEOUT_MS)  # the terminal is back
+        qtbot.waitUntil(terminal.send_button.isEnabled, timeout=TIMEOUT_MS)  # the terminal is back
     finally:
         window.shutdown()
 

@@ -85,8 +85,9 @@ def test_cancel_mid_transfer_then_flash_again_resumes(qtbot, tmp_path: Path, poo
         assert window.flash_button.isEnabled(), window.verdict_value.text()
         worker = window.flash()
         assert worker is not None
-        qtbot.waitUntil(lambda: window.progress.value() > 50 and "transfer" in window.progress.format(),
-                        timeout=TIMEOUT_MS)
+        qtbot.waitUntil(
+            lambda: window.progress.value() > 50 and "transfer" in window.progress.format(), timeout=TIMEOUT_MS
+        )
         with qtbot.waitSignal(window.operation_finished, timeout=TIMEOUT_MS) as blocker:
             window.cancel()
         assert blocker.args == ["flash", False]
@@ -116,9 +117,16 @@ def test_activate_reboot_confirm_and_roll_back(qtbot, tmp_path: Path, pool) -> N
 
         target, summary = window.target, window.summary
         options = FlashOptions(protocol="ota", reboot=False, confirm=False)
-        run(qtbot, window, lambda: window._run(
-            "flash", lambda c, a: ops.flash(target, summary.data, summary.name, options, cancel=c, adapter=a),
-            lambda r: window._set_device(r[1])), "flash")
+        run(
+            qtbot,
+            window,
+            lambda: window._run(
+                "flash",
+                lambda c, a: ops.flash(target, summary.data, summary.name, options, cancel=c, adapter=a),
+                lambda r: window._set_device(r[1]),
+            ),
+            "flash",
+        )
         assert window.device.info.slot(1).state in (SlotState.PENDING_TEST, SlotState.INACTIVE)
         run(qtbot, window, window.activate_and_reboot, "activate")
         primary = window.device.info.slot(0)

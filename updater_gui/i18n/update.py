@@ -37,7 +37,9 @@ def _tool(name: str) -> str:
 def lupdate(ts: Path) -> str:
     result = subprocess.run(
         [_tool("pyside6-lupdate"), "-no-obsolete", "-locations", "none", *map(str, sources()), "-ts", str(ts)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return result.stdout + result.stderr
 
