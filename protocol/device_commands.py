@@ -8,7 +8,7 @@ Plain functions that take the link first, as esptool's ``cmds.py`` does::
 
 They never print.  What happens along the way reaches ``on_event``: the cores'
 :class:`~protocol.sansio.Progress` and :class:`~protocol.sansio.DeviceLog` and the flow's
-:class:`~protocol.flow.FlowStep` milestones; each returns a result with a ``summary`` sentence and
+milestones as :class:`~protocol.progress.ProgressSnapshot` notes; each returns a result with a ``summary`` sentence and
 ``to_json()``.  Each command is also a generator of I/O requests (``reset_steps`` ...), built from the same
 pieces as the update flow (:func:`~protocol.flow.detect_protocol`, :func:`~protocol.flow.read_info`,
 :func:`~protocol.pump.pump`), so the asyncio driver and the GUI's worker run the same code.
@@ -34,8 +34,9 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from .crc import crc16_xmodem
 from .errors import DeviceError, PortError, ProtocolTimeoutError, Stm32OtaError
-from .flow import FlowStep, detect_protocol, image_digests, read_info
+from .flow import detect_protocol, image_digests, read_info
 from .link import SerialLink
+from .progress import Phase, PhaseStatus, ProgressSnapshot
 from .pump import IoRequest, PumpResult, Write, pump, with_deadline
 from .sansio import DeviceLog, Event, Progress
 from .update.constants import DIGEST_SIZE, FRAME_HEADER_SIZE, FRAME_TRAILER_SIZE, MAX_PAYLOAD, SOF
@@ -74,7 +75,6 @@ __all__ = [
     "rollback",
     "rollback_steps",
     "terminal",
-    "what_is_left",
 ]
 
 PRIMARY_SLOT = 0
@@ -257,28 +257,6 @@ def describe_running(info: DeviceInfo) -> str:
     return f"running {running.version_text} (confirmed){pending}"
 
 
-def what_is_left(info: DeviceInfo | None, port: str = "PORT") -> str | None:
-    """After an update that stopped early (``flash --no-reboot`` / ``--no-confirm``): what is left to do, with
-    the command that does it; ``None`` when nothing is."""
-    if info is None:
-        return None
-    secondary = _slot(info, SECONDARY_SLOT)
-    if secondary is not None and secondary.state is SlotState.PENDING_TEST:
-        return (
-            f"{secondary.version_text} waits in slot 1 for its test boot: `stm32ota reset -p {port}` boots it, "
-            f"then `stm32ota confirm -p {port}` keeps it"
-        )
-    if secondary is not None and secondary.state is SlotState.PENDING_PERMANENT:
-        return f"{secondary.version_text} waits in slot 1 to be installed: `stm32ota reset -p {port}` swaps it in"
-    running = _running(info)
-    if running is not None and running.state is SlotState.ACTIVE:
-        return (
-            f"{running.version_text} runs under test: `stm32ota confirm -p {port}` keeps it "
-            "(the next reset goes back to the previous image)"
-        )
-    return None
-
-
 def _slot_json(slot: SlotInfo | None) -> dict[str, object] | None:
     if slot is None:
         return None
@@ -318,6 +296,11 @@ IAP_UPLOAD_KEY = b"2"  # AN4657 main menu: "Upload image from the internal Flash
 IAP_UPLOAD_REQUESTS = 10  # 'C's sent (one a second) before the menu's upload counts as not starting
 
 
+def _step(phase: Phase, message: str) -> ProgressSnapshot:
+    """A milestone a person can read: a note of the progress model (no bytes), as the flow's own notes."""
+    return ProgressSnapshot(phase=phase, status=PhaseStatus.RUNNING, message=message)
+
+
 def _noop(event: Event) -> None:
     del event
 
@@ -332,7 +315,7 @@ def _connect(
 ) -> Generator[IoRequest, PumpResult, tuple[HostConnection, DeviceInfo]]:
     """Probe for an IAP menu (before any frame is sent), then INFO."""
     if not probed:
-        report(FlowStep(step="connect", message="probing the device"))
+        report(_step(Phase.PROBE, "probing the device"))
         protocol = yield from detect_protocol(clock)
         if protocol == "ymodem":
             raise _iap_error(command)
@@ -349,9 +332,9 @@ def _end_transfer(host: HostConnection, clock: Callable[[], float], report: Repo
     """A device still in the data phase of a transfer that was cut off refuses every other command with
     NOT_ALLOWED: end it with ABORT (the device keeps its resume record, so `flash` continues it later)."""
     report(
-        FlowStep(
-            step="abort",
-            message="the device was in the middle of a transfer: ending it first (`stm32ota flash` resumes it later)",
+        _step(
+            Phase.OTHER,
+            "the device was in the middle of a transfer: ending it first (`stm32ota flash` resumes it later)",
         )
     )
     host.abort()
@@ -409,7 +392,7 @@ def _reboot_and_wait(
     host: HostConnection, baud: int, clock: Callable[[], float], report: Report, timeout: float
 ) -> Generator[IoRequest, PumpResult, DeviceInfo]:
     yield from _execute(host, host.reboot, _completes, clock, report)
-    report(FlowStep(step="reboot", message="the device is restarting"))
+    report(_step(Phase.REBOOT, "the device is restarting"))
     info = yield from _wait_for_device(baud, clock, report, timeout)
     return info
 
@@ -576,7 +559,7 @@ def rollback_steps(
             raise DeviceError(str(err), status=err.status, hint=hint) from err
         raise
     target = secondary if secondary is not None and secondary.state is not SlotState.EMPTY else None
-    on_event(FlowStep(step="rollback", message="the device goes back to the previous image at the next reset"))
+    on_event(_step(Phase.OTHER, "the device goes back to the previous image at the next reset"))
     if not reboot:
         return RollbackResult(before=before, after=None, target=target)
     start = clock()
@@ -659,7 +642,7 @@ def erase_steps(
     seconds = clock() - start
     after: DeviceInfo | None = None
     if event.resetting:
-        on_event(FlowStep(step="reboot", message="the device erased its running image and restarts"))
+        on_event(_step(Phase.REBOOT, "the device erased its running image and restarts"))
         after = yield from _wait_for_device(baud, clock, on_event, timeout)
     else:
         after = yield from read_info(host, clock, on_event)
@@ -778,7 +761,7 @@ class _ChunkedReader:
                 if smaller < self._chunk:
                     self._chunk = smaller
                     self._report(
-                        FlowStep(step="read", message=f"damaged answers to {length}-byte reads: going on in {smaller}")
+                        _step(Phase.READ, f"damaged answers to {length}-byte reads: going on in {smaller}")
                     )
                 continue
             failures = 0
@@ -822,7 +805,7 @@ class _ChunkedReader:
 
 def _read_iap(clock: Callable[[], float], report: Report) -> Generator[IoRequest, PumpResult, ReadResult]:
     """An AN4657 menu's upload option: the application area by YMODEM (each block CRC-16 checked)."""
-    report(FlowStep(step="connect", message="classic YMODEM device (AN4657 IAP menu): choosing 'Upload image'"))
+    report(_step(Phase.PROBE, "classic YMODEM device (AN4657 IAP menu): choosing 'Upload image'"))
     yield Write(IAP_UPLOAD_KEY)
     receiver = YmodemReceiver(start_requests=IAP_UPLOAD_REQUESTS)
     parts: list[bytes] = []
@@ -834,7 +817,7 @@ def _read_iap(clock: Callable[[], float], report: Report) -> Generator[IoRequest
             parts.append(event.data)
         elif isinstance(event, FileStarted):
             size[0] = event.size
-            report(FlowStep(step="read", message=f"the IAP sends {event.name} ({event.size} bytes)"))
+            report(_step(Phase.READ, f"the IAP sends {event.name} ({event.size} bytes)"))
         elif isinstance(event, Progress):
             report(Progress(phase="read", done=event.done, total=event.total))
         else:
@@ -863,7 +846,7 @@ def _read_iap(clock: Callable[[], float], report: Report) -> Generator[IoRequest
 def read_slot_steps(
     slot: int, *, baud: int, clock: Callable[[], float], on_event: Report = _noop, raw: bool = False
 ) -> Generator[IoRequest, PumpResult, ReadResult]:
-    on_event(FlowStep(step="connect", message="probing the device"))
+    on_event(_step(Phase.PROBE, "probing the device"))
     if (yield from detect_protocol(clock)) == "ymodem":
         if slot != PRIMARY_SLOT or raw:
             raise _iap_error("read")

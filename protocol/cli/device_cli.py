@@ -106,16 +106,14 @@ def _reporting(p: argparse.ArgumentParser) -> None:
 
 def _reporter(args: argparse.Namespace) -> tuple[ConsoleReporter, Any]:
     from ..console import ConsoleReporter
-    from ..flow import FlowStep
+    from ..progress import Phase, PhaseStatus, ProgressSnapshot
 
     reporter = ConsoleReporter(quiet=args.quiet)
 
     def on_event(event: Event) -> None:
-        if isinstance(event, FlowStep):
-            if event.step != "connect":
-                reporter.message(event.message)
-        else:
-            reporter(event)
+        if isinstance(event, ProgressSnapshot) and event.phase is Phase.PROBE and event.status is PhaseStatus.RUNNING:
+            return  # "probing the device": not worth a line
+        reporter(event)
 
     return reporter, on_event
 

@@ -48,6 +48,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum, auto
 
+from ..crc import crc16_xmodem
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..sansio import ChangeBaud, Event
 from .constants import (
@@ -60,6 +61,7 @@ from .constants import (
     MAX_PAYLOAD,
     MAX_WINDOW,
     MIN_BLOCK_SIZE,
+    PROTOCOL_VERSION,
 )
 from .events import (
     AbortRequested,
@@ -88,6 +90,8 @@ from .messages import (
     EndRequest,
     EraseReply,
     EraseRequest,
+    InfoPiece,
+    InfoPieceRequest,
     LogLevel,
     LogRecord,
     Nak,
@@ -108,6 +112,8 @@ log = logging.getLogger(__name__)
 _INFLATE_CHUNK = 16384  # most bytes one inflate step may produce (bounds memory per BlockReceived)
 _NO_CACHE = frozenset({FrameType.PING, FrameType.INFO, FrameType.SYNC, FrameType.SET_LOG})
 _LOG_TEXT_MAX = MAX_PAYLOAD - 5
+_INFO_PIECE_MAX = MAX_PAYLOAD - 9  # REPLY header (3) and piece header (6)
+_PING_BODY = PROTOCOL_VERSION.to_bytes(2, "little")
 
 
 class _State(Enum):
@@ -124,6 +130,7 @@ class _Request:
     begin: BeginRequest | None = None
     baud: int = 0
     read: ReadRequest | None = None
+    piece: InfoPieceRequest | None = None
 
 
 class _Transfer:
@@ -252,9 +259,21 @@ class DeviceConnection:
 
     # -- owner answers ---------------------------------------------------------------------------------------
     def reply_info(self, info: DeviceInfo) -> None:
+        """Answer INFO with ``info``: the whole record, or the piece the host asked for (protocol 1.1)."""
         request = self._take(FrameType.INFO)
-        if request is not None:
-            self._reply(request.ftype, request.seq, Status.OK, info.encode(), request.payload)
+        if request is None:
+            return
+        record = info.encode()
+        piece = request.piece
+        if piece is None:
+            self._reply(request.ftype, request.seq, Status.OK, record, request.payload)
+            return
+        if piece.offset > len(record):
+            self._reply(request.ftype, request.seq, Status.BAD_ARGUMENT, payload=request.payload)
+            return
+        data = record[piece.offset : piece.offset + min(piece.length, _INFO_PIECE_MAX)]
+        body = InfoPiece(total=len(record), crc=crc16_xmodem(record), offset=piece.offset, data=data).encode()
+        self._reply(request.ftype, request.seq, Status.OK, body, request.payload)
 
     def accept_transfer(self, resume_offset: int = 0) -> None:
         """Accept BEGIN; the data phase starts at uncompressed ``resume_offset`` (0 unless resuming)."""
@@ -456,7 +475,9 @@ class DeviceConnection:
         return True
 
     def _dispatch(self, cmd: FrameType, seq: int, payload: bytes) -> None:
-        if cmd in (FrameType.PING, FrameType.SYNC):
+        if cmd == FrameType.PING:
+            self._reply(cmd, seq, Status.OK, _PING_BODY)  # the version tells the host INFO comes in pieces
+        elif cmd == FrameType.SYNC:
             self._reply(cmd, seq, Status.OK)
         elif cmd == FrameType.SET_LOG:
             if not payload:
@@ -473,8 +494,10 @@ class DeviceConnection:
                 self._events.append(AbortRequested())
             self._reply(cmd, seq, Status.OK)
         elif cmd == FrameType.INFO:
+            # an empty payload asks for the whole record (1.0); offset and length for a piece (1.1)
+            piece = InfoPieceRequest.decode(payload) if payload else None
             if not self._busy(cmd, seq):
-                self._request = _Request(cmd, seq, payload)
+                self._request = _Request(cmd, seq, payload, piece=piece)
                 self._events.append(InfoRequested())
         elif cmd == FrameType.BEGIN:
             self._on_begin(seq, payload, BeginRequest.decode(payload))

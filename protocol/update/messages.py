@@ -25,6 +25,8 @@ __all__ = [
     "EraseReply",
     "EraseRequest",
     "FlashLayout",
+    "InfoPiece",
+    "InfoPieceRequest",
     "LogLevel",
     "LogRecord",
     "Nak",
@@ -321,7 +323,13 @@ class DeviceInfo:
         if r.u8():
             slot, size, written = r.unpack("BII")
             partial = PartialTransfer(slot=slot, size=size, written=written, digest=r.take(DIGEST_SIZE))
-        version = r.take(r.u8()).decode("utf-8", "replace")
+        try:
+            version = r.take(r.u8()).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise RemoteProtocolError(
+                f"INFO: the bootloader version is not valid UTF-8 ({err.reason} at byte {err.start})",
+                hint="the bootloader sends a malformed INFO record: report it with `stm32ota --trace info`",
+            ) from None
         return cls(
             protocol_version=protocol_version,
             bootloader_version=version,
@@ -339,6 +347,45 @@ class DeviceInfo:
             key_hashes=keys,
             partial=partial,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoPieceRequest:
+    """INFO with a payload (protocol 1.1): ``length`` bytes of the encoded INFO record from ``offset``."""
+
+    offset: int
+    length: int
+
+    _S = struct.Struct("<HH")
+
+    def encode(self) -> bytes:
+        return self._S.pack(self.offset, self.length)
+
+    @classmethod
+    def decode(cls, data: bytes) -> InfoPieceRequest:
+        offset, length = _Reader(data, "INFO request").unpack("HH")
+        return cls(offset=offset, length=length)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoPiece:
+    """The reply to :class:`InfoPieceRequest`: the whole record's size and CRC-16, the piece's offset, its bytes."""
+
+    total: int
+    crc: int
+    offset: int
+    data: bytes
+
+    _S = struct.Struct("<HHH")
+
+    def encode(self) -> bytes:
+        return self._S.pack(self.total, self.crc, self.offset) + self.data
+
+    @classmethod
+    def decode(cls, data: bytes) -> InfoPiece:
+        r = _Reader(data, "INFO piece")
+        total, crc, offset = r.unpack("HHH")
+        return cls(total=total, crc=crc, offset=offset, data=r.rest())
 
 
 # --- commands and replies -----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "PROBE_LISTEN_S",
     "PROBE_MAX_BYTES",
     "LineProbe",
+    "is_iap_answer",
     "is_iap_menu",
     "is_start_request",
     "looks_like_iap",
@@ -45,6 +46,13 @@ def is_iap_menu(data: bytes) -> bool:
 def looks_like_iap(data: bytes) -> bool:
     """What a probe got back means a classic YMODEM device: a menu, or a receiver already asking with 'C's."""
     return any(marker in data for marker in (*IAP_MENU_MARKERS, IAP_WAITING_MARKER)) or data.count(b"C") >= 2
+
+
+def is_iap_answer(data: bytes) -> bool:
+    """Stricter than :func:`looks_like_iap`, for naming a device in an error: menu text, or nothing but YMODEM
+    'C's (line noise at a wrong baud rate holds a 'C' now and then)."""
+    markers = (*IAP_MENU_MARKERS, IAP_WAITING_MARKER)
+    return any(marker in data for marker in markers) or (data.count(b"C") >= 2 and not data.strip(b"C\r\n"))
 
 
 def is_start_request(data: bytes) -> bool:
