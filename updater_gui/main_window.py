@@ -57,6 +57,9 @@ MAX_RECENT = 8
 def phase_label(phase: str) -> str:
     labels = {
         "connect": QCoreApplication.translate("Phase", "connect"),
+        "probe": QCoreApplication.translate("Phase", "probe"),
+        "read": QCoreApplication.translate("Phase", "read back"),
+        "other": QCoreApplication.translate("Phase", "device work"),
         "info": QCoreApplication.translate("Phase", "read device"),
         "check": QCoreApplication.translate("Phase", "check image"),
         "erase": QCoreApplication.translate("Phase", "erase"),
@@ -782,7 +785,7 @@ class MainWindow(QMainWindow):
             self.last_result, device = result
             self._cancelled_flash = False
             res = self.last_result
-            seconds = sum(p.seconds for p in res.phases)
+            seconds = res.ended - res.started if res.ended > res.started else sum(p.seconds for p in res.phases)
 
             def render() -> str:
                 resumed = (

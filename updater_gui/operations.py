@@ -1,9 +1,9 @@
 """What the app does to a device, without Qt: each operation opens the port, runs flow pieces, closes it.
 
 The workers (:mod:`updater_gui.workers`) call these on their own thread.  Everything the flow reports goes
-through :class:`EventAdapter`, which turns the core's loose events (``Progress``, ``DeviceLog``, ``FlowStep``)
-into the two things the window renders: a :class:`Snapshot` (phase, bytes, rate, ETA, message) and a
-:class:`LogRecord`.  It is the one place to switch when the flow emits typed snapshots itself.
+through :class:`EventAdapter`, which turns the core's events into the two things the window renders: a
+:class:`Snapshot` (phase, bytes, rate, ETA, message: the flow's :class:`~protocol.progress.ProgressSnapshot`
+as the window needs it) and a :class:`LogRecord` (a device log line, or a phase's start/end message).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Literal
 
 from protocol.device_commands import confirm_steps, reset_steps, rollback_steps
 from protocol.errors import Cancelled, Stm32OtaError
-from protocol.flow import FlashOptions, FlashResult, FlowStep, detect_protocol, flash_image, read_info
+from protocol.flow import FlashOptions, FlashResult, detect_protocol, flash_image, read_info
 from protocol.link import CancelToken, SerialLink
-from protocol.progress import ProgressMeter
+from protocol.progress import PhaseStatus, ProgressMeter, ProgressSnapshot
 from protocol.pump import IoRequest, PumpResult, pump, with_deadline
 from protocol.sansio import DeviceLog, Event, Progress
 from protocol.update.events import CommandComplete
@@ -105,19 +105,27 @@ class EventAdapter:
     message: str = ""
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Progress):
-            report = self.meter.update(event, self.clock())
-            self.phase = event.phase
+        if isinstance(event, ProgressSnapshot):  # the flow's own meter measured it
+            self.phase = str(event.phase.value)
+            if event.message:
+                self.message = event.message
             self.on_snapshot(
                 Snapshot(
-                    phase=event.phase,
-                    done=report.done,
-                    total=report.total,
-                    rate=report.rate,
-                    eta=report.eta,
-                    message=self.message,
+                    phase=self.phase,
+                    done=event.done,
+                    total=event.total,
+                    rate=event.rate,
+                    eta=event.eta,
+                    message=event.message or self.message,
                 )
             )
+            if event.message and event.status is not PhaseStatus.RUNNING:
+                level = "error" if event.status is PhaseStatus.FAILED else "info"
+                self.on_log(LogRecord(time=time.time(), level=level, source=HOST, text=event.message))
+        elif isinstance(event, Progress):  # raw core progress (a command outside the flow): the same meter
+            snapshot = self.meter.progress(event, self.clock())
+            if snapshot is not None:
+                self(snapshot)
         elif isinstance(event, DeviceLog):
             self.on_log(
                 LogRecord(
@@ -128,8 +136,6 @@ class EventAdapter:
                     device_ms=event.timestamp_ms,
                 )
             )
-        elif isinstance(event, FlowStep):
-            self.step(event.step, event.message)
 
     def step(self, phase: str, message: str, level: str = "info") -> None:
         self.phase = "confirm" if phase == "boot" else phase
@@ -180,6 +186,11 @@ def flash(
             adapter.step("cancelled", "cancelled: the device keeps what it received; Flash resumes there", "warning")
             raise
         snapshot = _read(link, CancelToken(), adapter) if result.protocol == "ota" else DeviceSnapshot(kind="iap")
+    if result.complete or result.protocol == "ymodem":
+        adapter.step("done", "update complete")
+    else:
+        left = ", ".join(step.value for step in result.left_to_do)
+        adapter.step("done", f"image installed; left to do: {left}")
     return result, snapshot
 
 

@@ -514,6 +514,18 @@
         <translation>连接</translation>
     </message>
     <message>
+        <source>probe</source>
+        <translation>探测</translation>
+    </message>
+    <message>
+        <source>read back</source>
+        <translation>回读</translation>
+    </message>
+    <message>
+        <source>device work</source>
+        <translation>设备操作</translation>
+    </message>
+    <message>
         <source>read device</source>
         <translation>读取设备</translation>
     </message>
