@@ -194,6 +194,10 @@ class BatchView(QWidget):
         self.emulated.setRange(0, 32)
         self.emulated_label = QLabel(self)
         self.loop = QCheckBox(self)
+        self.every_new = QCheckBox(self)
+        self._known_ports: set[str] = set()
+        self._scanned = False
+        self._active = False
         self.start_button = QPushButton(self)
         self.stop_button = QPushButton(self)
         self.csv_button = QPushButton(self)
@@ -216,6 +220,7 @@ class BatchView(QWidget):
         spin.addWidget(self.emulated)
         left.addLayout(spin)
         left.addWidget(self.loop)
+        left.addWidget(self.every_new)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
@@ -238,6 +243,7 @@ class BatchView(QWidget):
         self.ports_label.setText(self.tr("Serial ports (tick to include):"))
         self.emulated_label.setText(self.tr("Emulated boards:"))
         self.loop.setText(self.tr("Loop: wait for the next board on each port"))
+        self.every_new.setText(self.tr("Flash every board that appears"))
         self.start_button.setText(self.tr("Flash all"))
         self.stop_button.setText(self.tr("Stop"))
         self.csv_button.setText(self.tr("Save CSV…"))
@@ -247,7 +253,12 @@ class BatchView(QWidget):
 
     @property
     def running(self) -> bool:
-        return bool(self._workers)
+        return bool(self._workers) or self._waiting
+
+    @property
+    def _waiting(self) -> bool:
+        """A run with "every board that appears" stays open for new ports until Stop."""
+        return self._active and self.every_new.isChecked()
 
     def _enable(self) -> None:
         self.start_button.setEnabled(not self.running)
@@ -255,14 +266,34 @@ class BatchView(QWidget):
         self.csv_button.setEnabled(bool(self.results))
 
     def refresh_ports(self, urls: list[str]) -> None:
+        """The machine's ports changed (plug/unplug).  With "every board that appears" ticked, a new port is
+        ticked, and during a run it gets a row of its own at once."""
         checked = set(self.selected_ports())
+        known, first = self._known_ports, not self._scanned
+        self._known_ports = {u for u in urls if u != EMULATED}
+        self._scanned = True
+        appeared = [u for u in urls if u != EMULATED and u not in known]
         self.ports.clear()
         for url in urls:
             if url == EMULATED:
                 continue
             item = QListWidgetItem(url, self.ports)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if url in checked else Qt.CheckState.Unchecked)
+            tick = url in checked or (self.every_new.isChecked() and url in appeared and not first)
+            item.setCheckState(Qt.CheckState.Checked if tick else Qt.CheckState.Unchecked)
+        if self.running and self.every_new.isChecked() and not first:
+            for url in appeared:
+                self.add_port(url)
+
+    def add_port(self, url: str) -> None:
+        """A new row for ``url`` in the running batch."""
+        summary = self.window_.summary
+        if summary is None or any(r.port == url for r in self.model.rows):
+            return
+        row = len(self.model.rows)
+        self.model.set_rows([*self.model.rows, BatchRow(port=url)])
+        self._start_row(row, url, self.window_.baud(), summary)
+        self._enable()
 
     def selected_ports(self) -> list[str]:
         return [
@@ -282,9 +313,10 @@ class BatchView(QWidget):
         urls = list(ports) if ports is not None else self.selected_ports()
         count = self.emulated.value() if emulated is None else emulated
         urls += [EMULATED] * count
-        if not urls:
+        if not urls and not self.every_new.isChecked():
             self.summary.setText(self.tr("Tick at least one port, or add emulated boards."))
             return False
+        self._active = True
         self.results = []
         self.model.set_rows([BatchRow(port=self.tr("emulated") if u == EMULATED else u) for u in urls])
         baud = self.window_.baud()
@@ -366,10 +398,11 @@ class BatchView(QWidget):
 
     def _row_finished(self, row: int) -> None:
         self._workers.pop(row, None)
+        if not self._workers and not self._waiting:
+            self._active = False
+            self.batch_finished.emit()
         self._enable()
         self._update_summary()
-        if not self._workers:
-            self.batch_finished.emit()
 
     def _update_summary(self) -> None:
         ok = sum(1 for r in self.results if r.ok)
@@ -382,8 +415,14 @@ class BatchView(QWidget):
         )
 
     def stop(self) -> None:
+        waiting = self._waiting
+        self._active = False
         for worker in list(self._workers.values()):
             worker.cancel()
+        if waiting and not self._workers:
+            self.batch_finished.emit()
+        self._enable()
+        self._update_summary()
 
     def _ask_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, self.tr("Save report"), "batch-report.csv", "CSV (*.csv)")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -255,9 +255,18 @@ class MainWindow(QMainWindow):
         self.rollback_button.clicked.connect(self.rollback)
         self.reset_button.clicked.connect(self.reset)
         self.cancel_button.clicked.connect(self.cancel)
-        self.flash_button.setShortcut(QKeySequence("Ctrl+F"))
-        self.cancel_button.setShortcut(QKeySequence("Esc"))
-        self.reset_button.setShortcut(QKeySequence("Ctrl+R"))
+        # window-wide shortcuts (a button's own shortcut is reset by setText on a language switch)
+        self.shortcuts: dict[str, QShortcut] = {}
+        for keys, slot in (
+            ("Ctrl+F", self.flash),
+            ("Esc", self.cancel),
+            ("Ctrl+R", self.reset),
+            ("Ctrl+K", self.confirm),
+            ("Ctrl+B", self.rollback),
+        ):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.activated.connect(slot)
+            self.shortcuts[keys] = shortcut
         action_row = QHBoxLayout()
         for button in (
             self.flash_button,
@@ -450,6 +459,8 @@ class MainWindow(QMainWindow):
         index = self.port_combo.findData(current)
         self.port_combo.setCurrentIndex(max(index, 0))
         self.port_combo.blockSignals(False)
+        if hasattr(self, "batch"):
+            self.batch.refresh_ports(self.port_urls())
 
     def port_urls(self) -> list[str]:
         return [str(self.port_combo.itemData(i)) for i in range(self.port_combo.count())]

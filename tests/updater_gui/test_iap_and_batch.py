@@ -64,3 +64,49 @@ def test_batch_refuses_a_bad_image_per_board(qtbot, window) -> None:
     assert [r.ok for r in batch.results] == [False, False]
     assert all(r.result for r in batch.results)
     assert batch.summary.text().startswith("0 flashed, 2 failed")
+
+
+def test_batch_flashes_every_board_that_appears(qtbot, window, monkeypatch) -> None:
+    """A board plugged in during the run (a port that appears in the port list) gets its own row."""
+    from protocol.device_commands import PortInfo
+    from updater_gui import ports
+    from updater_gui.emulated import EmulatorSpec
+
+    window.open_file(FIRMWARE / "demo-1.1.0.signed.bin")
+    listed: list[PortInfo] = []
+    monkeypatch.setattr(ports, "_list_ports", lambda: list(listed))
+    window.refresh_ports()
+    batch = window.batch
+    batch.every_new.setChecked(True)
+    assert batch.start(ports=[], emulated=0)  # nothing on the tray yet: waits
+    assert batch.running
+    port = window.emulators.start(EmulatorSpec(baud=0))
+    listed.append(PortInfo(device=port, description="pseudo-terminal", hwid="n/a"))
+    window.refresh_ports()  # what the plug/unplug timer does
+    assert [r.port for r in batch.model.rows] == [port]
+    qtbot.waitUntil(lambda: len(batch.results) == 1, timeout=TIMEOUT_MS)
+    assert batch.results[0].ok, batch.results[0].result
+    with qtbot.waitSignal(batch.batch_finished, timeout=TIMEOUT_MS):
+        batch.stop()
+    assert not batch.running
+
+
+def test_drop_a_file_on_the_window(qtbot, window) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(FIRMWARE / "demo-1.0.0.hex"))])
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    window.dropEvent(event)
+    assert window.summary is not None and window.summary.format == "hex"
+    assert "HEX" in window.what_value.text()
+
+
+def test_shortcuts(qtbot, window) -> None:
+    assert set(window.shortcuts) == {"Ctrl+F", "Esc", "Ctrl+R", "Ctrl+K", "Ctrl+B"}
+    assert window.open_action.shortcut().toString() == "Ctrl+O"
+    window.shortcuts["Ctrl+F"].activated.emit()  # no device: the refusal is a sentence in the window
+    assert "cannot flash: connect a device first" in window.result_value.text()

@@ -39,6 +39,10 @@
         <translation>循环：每个端口等待下一块板</translation>
     </message>
     <message>
+        <source>Flash every board that appears</source>
+        <translation>烧录每块新接入的板</translation>
+    </message>
+    <message>
         <source>Flash all</source>
         <translation>全部烧录</translation>
     </message>
