@@ -720,6 +720,9 @@ class MainWindow(QMainWindow):
             neutral = self.device is None and not self.summary.problem
             if neutral:
                 text = self.tr("connect a device to check the file against it")
+            elif self.verdict.slug == "same-version":  # typically: just flashed it; not a mistake
+                neutral = True
+                text = self.tr("The device already runs this version; tick “Reinstall same version” to flash it again.")
             elif self.verdict.ok:
                 text = self.tr("Ready to flash: {reason}").format(reason=self.verdict.reason)
             else:

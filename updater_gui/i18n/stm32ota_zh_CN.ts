@@ -447,6 +447,10 @@
         <translation>连接设备后将针对该设备检查此文件</translation>
     </message>
     <message>
+        <source>The device already runs this version; tick “Reinstall same version” to flash it again.</source>
+        <translation>设备已在运行此版本；如需再次烧录，请勾选“重装相同版本”。</translation>
+    </message>
+    <message>
         <source>Ready to flash: {reason}</source>
         <translation>可以烧录：{reason}</translation>
     </message>
