@@ -39,9 +39,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from protocol.drivers import CancelToken
 from protocol.errors import Stm32OtaError
 from protocol.flow import FlashOptions
-from protocol.link import CancelToken
 
 from . import operations as ops
 from .emulated import EmulatorPool, EmulatorSpec

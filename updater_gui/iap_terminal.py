@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from protocol.drivers import CancelToken, SerialLink
 from protocol.flow import FlashOptions, FlashResult
-from protocol.link import CancelToken, SerialLink
 
 from . import operations as ops
 from .operations import EventAdapter, Target

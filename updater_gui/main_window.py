@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from protocol.drivers import CancelToken
 from protocol.flow import FlashOptions, FlashResult
-from protocol.link import CancelToken
 
 from . import operations as ops
 from .device_view import FlashLayoutBar, SlotTableModel, human_bytes

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from protocol.device_commands import confirm_steps, reset_steps, rollback_steps
-from protocol.errors import Cancelled, Stm32OtaError
+from protocol.drivers import CancelToken, SerialLink
+from protocol.errors import Cancelled
 from protocol.flow import FlashOptions, FlashResult, detect_protocol, flash_image, read_info
-from protocol.link import CancelToken, SerialLink
 from protocol.progress import PhaseStatus, ProgressMeter, ProgressSnapshot
-from protocol.pump import IoRequest, PumpResult, pump, with_deadline
+from protocol.pump import IoRequest, PumpResult, pump
 from protocol.sansio import DeviceLog, Event, Progress
 from protocol.update.events import CommandComplete
 from protocol.update.host import HostConnection
@@ -174,15 +174,14 @@ def flash(
     cancel: CancelToken,
     adapter: EventAdapter,
 ) -> tuple[FlashResult, DeviceSnapshot]:
-    """The whole update; on a cancel, tell the device (ABORT) so the next flash resumes at once."""
+    """The whole update.  On a cancel the flow tells the device (the drivers' cancel contract), so the next
+    flash resumes at once where this one stopped."""
     with SerialLink(target.url, target.baud) as link:
         try:
             result = link.execute(
                 flash_image(image, options, on_event=adapter, clock=time.monotonic, name=name), cancel=cancel
             )
-        except Cancelled:
-            if result_protocol(options) == "ota":
-                _abort(link)
+        except Cancelled:  # the flow's own cleanup has told the device (ABORT, or CAN CAN for YMODEM)
             adapter.step("cancelled", "cancelled: the device keeps what it received; Flash resumes there", "warning")
             raise
         snapshot = _read(link, CancelToken(), adapter) if result.protocol == "ota" else DeviceSnapshot(kind="iap")
@@ -192,20 +191,6 @@ def flash(
         left = ", ".join(step.value for step in result.left_to_do)
         adapter.step("done", f"image installed; left to do: {left}")
     return result, snapshot
-
-
-def result_protocol(options: FlashOptions) -> str:
-    return "ymodem" if options.protocol == "ymodem" else "ota"
-
-
-def _abort(link: SerialLink) -> None:
-    """Best effort: stop the device's data phase (it keeps its resume record)."""
-    try:
-        host = HostConnection(baud=link.baud)
-        host.abort()
-        link.execute(with_deadline(_command(host, lambda _e: None), time.monotonic() + 2.0))
-    except (Stm32OtaError, OSError) as err:
-        log.warning("could not abort on the device: %s", err)
 
 
 def _activate(target: Target, adapter: EventAdapter, cancel: CancelToken, permanent: bool) -> None:

@@ -1,6 +1,6 @@
 """Serial work off the GUI thread, after superqt's ``_qthreading``: a worker is a QObject with no widgets whose
 signals live on a separate :class:`WorkerSignals`; an exception in the work becomes ``errored`` (a sentence
-and a hint, never a traceback); cancelling is cooperative through the :class:`~protocol.link.CancelToken` the
+and a hint, never a traceback); cancelling is cooperative through the :class:`~protocol.drivers.CancelToken` the
 drivers check between I/O steps.
 
 Progress and log lines are coalesced here (at most one emission per :data:`EMIT_INTERVAL_S`), so a device
@@ -19,8 +19,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from protocol.drivers import CancelToken
 from protocol.errors import Cancelled, Stm32OtaError
-from protocol.link import CancelToken
 
 from .operations import EventAdapter, LogRecord, Snapshot
 
@@ -83,8 +83,11 @@ class Worker(QObject):
     # -- coalescing ------------------------------------------------------------------------------------------
     def _snapshot(self, snapshot: Snapshot) -> None:
         with self._lock:
+            pending = self._pending_snapshot
+            if pending is not None and pending.phase != snapshot.phase:
+                self._flush()  # a phase's last figures are shown before the next phase replaces them
             self._pending_snapshot = snapshot
-        if snapshot.total == 0 or snapshot.done >= snapshot.total:  # a new step: show it at once
+        if snapshot.total == 0 or snapshot.done >= snapshot.total:  # a step starts or ends: show it at once
             self._flush()
         else:
             self._maybe_flush()

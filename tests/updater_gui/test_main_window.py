@@ -35,7 +35,8 @@ def test_inspect_an_image_and_flash_it_with_progress(qtbot, window) -> None:
     assert window.last_result is not None and window.last_result.image_size == summary.size
     assert window.result_value.text().startswith("Done")
     assert window.progress.value() == 1000
-    assert any(s.phase == "transfer" and s.total for s in snapshots)
+    transfer = [s for s in snapshots if s.phase == "transfer" and s.total]
+    assert transfer and transfer[-1].done == transfer[-1].total
     primary = window.device.info.slot(0)
     assert primary.version_text == "1.1.0+0" and primary.state is SlotState.CONFIRMED
     assert window.slot_model.data(window.slot_model.index(0, 2)) == "1.1.0+0"
