@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "protocol.image_cli": ("keygen", "getpub", "sign", "verify", "inspect"),
     "emulator.cli": ("emulate",),
     "emulator.demo_cli": ("demo",),
+    "relay.gateway_cli": ("gateway",),
     "relay.cli": (),
     "updater_gui.cli": (),
 }

@@ -29,7 +29,6 @@ __all__ = ["ArtifactCache", "firmware_of"]
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
 DOWNLOAD_ATTEMPTS = 8
 _HASHES = ("sha256", "sha1", "md5")  # strongest first: the cache key
 
@@ -118,6 +117,7 @@ class ArtifactCache:
                 headers["Range"] = f"bytes={have}-"
                 headers["If-Range"] = validator
             elif have:
+                log.info("%s: %d bytes kept, but no ETag or Last-Modified to resume against", artifact.filename, have)
                 have = 0  # nothing to tell the server which file the bytes came from: start over
             try:
                 await self._get(controller_id, url, headers, part, have, artifact, meta_path, on_progress)
@@ -167,7 +167,7 @@ class ArtifactCache:
             await asyncio.to_thread(meta_path.write_text, json.dumps(meta))
             with await asyncio.to_thread(open, part, "ab" if append else "wb") as out:
                 written = have if append else 0
-                async for chunk in r.content.iter_chunked(CHUNK):
+                async for chunk in r.content.iter_any():  # what arrived, so a cut keeps it
                     if written + len(chunk) > artifact.size:
                         raise ArtifactError(f"{artifact.filename}: the server sends more than {artifact.size} bytes")
                     await asyncio.to_thread(_write, out, chunk)

@@ -98,6 +98,7 @@ class PortWorker:
         self._logs: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self._log_batch: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
+        self._link: AsyncSerialLink | None = None
 
     def wake(self) -> None:
         """Poll now (the server's event stream said something changed, or a test wants it)."""
@@ -121,6 +122,7 @@ class PortWorker:
                 await asyncio.sleep(min(REOPEN_MAX_S, REOPEN_MIN_S * 2**failures))
                 failures += 1
                 continue
+            self._link = link
             try:
                 await self._serve(link)
                 failures = 0
@@ -131,7 +133,9 @@ class PortWorker:
                 await asyncio.sleep(min(REOPEN_MAX_S, REOPEN_MIN_S * 2 ** min(failures, 6)))
             finally:
                 with contextlib.suppress(Exception):
-                    await link.close()
+                    if self._link is not None:
+                        await self._link.close()  # the link a failed attempt reopened, if it did
+                self._link = None
 
     async def _read_info(self, link: AsyncSerialLink) -> DeviceInfo:
         info: DeviceInfo = await link.execute(
@@ -162,9 +166,9 @@ class PortWorker:
     async def _sleep(self, poll: Poll) -> None:
         cfg = self.gw.config
         interval = min(poll.sleep, cfg.max_poll_interval) * (1 + random.uniform(-cfg.poll_jitter, cfg.poll_jitter))
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError):  # a wake() while we polled counts: cleared only once seen
             await asyncio.wait_for(self._wake.wait(), timeout=max(interval, 0.05))
+        self._wake.clear()
 
     def config_data(self, info: DeviceInfo) -> dict[str, str]:
         cfg = self.gw.config
@@ -372,7 +376,8 @@ class PortWorker:
         while True:
             await asyncio.sleep(delay)
             try:
-                return await AsyncSerialLink.open(self.port.url, self.port.baud)
+                self._link = await AsyncSerialLink.open(self.port.url, self.port.baud)
+                return self._link
             except (PortError, OSError) as err:
                 self._set(state="absent", message=f"device gone: {err}")
                 delay = min(REOPEN_MAX_S, delay * 2)

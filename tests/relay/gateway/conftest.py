@@ -36,8 +36,11 @@ def cid_for(index: int) -> str:
 @contextlib.contextmanager
 def emulated_device(state_dir: Path, index: int, **kwargs: Any) -> Iterator[EmulatorHandle]:
     """A fresh emulated STM32F407 (unthrottled line, instant flash) running demo 1.0.0 confirmed."""
-    if not (state_dir / "flash.bin").exists():
-        factory_program(state_dir, OLD)
+    if not (state_dir / "state.json").exists():
+        if kwargs.get("chip", "stm32f407vg") == "stm32f407vg":
+            factory_program(state_dir, OLD)
+        else:
+            state_dir.mkdir(parents=True, exist_ok=True)  # another chip: blank, in its bootloader
         (state_dir / "state.json").write_text(json.dumps({"uid": uid_for(index)}))
     with running_emulator(mode="ota", baud=0, time_scale=0, state_dir=state_dir, **kwargs) as emu:
         yield emu
@@ -54,17 +57,13 @@ def devices(tmp_path: Path) -> Iterator[Callable[..., EmulatorHandle]]:
 
 
 def gateway_for(server: str, ports: list[str], state: Path, **overrides: Any) -> Gateway:
-    config = load_config(
-        None,
-        server=server,
-        ports=ports,
-        state_dir=state,
-        listen="127.0.0.1:0",
-        trusted_keys=[DEV_PUB],
-        request_timeout=10.0,
-        progress_interval=0.2,
-        **overrides,
-    )
+    settings: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "trusted_keys": [DEV_PUB],
+        "request_timeout": 10.0,
+        "progress_interval": 0.2,
+    }
+    config = load_config(None, server=server, ports=ports, state_dir=state, **{**settings, **overrides})
     return Gateway(config, time_factor=0.05)
 
 
