@@ -42,7 +42,7 @@ SENDER_GRACE_S = 5.0  # how long a sender may linger after rb exited before it i
 _OURS = """
 import resource, sys, os
 from protocol.cli import main
-import protocol.ymodem_commands  # imported lazily by the command: a one-time cost, not the transfer's
+import protocol.cli.ymodem_commands  # imported lazily by the command: a one-time cost, not the transfer's
 t = resource.getrusage(resource.RUSAGE_SELF)
 rc = main(["send", "-p", sys.argv[1], "-q", sys.argv[2]])
 u = resource.getrusage(resource.RUSAGE_SELF)
@@ -151,7 +151,7 @@ def main() -> int:
     if args.sender:
         senders = {keys[k]: senders[keys[k]] for k in args.sender}
     # compile the modules once, as installing does, so no run pays for it
-    subprocess.run([sys.executable, "-c", "import protocol.cli, protocol.ymodem_commands"], env=_ENV, check=True)
+    subprocess.run([sys.executable, "-c", "import protocol.cli, protocol.cli.ymodem_commands"], env=_ENV, check=True)
     mib = args.size / (1 << 20)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "payload.bin"

@@ -8,11 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from protocol.console import ConsoleReporter, format_phase_report, write_json
+from protocol.console import ConsoleReporter, format_flash_summary, format_next_steps, write_json
 from protocol.errors import Stm32OtaError
-from protocol.flow import FlashOptions, FlowStep, flash_image, read_info
+from protocol.flow import FlashOptions, flash_image, read_info
 from protocol.link import SerialLink
-from protocol.sansio import Event
 from protocol.update.host import HostConnection
 from protocol.update.messages import DeviceInfo
 
@@ -64,12 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     old_image = demo_firmware("demo-1.0.0.signed.bin").read_bytes()
     reporter = ConsoleReporter(quiet=args.json)
 
-    def on_event(event: Event) -> None:
-        if isinstance(event, FlowStep):
-            reporter.message(f"-- {event.message}")
-        else:
-            reporter(event)
-
+    on_event = reporter
     with tempfile.TemporaryDirectory(prefix="stm32ota-demo-") as tmp:
         state_dir = Path(args.state) if args.state else Path(tmp)
         factory_program(state_dir, old_image)
@@ -99,5 +93,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         write_json(result.to_json())
     else:
-        sys.stderr.write(format_phase_report(result.phases) + "\n")
+        sys.stderr.write(format_flash_summary(result) + "\n" + format_next_steps(result, "PORT") + "\n")
     return 0

@@ -100,6 +100,11 @@ class DeviceContext:
         """The device's current UART rate."""
         return self._device.line.baud
 
+    @property
+    def paced(self) -> bool:
+        """False on an unthrottled line (``baud=0``): bytes leave at once, whatever the rate says."""
+        return bool(self._device.line.pacing)
+
     def now(self) -> float:
         """Monotonic seconds."""
         return time.monotonic()

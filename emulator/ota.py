@@ -19,10 +19,16 @@ The agent owns a :class:`protocol.update.device.DeviceConnection` and answers it
 * VERIFY: every MCUboot check; a failure is the status mapped from the ``ImageError`` ``reason``.
 * ACTIVATE: check, then write the secondary trailer (magic; ``image_ok`` too when permanent).
 * REBOOT (after the reply drained), CONFIRM (``boot_set_confirmed``), ROLLBACK, ABORT, baud switch.
+* ERASE: slot 0 or 1 only (the bootloader, scratch and state areas have no slot index), sector by sector with
+  PROGRESS before each (the CPU stalls while its bank erases); the slot the running image lives in only with
+  the force flag, and then the device resets into its bootloader (serial recovery) after the reply.
+* READ: slot-relative ranges of slot 0 or 1, as bytes (at most ``max_block`` per request) or as the SHA-256
+  of a range.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,8 +55,10 @@ from protocol.update.events import (
     BaudChangeRequested,
     BlockReceived,
     ConfirmRequested,
+    EraseRequested,
     InfoRequested,
     LoggingChanged,
+    ReadRequested,
     RebootRequested,
     RollbackRequested,
     TransferEnded,
@@ -250,7 +258,8 @@ class OtaPersonality:
             ctx = self._c
             now = ctx.now()
             baud = max(1, ctx.baud)
-            self._tx_free_at = max(now, self._tx_free_at) + len(data) * BITS_PER_BYTE / baud
+            if getattr(ctx, "paced", True):  # an unthrottled test line sends at once (a READ reply is 4 KiB)
+                self._tx_free_at = max(now, self._tx_free_at) + len(data) * BITS_PER_BYTE / baud
             ctx.write(data)
 
     def say(self, level: int, text: str) -> None:
@@ -381,6 +390,10 @@ class OtaPersonality:
                 self.say(LogLevel.INFO, "boot: reset requested by the host")
                 self._flush()
                 self._reset_at = max(self._c.now(), self._tx_free_at) + REBOOT_DRAIN_MARGIN_S
+            elif isinstance(event, EraseRequested):
+                self._on_erase(event)
+            elif isinstance(event, ReadRequested):
+                self._on_read(event)
             elif isinstance(event, BaudChangeRequested):
                 conn.complete()
             elif isinstance(event, ChangeBaud):
@@ -745,6 +758,60 @@ class OtaPersonality:
             return Status.NO_ROLLBACK
         self.say(LogLevel.INFO, "boot: the previous image runs again after the next reset")
         return Status.OK
+
+    # -- ERASE and READ --------------------------------------------------------------------------------------
+    def _on_erase(self, event: EraseRequested) -> None:
+        conn = self._conn
+        slot = self._slot(event.slot)
+        if slot is None:
+            self.say(LogLevel.WARNING, f"ota: there is no slot {event.slot} to erase (slots: 0, 1)")
+            conn.reject(Status.BAD_SLOT)
+            return
+        running = slot is self._boot.primary and self.result is not None and self.result.image is not None
+        if running and not event.force:
+            self.say(LogLevel.WARNING, "ota: not erasing the primary slot: the running image lives there")
+            conn.reject(Status.SLOT_IN_USE)
+            return
+        flash = self._c.flash
+        done = 0
+        try:
+            for sector in slot.sectors:
+                self._progress("erase", done, slot.size, force=True)  # before the CPU stalls on the erase
+                if not flash.is_erased(sector.start, sector.size):
+                    flash.erase_sector(sector.index)
+                done += sector.size
+        except FlashError as err:
+            self.say(LogLevel.ERROR, f"ota: erasing the {slot.name} slot failed: {err}")
+            conn.reject(Status.ERASE_FAILED)
+            return
+        self._progress("erase", slot.size, slot.size, force=True)
+        if slot is self._boot.secondary:
+            self._store.pop("partial", None)  # nothing left to resume
+        if running:
+            self.app = None  # its code is gone
+            self.say(LogLevel.WARNING, "ota: the running image is erased: resetting into the bootloader")
+            conn.reply_erase(slot.size, resetting=True)
+            self._flush()
+            self._reset_at = max(self._c.now(), self._tx_free_at) + REBOOT_DRAIN_MARGIN_S
+            return
+        self.say(LogLevel.INFO, f"ota: {slot.name} slot erased ({slot.size} bytes)")
+        conn.reply_erase(slot.size)
+
+    def _on_read(self, event: ReadRequested) -> None:
+        conn = self._conn
+        slot = self._slot(event.slot)
+        if slot is None:
+            conn.reject(Status.BAD_SLOT)
+            return
+        if event.offset + event.length > slot.size:
+            conn.reject(Status.BAD_ARGUMENT)
+            return
+        data = self._c.flash.read(slot.start + event.offset, event.length)
+        if event.digest:
+            self._progress("verify", 0, event.length, force=True)
+            conn.reply_digest(hashlib.sha256(data).digest())
+        else:
+            conn.reply_read(data)
 
     # -- keys ------------------------------------------------------------------------------------------------
     def _load_keys(self, paths: Sequence[Path]) -> list[PublicKey]:

@@ -8,10 +8,13 @@ the same code::
         result = link.execute(flash_image(image, FlashOptions(), on_event=reporter, clock=time.monotonic),
                               cancel=token)
 
-It reports through ``on_event``: the cores' :class:`~protocol.sansio.Progress` and
-:class:`~protocol.sansio.DeviceLog`, plus :class:`FlowStep` milestones a person can read.  Cancelling is
-cooperative: the driver checks its :class:`~protocol.link.CancelToken` between I/O steps; the device keeps its
-resume record, so the next run continues where this one stopped.
+It reports through ``on_event``: :class:`~protocol.progress.ProgressSnapshot` (one per phase start and end,
+and while bytes move; built by the flow's one :class:`~protocol.progress.ProgressMeter`) and the device's
+:class:`~protocol.sansio.DeviceLog` lines.  The result (:class:`FlashResult`) carries the phases in the order
+they ran, the totals, the compression and the line rate the data phase used (taken from the flow's own
+:class:`~protocol.pump.SetBaud` requests, so it cannot disagree with the link).  Cancelling is cooperative:
+the driver checks its :class:`~protocol.link.CancelToken` between I/O steps; the device keeps its resume
+record, so the next run continues where this one stopped.
 """
 
 from __future__ import annotations
@@ -19,25 +22,35 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Literal
+from enum import StrEnum
+from typing import Literal, TypeVar
 
-from .errors import DeviceError, ImageError, LinkTooNoisyError, ProtocolTimeoutError, Stm32OtaError
+from .errors import (
+    DeviceError,
+    ImageError,
+    LinkTooNoisyError,
+    ProtocolTimeoutError,
+    RemoteProtocolError,
+    Stm32OtaError,
+)
 from .image import TrustedKey, parse_image
 from .preflight import GENERIC_IAP, check_application, check_image
-from .progress import PhaseTiming, ProgressMeter
-from .pump import IoRequest, PumpResult, SetBaud, Write, pump, with_deadline
-from .sansio import Event, Progress
-from .update.constants import MIN_BLOCK_SIZE
+from .progress import Phase, PhaseTiming, ProgressMeter, ProgressSnapshot
+from .pump import IoRequest, PumpResult, Read, SetBaud, Write, pump, with_deadline
+from .sansio import DeviceLog, Event, Progress
+from .update.constants import DEFAULT_BAUD, MIN_BLOCK_SIZE
 from .update.events import BaudChanged, BaudChangeFailed, CommandComplete, InfoReceived, TransferComplete
 from .update.host import HostConnection
 from .update.messages import DeviceInfo, Option, SlotInfo, SlotState
 from .update.status import Status
 from .ymodem import BatchComplete, YmodemFile, YmodemSender
+from .ymodem.iap import IAP_DOWNLOAD_KEY, LineProbe, is_iap_answer, looks_like_iap
 
 __all__ = [
     "FlashOptions",
     "FlashResult",
-    "FlowStep",
+    "IapMenuError",
+    "NextStep",
     "UpdateError",
     "detect_protocol",
     "flash_image",
@@ -45,31 +58,36 @@ __all__ = [
     "read_info",
 ]
 
-FlowGen = Generator[IoRequest, PumpResult, "object"]
+T = TypeVar("T")
 
 PRIMARY_SLOT = 0
 SECONDARY_SLOT = 1
-PROBE_BYTE = b"\r"  # ignored by our framing; makes an AN4657 menu answer "Invalid Number"
-PROBE_LISTEN_S = 0.4  # how long the probe listens for menu text or YMODEM 'C's
-PROBE_MAX_BYTES = 4096
-IAP_DOWNLOAD_KEY = b"1"  # AN4657 main menu: "Download image to the internal Flash"
 REBOOT_TIMEOUT_S = 60.0  # the bootloader may swap two slots with real flash timings before the app answers
 REBOOT_POLL_S = 0.5
+BUSY_RETRY_TIMEOUT_S = 60.0  # how long INFO is retried while the device answers BUSY (a swap, a long erase)
+BUSY_BACKOFF_FIRST_S = 0.25  # the first wait after a BUSY; doubled after each, up to BUSY_BACKOFF_MAX_S
+BUSY_BACKOFF_MAX_S = 2.0
 NOISY_LINK_ATTEMPTS = 4  # transfers tried, each with blocks NOISY_LINK_SHRINK times smaller than the last
 NOISY_LINK_SHRINK = 4
-_IAP_MARKERS = (b"Main Menu", b"Download image", b"Invalid Number", b"IAP", b"Waiting for the file")
+ACTIVATE_ATTEMPTS = 2  # a trailer left half-written (power loss during ACTIVATE) is erased by a new BEGIN
+_TRAILER_WRITE_FAILURES = frozenset(
+    {Status.PROGRAM_SEQUENCE, Status.PROGRAM_FAILED, Status.PROGRAM_ALIGNMENT, Status.VERIFY_FAILED}
+)
 
 
 class UpdateError(Stm32OtaError):
     """The update did not end where it should (e.g. the device came back with the old image)."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class FlowStep(Event):
-    """A milestone of the flow, for people: ``step`` is a stable name, ``message`` a sentence."""
+class IapMenuError(RemoteProtocolError):
+    """The port answers with an AN4657 IAP menu (classic YMODEM), not with the stm32ota update protocol."""
 
-    step: str
-    message: str
+
+class NextStep(StrEnum):
+    """What is left to do when a flash stops early on purpose (``--no-reboot``, ``--no-confirm``)."""
+
+    REBOOT = "reboot"  # restart the device: the bootloader installs the marked image (stm32ota reset)
+    CONFIRM = "confirm"  # keep the image running under test (stm32ota confirm), or go back (stm32ota rollback)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +99,9 @@ class FlashOptions:
     permanent: bool = False
     reboot: bool = True
     confirm: bool = True
-    baud: int = 115200  # the rate the port was opened at
+    # The rate the device listens at after a reset.  The flow's first request sets the link to it, and every
+    # later change is the flow's own SetBaud, so the rate it reports is the link's, never a second opinion.
+    baud: int = DEFAULT_BAUD
     reboot_timeout: float = REBOOT_TIMEOUT_S
     allow_downgrade: bool = False  # install an image that is not newer than the running one
     force: bool = False  # install the version that already runs
@@ -90,38 +110,60 @@ class FlashOptions:
 
 @dataclass(kw_only=True)
 class FlashResult:
+    """What one flash did.  ``phases`` are in the order they ran (each phase once, its time summed if it was
+    entered again); ``baud`` is the rate the data phase ran at; ``sent_bytes`` the image bytes this run moved
+    (``image_size - resumed_from``), ``payload_bytes`` those bytes as sent (deflated when ``compressed``),
+    ``wire_bytes`` every byte the host wrote during the transfer (framing and retransmissions included)."""
+
     protocol: Literal["ota", "ymodem"]
     image_size: int
     digest: bytes
+    baud: int
     resumed_from: int = 0
+    sent_bytes: int = 0
+    payload_bytes: int = 0
     wire_bytes: int = 0
     retransmits: int = 0
     compressed: bool = False
-    baud: int = 0
     info_before: DeviceInfo | None = None
     info_after: DeviceInfo | None = None
     phases: list[PhaseTiming] = field(default_factory=list)
+    left_to_do: tuple[NextStep, ...] = ()
+    started: float = 0.0
+    ended: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """The new image runs and is there to stay (nothing :attr:`left_to_do`)."""
+        return not self.left_to_do
+
+    @property
+    def total_seconds(self) -> float:
+        return max(self.ended - self.started, 0.0)
+
+    @property
+    def compression_ratio(self) -> float:
+        """``payload_bytes / sent_bytes``: the share of the image that travelled (1.0 uncompressed)."""
+        return self.payload_bytes / self.sent_bytes if self.sent_bytes else 1.0
 
     def to_json(self) -> dict[str, object]:
         return {
             "protocol": self.protocol,
+            "complete": self.complete,
+            "left_to_do": [step.value for step in self.left_to_do],
             "image_size": self.image_size,
             "digest": self.digest.hex(),
             "resumed_from": self.resumed_from,
+            "sent_bytes": self.sent_bytes,
+            "payload_bytes": self.payload_bytes,
             "wire_bytes": self.wire_bytes,
             "retransmits": self.retransmits,
             "compressed": self.compressed,
+            "compression_ratio": round(self.compression_ratio, 4),
             "baud": self.baud,
+            "seconds": round(self.total_seconds, 4),
             "slots_after": [_slot_json(s) for s in self.info_after.slots] if self.info_after else None,
-            "phases": [
-                {
-                    "phase": p.phase,
-                    "seconds": round(p.seconds, 4),
-                    "bytes": p.amount,
-                    "rate": round(p.rate, 1),
-                }
-                for p in self.phases
-            ],
+            "phases": [p.to_json() for p in self.phases],
         }
 
 
@@ -136,56 +178,129 @@ def _slot_json(slot: SlotInfo) -> dict[str, object]:
     }
 
 
-class _Probe:
-    """A tiny core: write one harmless byte, then listen for a while and keep what arrives."""
+class _Wire:
+    """Watches the flow's I/O requests: the bytes the host wrote and the line rate it set last."""
 
-    def __init__(self, listen: float = PROBE_LISTEN_S) -> None:
-        self.received = bytearray()
-        self._out = PROBE_BYTE
-        self._listen = listen
-        self._done = False
+    def __init__(self, baud: int) -> None:
+        self.baud = baud
+        self.written = 0
 
-    def receive_data(self, data: bytes) -> None:
-        room = PROBE_MAX_BYTES - len(self.received)
-        self.received += data[:room]
-
-    def handle_timeout(self) -> None:
-        self._done = True
-
-    def data_to_send(self) -> bytes:
-        out, self._out = self._out, b""
-        return out
-
-    def next_event(self) -> Event | None:
-        return None
-
-    @property
-    def timeout(self) -> float | None:
-        return self._listen
-
-    @property
-    def finished(self) -> bool:
-        return self._done
-
-
-def _looks_like_iap(data: bytes) -> bool:
-    return any(marker in data for marker in _IAP_MARKERS) or data.count(b"C") >= 2
+    def run(self, steps: Generator[IoRequest, PumpResult, T]) -> Generator[IoRequest, PumpResult, T]:
+        try:
+            request = next(steps)
+            while True:
+                if type(request) is Read:
+                    self.written += len(request.out)
+                elif type(request) is Write:
+                    self.written += len(request.data)
+                else:
+                    assert isinstance(request, SetBaud)
+                    self.baud = request.baud
+                try:
+                    reply = yield request
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # a driver's throw() reaches the flow's own cleanup
+                    request = steps.throw(exc)
+                    continue
+                request = steps.send(reply)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            steps.close()
 
 
 def detect_protocol(clock: Callable[[], float]) -> Generator[IoRequest, PumpResult, Literal["ota", "ymodem"]]:
     """Probe the line: an AN4657-style menu (or a receiver already sending 'C') means classic YMODEM."""
-    probe = _Probe()
+    probe = LineProbe()
     yield from pump(probe, clock())
-    return "ymodem" if _looks_like_iap(bytes(probe.received)) else "ota"
+    return "ymodem" if looks_like_iap(bytes(probe.received)) else "ota"
 
 
 def read_info(
-    host: HostConnection, clock: Callable[[], float], on_event: Callable[[Event], None] | None = None
+    host: HostConnection,
+    clock: Callable[[], float],
+    on_event: Callable[[Event], None] | None = None,
+    *,
+    meter: ProgressMeter | None = None,
+    busy_timeout: float = BUSY_RETRY_TIMEOUT_S,
 ) -> Generator[IoRequest, PumpResult, DeviceInfo]:
-    host.request_info()
-    event = yield from pump(host, clock(), until=lambda e: isinstance(e, InfoReceived), on_event=on_event)
-    assert isinstance(event, InfoReceived)
-    return event.info
+    """The handshake as one :attr:`Phase.INFO` (snapshots to ``on_event``; timed by ``meter`` if given): PING,
+    INFO in pieces, retried with backoff while the device answers BUSY.  A port that answers with an AN4657
+    IAP menu raises :class:`IapMenuError`."""
+    meter = meter if meter is not None else ProgressMeter()
+    emit = on_event if on_event is not None else _ignore
+    emit(meter.start(Phase.INFO, clock(), "reading the device's INFO"))
+    report = _reporter(meter, clock, emit)
+    try:
+        info = yield from _handshake(host, clock, report, lambda text: emit(meter.note(text, clock())), busy_timeout)
+    except Stm32OtaError as err:
+        emit(meter.end(clock(), str(err), failed=True))
+        raise
+    emit(meter.end(clock(), _describe(info)))
+    return info
+
+
+def _ignore(event: Event) -> None:
+    pass
+
+
+def _reporter(
+    meter: ProgressMeter, clock: Callable[[], float], emit: Callable[[Event], None]
+) -> Callable[[Event], None]:
+    """The ``on_event`` of the flow's pumps: raw core progress goes through the meter; device logs pass on."""
+
+    def report(event: Event) -> None:
+        if isinstance(event, Progress) and not isinstance(event, ProgressSnapshot):
+            snapshot = meter.progress(event, clock())
+            if snapshot is not None:
+                emit(snapshot)
+        elif isinstance(event, DeviceLog | ProgressSnapshot):
+            emit(event)
+
+    return report
+
+
+def _handshake(
+    host: HostConnection,
+    clock: Callable[[], float],
+    report: Callable[[Event], None],
+    note: Callable[[str], None],
+    busy_timeout: float,
+) -> Generator[IoRequest, PumpResult, DeviceInfo]:
+    first_busy: float | None = None
+    wait = BUSY_BACKOFF_FIRST_S
+    while True:
+        host.request_info()
+        try:
+            event = yield from pump(host, clock(), until=lambda e: isinstance(e, InfoReceived), on_event=report)
+        except DeviceError as err:
+            if err.status != Status.BUSY:
+                raise
+            now = clock()
+            first_busy = now if first_busy is None else first_busy
+            if now + wait > first_busy + busy_timeout:
+                raise DeviceError(
+                    f"the device is still busy: it answered INFO with BUSY for {now - first_busy:.0f} s",
+                    status=Status.BUSY,
+                    hint="it may be swapping slots or erasing: wait until it is done and run the command again",
+                ) from err
+            note(f"the device is busy (it may be swapping slots); retrying in {wait:.2g} s")
+            yield from with_deadline(pump(host, clock(), on_event=report), clock() + wait)
+            wait = min(wait * 2, BUSY_BACKOFF_MAX_S)
+            continue
+        except ProtocolTimeoutError as err:
+            if host.frames_received == 0 and is_iap_answer(host.received_tail):
+                raise IapMenuError(
+                    "the port answers with an AN4657 IAP menu (classic YMODEM), not the stm32ota bootloader",
+                    hint="INFO and the device commands need the stm32ota bootloader; to load an application "
+                    "into the IAP menu, `stm32ota flash -p PORT app.bin` picks its download option and sends "
+                    "the file with YMODEM",
+                ) from err
+            raise
+        assert isinstance(event, InfoReceived)
+        return event.info
 
 
 def _command(
@@ -203,45 +318,75 @@ def flash_image(
     name: str = "firmware.bin",
 ) -> Generator[IoRequest, PumpResult, FlashResult]:
     """The whole update of one device with ``image``; returns what happened, phase by phase."""
+    wire = _Wire(options.baud)
+    return (yield from wire.run(_flash(image, options, wire=wire, on_event=on_event, clock=clock, name=name)))
+
+
+def _flash(
+    image: bytes,
+    options: FlashOptions,
+    *,
+    wire: _Wire,
+    on_event: Callable[[Event], None],
+    clock: Callable[[], float],
+    name: str,
+) -> Generator[IoRequest, PumpResult, FlashResult]:
+    started = clock()
+    yield SetBaud(options.baud)  # the link runs at the rate the flow believes in, whatever it was opened at
     meter = ProgressMeter()
-
-    def report(event: Event) -> None:
-        if isinstance(event, Progress):
-            meter.update(event, clock())
-        on_event(event)
-
-    def step(name_: str, message: str) -> None:
-        on_event(FlowStep(step=name_, message=message))
-
-    digest = hashlib.sha256(image).digest()
+    ctx = _Context(options, meter, wire, clock, on_event, _reporter(meter, clock, on_event), name=name)
     protocol = options.protocol
-    if protocol == "auto":
-        step("connect", "probing the device")
-        protocol = yield from detect_protocol(clock)
-    ctx = _Context(options, report, step, meter, clock, name)
-    if protocol == "ymodem":
-        result = yield from _flash_ymodem(image, name, ctx)
-    else:
-        result = yield from _flash_ota(image, digest, ctx)
-    result.phases = list(meter.phases.values())
-    step("done", "update complete")
+    try:
+        if protocol == "auto":
+            ctx.start(Phase.PROBE, "probing the device")
+            protocol = yield from detect_protocol(clock)
+            ctx.end("classic YMODEM device (AN4657 IAP menu)" if protocol == "ymodem" else "stm32ota bootloader")
+        if protocol == "ymodem":
+            result = yield from _flash_ymodem(image, name, ctx)
+        else:
+            result = yield from _flash_ota(image, hashlib.sha256(image).digest(), ctx)
+    except Stm32OtaError as err:
+        ctx.fail(err)
+        raise
+    result.phases = list(meter.timings)
+    result.started, result.ended = started, clock()
     return result
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Context:
     options: FlashOptions
-    report: Callable[[Event], None]
-    step: Callable[[str, str], None]
     meter: ProgressMeter
+    wire: _Wire
     clock: Callable[[], float]
+    emit: Callable[[Event], None]
+    report: Callable[[Event], None]  # the pumps' on_event
+    mark: int = 0  # bytes written when the running phase started
     name: str = "firmware.bin"
+
+    def start(self, phase: Phase, message: str, *, total: int = 0) -> None:
+        self.mark = self.wire.written
+        self.emit(self.meter.start(phase, self.clock(), message, total=total))
+
+    def note(self, message: str) -> None:
+        self.emit(self.meter.note(message, self.clock()))
+
+    def end(self, message: str, *, amount: int | None = None) -> None:
+        wire_bytes = self.wire.written - self.mark
+        self.emit(self.meter.end(self.clock(), message, amount=amount, wire_bytes=wire_bytes))
+
+    def fail(self, error: Stm32OtaError) -> None:
+        """The running phase (if any) ends with ``error``; the flow then raises it."""
+        if self.meter.phase is not None:
+            wire_bytes = self.wire.written - self.mark
+            self.emit(self.meter.end(self.clock(), str(error), wire_bytes=wire_bytes, failed=True))
 
 
 def _checked(image: bytes, info: DeviceInfo, ctx: _Context) -> tuple[bytes, bytes]:
     """:func:`protocol.preflight.check_image` against INFO: the bytes to send (a .hex/.srec/.elf as its
     binary) and their digest; raises the typed ImageError of the first check that fails."""
     options = ctx.options
+    ctx.start(Phase.CHECK, "checking the image against the device")
     report = check_image(
         image,
         info,
@@ -254,129 +399,203 @@ def _checked(image: bytes, info: DeviceInfo, ctx: _Context) -> tuple[bytes, byte
     running = f" over {report.running_version}" if report.running_version else ""
     signature = "signature ok" if report.signature_checked else "signature left to the device (no public key)"
     notes = "".join(f"; {note}" for note in report.notes if not note.startswith("signature"))
-    ctx.step("check", f"image {report.version}{running} fits slot {SECONDARY_SLOT}: {signature}{notes}")
+    ctx.end(f"image {report.version}{running} fits slot {SECONDARY_SLOT}: {signature}{notes}")
     return report.data, hashlib.sha256(report.data).digest()
 
 
 def _flash_ymodem(image: bytes, name: str, ctx: _Context) -> Generator[IoRequest, PumpResult, FlashResult]:
-    options, report, step, meter, clock = ctx.options, ctx.report, ctx.step, ctx.meter, ctx.clock
     image = check_application(image, GENERIC_IAP, name=name).data  # before anything is erased or sent
-    step("connect", "classic YMODEM device (AN4657 IAP menu): choosing 'Download image'")
+    ctx.start(Phase.TRANSFER, "choosing the IAP menu's 'Download image' and sending with YMODEM")
     yield Write(IAP_DOWNLOAD_KEY)
     # An AN4657 receiver does not flush its input after an ACK (lrzsz's rb does), so no quiet-line wait
     # before each block: stop-and-wait YMODEM needs every millisecond of turnaround it can save.
     sender = YmodemSender([YmodemFile(name=name, data=image)], reply_delay=0.0)
-    start = clock()
-    meter.start_phase("transfer", start)
-    yield from pump(sender, start, until=lambda e: isinstance(e, BatchComplete), on_event=report)
-    meter.end_phase("transfer", clock(), len(image))
-    step("transfer", f"sent {len(image)} bytes with YMODEM")
+    yield from pump(sender, ctx.clock(), until=lambda e: isinstance(e, BatchComplete), on_event=ctx.report)
+    wire_bytes = ctx.wire.written - ctx.mark
+    ctx.end(f"sent {len(image)} bytes with YMODEM", amount=len(image))
     return FlashResult(
-        protocol="ymodem", image_size=len(image), digest=hashlib.sha256(image).digest(), baud=options.baud
+        protocol="ymodem",
+        image_size=len(image),
+        digest=hashlib.sha256(image).digest(),
+        baud=ctx.wire.baud,
+        sent_bytes=len(image),
+        payload_bytes=len(image),
+        wire_bytes=wire_bytes,
     )
 
 
 def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoRequest, PumpResult, FlashResult]:
-    options, report, step, meter, clock = ctx.options, ctx.report, ctx.step, ctx.meter, ctx.clock
-    host = HostConnection(baud=options.baud)
-    info = yield from read_info(host, clock, report)
-    step("info", _describe(info))
+    options, clock = ctx.options, ctx.clock
+    host = HostConnection(baud=ctx.wire.baud)
+    info = yield from read_info(host, clock, ctx.emit, meter=ctx.meter)
     image, digest = _checked(image, info, ctx)  # before anything is erased or sent
-    result = FlashResult(protocol="ota", image_size=len(image), digest=digest, info_before=info, baud=options.baud)
-
-    if options.fast_baud and options.fast_baud != options.baud:
-        if Option.BAUD_SWITCH in info.options and options.fast_baud in info.baud_rates:
-            host.change_baud(options.fast_baud)
-            event = yield from pump(
-                host, clock(), until=lambda e: isinstance(e, BaudChanged | BaudChangeFailed), on_event=report
-            )
-            if isinstance(event, BaudChanged):
-                result.baud = event.baud
-                step("baud", f"line rate now {event.baud} baud")
-            else:
-                step("baud", f"device did not follow to {options.fast_baud} baud; staying at {options.baud}")
-        else:
-            step("baud", f"device does not offer {options.fast_baud} baud; staying at {options.baud}")
+    result = FlashResult(protocol="ota", image_size=len(image), digest=digest, info_before=info, baud=ctx.wire.baud)
+    if options.fast_baud and options.fast_baud != ctx.wire.baud:
+        yield from _switch_baud(host, options.fast_baud, info, ctx)
 
     compress = options.compress
     if compress is None:
         compress = Option.DEFLATE in info.options
     result.compressed = compress
-    start = clock()
-    meter.start_phase("transfer", start)
-    event, host = yield from _transfer(host, image, compress, ctx)
-    meter.end_phase("transfer", clock(), event.size - event.resumed_from)
-    result.resumed_from = event.resumed_from
-    result.wire_bytes = event.wire_bytes
-    result.retransmits = event.retransmits
-    resumed = f" (resumed at {event.resumed_from})" if event.resumed_from else ""
-    step("transfer", f"{event.size} bytes on the device{resumed}, {event.retransmits} blocks resent")
+    resume = options.resume
+    for attempt in range(1, ACTIVATE_ATTEMPTS + 1):
+        host = yield from _transfer(host, image, ctx, compress=compress, resume=resume, result=result)
+        ctx.start(Phase.VERIFY, "the device checks the image", total=len(image))
+        host.verify(SECONDARY_SLOT)
+        yield from _command(host, clock, ctx.report)
+        ctx.end("the device checked the image: digest, signature, chip and security counter")
+        kind = "permanent" if options.permanent else "test"
+        ctx.start(Phase.ACTIVATE, f"marking the image for a {kind} boot")
+        host.activate(options.permanent, slot=SECONDARY_SLOT)
+        try:
+            yield from _command(host, clock, ctx.report)
+        except DeviceError as err:
+            if attempt == ACTIVATE_ATTEMPTS or err.status not in _TRAILER_WRITE_FAILURES:
+                raise
+            # The slot's trailer could not be written: it is half-written (a power loss or reset while the
+            # device wrote it, and the device already restarted).  A new BEGIN erases it; the image resumes.
+            ctx.end(f"{err}: the slot's trailer is half-written (a reset while it was written?)")
+            ctx.note("sending the image again (it resumes), which erases the trailer, then activating again")
+            resume = True
+            continue
+        ctx.end(f"marked for a {kind} boot")
+        break
 
-    meter.start_phase("verify", clock())
-    host.verify(SECONDARY_SLOT)
-    yield from _command(host, clock, report)
-    meter.end_phase("verify", clock(), len(image))
-    step("verify", "the device checked the image: digest, signature, chip and security counter")
-
-    host.activate(options.permanent, slot=SECONDARY_SLOT)
-    yield from _command(host, clock, report)
-    step("activate", "marked for a permanent boot" if options.permanent else "marked for a test boot")
     if not options.reboot:
-        result.info_after = yield from read_info(host, clock, report)
+        ctx.start(Phase.INFO, "reading the device's INFO")
+        result.info_after = yield from _handshake(host, clock, ctx.report, ctx.note, BUSY_RETRY_TIMEOUT_S)
+        ctx.end("the device keeps running its old image until it restarts")
+        result.left_to_do = (NextStep.REBOOT,) if options.permanent else (NextStep.REBOOT, NextStep.CONFIRM)
         return result
 
-    meter.start_phase("reboot", clock())
+    ctx.start(Phase.REBOOT, "restarting the device (the bootloader swaps the slots)")
     host.reboot()
-    yield from _command(host, clock, report)
-    step("reboot", "device is restarting (the bootloader swaps the slots)")
-    if result.baud != options.baud:  # a reset brings the UART back to the start rate
+    yield from _command(host, clock, ctx.report)
+    if ctx.wire.baud != options.baud:  # a reset brings the UART back to the start rate
         yield SetBaud(options.baud)
-        result.baud = options.baud
-    info_after = yield from _wait_for_device(options, clock, report)
-    meter.end_phase("reboot", clock(), 0)
+    info_after = yield from _wait_for_device(options, ctx)
     primary = _slot(info_after, PRIMARY_SLOT)
     if primary is None or primary.digest not in image_digests(image):
+        ctx.end("the device came back without the new image")
         raise UpdateError(
             "the device came back without the new image (the bootloader refused or reverted it)",
             hint="run `stm32ota info` and `stm32ota monitor` to see what the bootloader reported",
         )
-    step("boot", f"running {primary.version_text} ({primary.state.name.lower()})")
-    if primary.state is SlotState.ACTIVE and options.confirm and not options.permanent:
-        host = HostConnection(baud=options.baud)
-        host.confirm()
-        yield from _command(host, clock, report)
-        info_after = yield from read_info(host, clock, report)
-        step("confirm", "new image confirmed")
-    elif primary.state is SlotState.CONFIRMED and not options.permanent:
-        step("confirm", "the new image confirmed itself after its self-test")
+    running = f"running {primary.version_text} ({primary.state.name.lower()})"
+    if primary.state is SlotState.CONFIRMED and not options.permanent:
+        running += ": the image confirmed itself after its self-test"
+    ctx.end(running)
+    if primary.state is SlotState.ACTIVE:
+        if options.confirm and not options.permanent:
+            ctx.start(Phase.CONFIRM, "confirming the new image")
+            host = HostConnection(baud=ctx.wire.baud, info=info_after)  # its version is known: no PING
+            host.confirm()
+            yield from _command(host, clock, ctx.report)
+            info_after = yield from _handshake(host, clock, ctx.report, ctx.note, BUSY_RETRY_TIMEOUT_S)
+            ctx.end("new image confirmed")
+        else:
+            result.left_to_do = (NextStep.CONFIRM,)
     result.info_after = info_after
     return result
 
 
+def _switch_baud(
+    host: HostConnection, baud: int, info: DeviceInfo, ctx: _Context
+) -> Generator[IoRequest, PumpResult, None]:
+    start = ctx.wire.baud
+    ctx.start(Phase.BAUD, f"switching to {baud} baud")
+    if Option.BAUD_SWITCH not in info.options or baud not in info.baud_rates:
+        ctx.end(f"the device does not offer {baud} baud; staying at {start}")
+        return
+    host.change_baud(baud)
+    event = yield from pump(
+        host, ctx.clock(), until=lambda e: isinstance(e, BaudChanged | BaudChangeFailed), on_event=ctx.report
+    )
+    if isinstance(event, BaudChanged):
+        ctx.end(f"line rate now {event.baud} baud")
+    else:
+        ctx.end(f"the device did not follow to {baud} baud; staying at {start}")
+
+
 def _transfer(
-    host: HostConnection, image: bytes, compress: bool, ctx: _Context
-) -> Generator[IoRequest, PumpResult, tuple[TransferComplete, HostConnection]]:
+    host: HostConnection, image: bytes, ctx: _Context, *, compress: bool, resume: bool, result: FlashResult
+) -> Generator[IoRequest, PumpResult, HostConnection]:
     """The data phase.  On a link too noisy for the block size, start again with smaller blocks: the device
     resumes where the failed attempt stopped, so nothing that got through is sent twice."""
+    how = "deflated" if compress else "uncompressed"
+    ctx.start(Phase.ERASE, "preparing the download slot (the device erases it)")
+    first_mark = ctx.mark
+    meter, report = ctx.meter, ctx.report
+
+    def data_started() -> None:
+        erased = meter.timings[-1].amount if meter.timings else 0
+        ctx.end(f"erased {erased} bytes of the download slot" if erased else "download slot ready")
+        ctx.start(Phase.TRANSFER, f"sending {len(image)} bytes ({how}) at {ctx.wire.baud} baud", total=len(image))
+
+    def on_event(event: Event) -> None:
+        # the first transfer progress (BEGIN answered, resume point known) ends the erase
+        if meter.phase is Phase.ERASE and isinstance(event, Progress) and event.phase == Phase.TRANSFER:
+            data_started()
+        report(event)
+
     block_size: int | None = None
-    resume = ctx.options.resume
     for attempt in range(NOISY_LINK_ATTEMPTS):
         host.begin_transfer(image, slot=SECONDARY_SLOT, compress=compress, resume=resume, block_size=block_size)
         try:
             event = yield from pump(
-                host, ctx.clock(), until=lambda e: isinstance(e, TransferComplete), on_event=ctx.report
+                host, ctx.clock(), until=lambda e: isinstance(e, TransferComplete), on_event=on_event
             )
         except LinkTooNoisyError as err:
             smaller = max(MIN_BLOCK_SIZE, err.block_size // NOISY_LINK_SHRINK)
             if smaller >= err.block_size or attempt == NOISY_LINK_ATTEMPTS - 1:
                 raise
-            ctx.step("transfer", f"{err}; resuming with {smaller}-byte blocks")
+            ctx.note(f"{err}; resuming with {smaller}-byte blocks")
             block_size, resume = smaller, True
             host = HostConnection(baud=host.baud, info=host.info)
             continue
         assert isinstance(event, TransferComplete)
-        return event, host
-    raise AssertionError("unreachable")
+        break
+    else:  # pragma: no cover - the loop either breaks or raises
+        raise AssertionError("unreachable")
+    if meter.phase is Phase.ERASE:
+        data_started()
+    sent = event.size - event.resumed_from
+    wire_bytes = ctx.wire.written - first_mark
+    result.baud = ctx.wire.baud
+    result.resumed_from = event.resumed_from
+    result.sent_bytes += sent
+    result.payload_bytes += event.payload_bytes
+    result.wire_bytes += wire_bytes
+    result.retransmits += event.retransmits
+    resumed = f" (resumed at {event.resumed_from})" if event.resumed_from else ""
+    packed = f", deflated to {event.payload_bytes}" if compress and sent else ""
+    ctx.end(
+        f"{event.size} bytes on the device{resumed}{packed}, {event.retransmits} blocks resent",
+        amount=sent,
+    )
+    return host
+
+
+def _wait_for_device(options: FlashOptions, ctx: _Context) -> Generator[IoRequest, PumpResult, DeviceInfo]:
+    """Poll INFO until the rebooted device answers (it may be swapping slots with real flash timings)."""
+    clock = ctx.clock
+    deadline = clock() + options.reboot_timeout
+    while True:
+        host = HostConnection(baud=options.baud)
+        try:
+            info: DeviceInfo = yield from _handshake(host, clock, ctx.report, ctx.note, max(deadline - clock(), 0.0))
+        except ProtocolTimeoutError as err:
+            if clock() > deadline:
+                raise ProtocolTimeoutError(
+                    f"the device did not answer within {options.reboot_timeout:.0f} s after reboot",
+                    hint="check power and the cable; `stm32ota monitor` shows what it prints",
+                ) from err
+            # listen (device logs still show) for a moment before asking again
+            yield from with_deadline(
+                pump(HostConnection(baud=options.baud), clock(), on_event=ctx.report), clock() + REBOOT_POLL_S
+            )
+            continue
+        return info
 
 
 def _slot(info: DeviceInfo, index: int) -> SlotInfo | None:
@@ -394,31 +613,6 @@ def image_digests(image: bytes) -> set[bytes]:
     digests.add(hashlib.sha256(image[: parsed.end]).digest())
     digests.add(parsed.digest)
     return digests
-
-
-def _wait_for_device(
-    options: FlashOptions, clock: Callable[[], float], report: Callable[[Event], None]
-) -> Generator[IoRequest, PumpResult, DeviceInfo]:
-    """Poll INFO until the rebooted device answers (it may be swapping slots with real flash timings)."""
-    deadline = clock() + options.reboot_timeout
-    while True:
-        host = HostConnection(baud=options.baud)
-        try:
-            info: DeviceInfo = yield from read_info(host, clock, report)
-        except (ProtocolTimeoutError, DeviceError) as err:
-            if isinstance(err, DeviceError) and err.status != Status.BUSY:
-                raise
-            if clock() > deadline:
-                raise ProtocolTimeoutError(
-                    f"the device did not answer within {options.reboot_timeout:.0f} s after reboot",
-                    hint="check power and the cable; `stm32ota monitor` shows what it prints",
-                ) from err
-            # listen (device logs still show) for a moment before asking again
-            yield from with_deadline(
-                pump(HostConnection(baud=options.baud), clock(), on_event=report), clock() + REBOOT_POLL_S
-            )
-            continue
-        return info
 
 
 def _describe(info: DeviceInfo) -> str:

@@ -8,9 +8,16 @@ import sys
 import time
 from pathlib import Path
 
-from .console import ConsoleReporter, format_bytes, format_phase_report, write_json
+from .console import (
+    ConsoleReporter,
+    format_bytes,
+    format_flash_summary,
+    format_next_steps,
+    next_step_commands,
+    write_json,
+)
 from .errors import ImageError
-from .flow import FlashOptions, FlowStep, flash_image, read_info
+from .flow import FlashOptions, IapMenuError, flash_image, read_info
 from .image import load_public_key
 from .link import SerialLink
 from .pump import pump, with_deadline
@@ -33,9 +40,7 @@ def info_to_json(info: DeviceInfo) -> dict[str, object]:
             "base": f"0x{info.flash.base:08x}",
             "size": info.flash.size,
             "sectors": [{"count": r.count, "size": r.size} for r in info.flash.sectors],
-            "slots": [
-                {"index": s.index, "address": f"0x{s.address:08x}", "size": s.size} for s in info.flash.slots
-            ],
+            "slots": [{"index": s.index, "address": f"0x{s.address:08x}", "size": s.size} for s in info.flash.slots],
         },
         "slots": [
             {
@@ -93,13 +98,24 @@ def _format_info(info: DeviceInfo) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    with SerialLink(args.port, args.baud) as link:
-        info = link.execute(read_info(HostConnection(baud=args.baud), time.monotonic))
+    reporter = ConsoleReporter(messages=False)  # notes only ("busy, retrying"): the info itself goes to stdout
+    try:
+        with SerialLink(args.port, args.baud) as link:
+            info = link.execute(read_info(HostConnection(baud=args.baud), time.monotonic, reporter))
+    except IapMenuError as err:
+        raise _for_port(err, args.port) from err
+    finally:
+        reporter.close()
     if args.json:
         write_json(info_to_json(info))
     else:
         sys.stdout.write(_format_info(info) + "\n")
     return 0
+
+
+def _for_port(err: IapMenuError, port: str) -> IapMenuError:
+    hint = (err.hint or "").replace("-p PORT", f"-p {port}")
+    return IapMenuError(err.message, hint=hint)
 
 
 def _read_image(path: str) -> bytes:
@@ -112,13 +128,6 @@ def _read_image(path: str) -> bytes:
 def cmd_flash(args: argparse.Namespace) -> int:
     image = _read_image(args.image)
     reporter = ConsoleReporter(quiet=args.quiet)
-
-    def on_event(event: Event) -> None:
-        if isinstance(event, FlowStep):
-            reporter.message(event.message)
-        else:
-            reporter(event)
-
     options = FlashOptions(
         protocol=args.protocol,
         compress=args.compress,
@@ -135,16 +144,20 @@ def cmd_flash(args: argparse.Namespace) -> int:
     try:
         with SerialLink(args.port, args.baud) as link:
             result = link.execute(
-                flash_image(
-                    image, options, on_event=on_event, clock=time.monotonic, name=Path(args.image).name
-                )
+                flash_image(image, options, on_event=reporter, clock=time.monotonic, name=Path(args.image).name)
             )
+    except IapMenuError as err:
+        raise _for_port(err, args.port) from err
     finally:
         reporter.close()
     if args.json:
-        write_json(result.to_json())
+        out = result.to_json()
+        out["next_commands"] = next_step_commands(result, args.port)
+        write_json(out)
     elif not args.quiet:
-        sys.stderr.write(format_phase_report(result.phases) + "\n")
+        sys.stderr.write(format_flash_summary(result) + "\n")
+    if not args.json and (not args.quiet or not result.complete):
+        sys.stderr.write(format_next_steps(result, args.port) + "\n")
     return 0
 
 
@@ -174,9 +187,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     deadline = None if args.duration is None else time.monotonic() + args.duration
     with SerialLink(args.port, args.baud) as link:
         host.set_logging(int(_LEVELS[args.level]))
-        link.execute(
-            pump(host, time.monotonic(), until=lambda e: isinstance(e, CommandComplete), on_event=on_event)
-        )
+        link.execute(pump(host, time.monotonic(), until=lambda e: isinstance(e, CommandComplete), on_event=on_event))
         try:
             link.execute(with_deadline(pump(host, time.monotonic(), on_event=on_event), deadline))
         except KeyboardInterrupt:

@@ -6,6 +6,8 @@ bytes.  ``docs/protocol.md`` quotes these values; a test keeps the two in step.
 
 from __future__ import annotations
 
+from ..baud import DEFAULT_BAUD  # the start rate, and the rate a failed baud switch falls back to
+
 __all__ = [
     "ACK_TIMEOUT_BASE_S",
     "BAUD_REVERT_MARGIN_S",
@@ -25,6 +27,10 @@ __all__ = [
     "FRAME_HEADER_SIZE",
     "FRAME_OVERHEAD",
     "FRAME_TRAILER_SIZE",
+    "INFO_PIECE_MIN",
+    "INFO_PIECE_RETRIES",
+    "INFO_PIECE_START",
+    "INFO_RESTARTS",
     "KEY_HASH_SIZE",
     "MAX_BLOCK_RETRANSMITS",
     "MAX_BLOCK_SIZE",
@@ -38,7 +44,7 @@ __all__ = [
     "UID_SIZE",
 ]
 
-PROTOCOL_VERSION = 0x0100  # major.minor as u16: 1.0
+PROTOCOL_VERSION = 0x0101  # major.minor as u16: 1.1 (1.0 plus the PING version and INFO in pieces)
 
 # --- framing ------------------------------------------------------------------------------------------------
 SOF = 0xA5  # start-of-frame marker
@@ -62,7 +68,6 @@ DEFAULT_DEFLATE_WBITS = 12  # 4 KiB history: fits a small C inflater (uzlib, min
 MAX_DEFLATE_WBITS = 15
 
 # --- timing -------------------------------------------------------------------------------------------------
-DEFAULT_BAUD = 115200  # the start rate, and the rate a failed baud switch falls back to
 COMMAND_TIMEOUT_S = 0.5  # silence before a command is sent again (same sequence number)
 COMMAND_RETRIES = 5  # resends of one command before ProtocolTimeoutError
 BUSY_REPORT_INTERVAL_S = 1.0  # a busy device sends a PROGRESS frame at least this often
@@ -72,6 +77,12 @@ BAUD_SYNC_WINDOW_S = 1.0  # device: silence at the new rate after which it rever
 BAUD_SYNC_REPLY_TIMEOUT_S = 0.15  # host: wait for the SYNC reply at the new rate
 BAUD_SYNC_RETRIES = 3  # SYNC tries at the new rate (all inside BAUD_SYNC_WINDOW_S) before falling back
 BAUD_REVERT_MARGIN_S = 0.25  # host: extra silence after falling back, so the device has surely reverted
+
+# --- the handshake (PING, then INFO in pieces) ----------------------------------------------------------------
+INFO_PIECE_START = 128  # bytes of INFO record the host asks for first (a 300-byte record: three round trips)
+INFO_PIECE_MIN = 32  # the host halves a piece after each failed try, down to this (63 bytes round trip)
+INFO_PIECE_RETRIES = 15  # resends of one INFO piece (the device answered PING, so it is there)
+INFO_RESTARTS = 3  # the record changed between pieces this often: give up
 
 # --- INFO field sizes ---------------------------------------------------------------------------------------
 UID_SIZE = 12  # the STM32 96-bit unique device id

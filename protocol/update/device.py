@@ -21,6 +21,10 @@ event (``next_event()``)                     owner answers with
 :class:`RebootRequested`
 :class:`BaudChangeRequested`                ``complete()`` (the core then switches: ``ChangeBaud``) or
                                             ``reject(status)``
+:class:`EraseRequested`                     ``reply_erase(erased, resetting=...)`` or ``reject(status)``
+                                            (``SLOT_IN_USE``: the running image's slot, unless ``force``)
+:class:`ReadRequested`                      ``reply_read(data)`` (``reply_digest(sha256)`` when ``digest``)
+                                            or ``reject(status)`` (``BAD_SLOT``, ``BAD_ARGUMENT``)
 :class:`AbortRequested`                     nothing (already answered); drop the pending work
 :class:`LoggingChanged`                     nothing (``log()`` already filters)
 ``ChangeBaud`` (:mod:`protocol.sansio`)     the driver switches the port after draining output
@@ -44,6 +48,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum, auto
 
+from ..crc import crc16_xmodem
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..sansio import ChangeBaud, Event
 from .constants import (
@@ -56,6 +61,7 @@ from .constants import (
     MAX_PAYLOAD,
     MAX_WINDOW,
     MIN_BLOCK_SIZE,
+    PROTOCOL_VERSION,
 )
 from .events import (
     AbortRequested,
@@ -64,8 +70,10 @@ from .events import (
     BaudChangeRequested,
     BlockReceived,
     ConfirmRequested,
+    EraseRequested,
     InfoRequested,
     LoggingChanged,
+    ReadRequested,
     RebootRequested,
     RollbackRequested,
     TransferEnded,
@@ -80,11 +88,18 @@ from .messages import (
     BeginRequest,
     DeviceInfo,
     EndRequest,
+    EraseReply,
+    EraseRequest,
+    InfoPiece,
+    InfoPieceRequest,
     LogLevel,
     LogRecord,
     Nak,
     Option,
     ProgressReport,
+    ReadDigestReply,
+    ReadReply,
+    ReadRequest,
     Reply,
     decode_data_block,
 )
@@ -97,6 +112,8 @@ log = logging.getLogger(__name__)
 _INFLATE_CHUNK = 16384  # most bytes one inflate step may produce (bounds memory per BlockReceived)
 _NO_CACHE = frozenset({FrameType.PING, FrameType.INFO, FrameType.SYNC, FrameType.SET_LOG})
 _LOG_TEXT_MAX = MAX_PAYLOAD - 5
+_INFO_PIECE_MAX = MAX_PAYLOAD - 9  # REPLY header (3) and piece header (6)
+_PING_BODY = PROTOCOL_VERSION.to_bytes(2, "little")
 
 
 class _State(Enum):
@@ -112,6 +129,8 @@ class _Request:
     payload: bytes
     begin: BeginRequest | None = None
     baud: int = 0
+    read: ReadRequest | None = None
+    piece: InfoPieceRequest | None = None
 
 
 class _Transfer:
@@ -240,9 +259,21 @@ class DeviceConnection:
 
     # -- owner answers ---------------------------------------------------------------------------------------
     def reply_info(self, info: DeviceInfo) -> None:
+        """Answer INFO with ``info``: the whole record, or the piece the host asked for (protocol 1.1)."""
         request = self._take(FrameType.INFO)
-        if request is not None:
-            self._reply(request.ftype, request.seq, Status.OK, info.encode(), request.payload)
+        if request is None:
+            return
+        record = info.encode()
+        piece = request.piece
+        if piece is None:
+            self._reply(request.ftype, request.seq, Status.OK, record, request.payload)
+            return
+        if piece.offset > len(record):
+            self._reply(request.ftype, request.seq, Status.BAD_ARGUMENT, payload=request.payload)
+            return
+        data = record[piece.offset : piece.offset + min(piece.length, _INFO_PIECE_MAX)]
+        body = InfoPiece(total=len(record), crc=crc16_xmodem(record), offset=piece.offset, data=data).encode()
+        self._reply(request.ftype, request.seq, Status.OK, body, request.payload)
 
     def accept_transfer(self, resume_offset: int = 0) -> None:
         """Accept BEGIN; the data phase starts at uncompressed ``resume_offset`` (0 unless resuming)."""
@@ -277,9 +308,12 @@ class DeviceConnection:
         request = self._take(None)
         if request is None:
             return
-        if request.ftype in (FrameType.INFO, FrameType.BEGIN):
+        if request.ftype in (FrameType.INFO, FrameType.BEGIN, FrameType.ERASE, FrameType.READ):
             self._request = request
-            raise LocalProtocolError("answer INFO with reply_info() and BEGIN with accept_transfer()")
+            raise LocalProtocolError(
+                "answer INFO with reply_info(), BEGIN with accept_transfer(), ERASE with reply_erase() and "
+                "READ with reply_read() or reply_digest()"
+            )
         self._reply(request.ftype, request.seq, Status.OK, payload=request.payload)
         if request.ftype == FrameType.END:
             self._transfer = None
@@ -290,6 +324,40 @@ class DeviceConnection:
             self._state = _State.BAUD_SYNC
             self._decoder.clear()
             self._events.append(ChangeBaud(baud=request.baud))
+
+    def reply_erase(self, erased: int, *, resetting: bool = False) -> None:
+        """Answer ERASE with OK: ``erased`` bytes of the slot are blank; ``resetting`` when the device resets as
+        soon as the reply has left (it erased the image it was running)."""
+        request = self._take(FrameType.ERASE)
+        if request is not None:
+            body = EraseReply(erased=erased & 0xFFFFFFFF, resetting=resetting).encode()
+            self._reply(request.ftype, request.seq, Status.OK, body, request.payload)
+
+    def reply_read(self, data: bytes) -> None:
+        """Answer READ with the requested bytes (exactly the requested length)."""
+        request = self._peek(FrameType.READ)
+        if request is None:
+            return
+        read = request.read
+        assert read is not None
+        if read.digest or len(data) != read.length:
+            raise LocalProtocolError(f"READ wants {read.length} bytes{' (a digest)' if read.digest else ''}")
+        self._request = None
+        body = ReadReply(offset=read.offset, data=bytes(data)).encode()
+        self._reply(request.ftype, request.seq, Status.OK, body, request.payload)
+
+    def reply_digest(self, digest: bytes) -> None:
+        """Answer a READ with the digest flag: the SHA-256 of the requested range."""
+        request = self._peek(FrameType.READ)
+        if request is None:
+            return
+        read = request.read
+        assert read is not None
+        if not read.digest:
+            raise LocalProtocolError("this READ wants the bytes: answer with reply_read()")
+        self._request = None
+        body = ReadDigestReply(offset=read.offset, length=read.length, digest=digest).encode()
+        self._reply(request.ftype, request.seq, Status.OK, body, request.payload)
 
     def reject(self, status: int) -> None:
         """Answer the pending request with failure ``status``; with none pending during the data phase, end
@@ -407,7 +475,9 @@ class DeviceConnection:
         return True
 
     def _dispatch(self, cmd: FrameType, seq: int, payload: bytes) -> None:
-        if cmd in (FrameType.PING, FrameType.SYNC):
+        if cmd == FrameType.PING:
+            self._reply(cmd, seq, Status.OK, _PING_BODY)  # the version tells the host INFO comes in pieces
+        elif cmd == FrameType.SYNC:
             self._reply(cmd, seq, Status.OK)
         elif cmd == FrameType.SET_LOG:
             if not payload:
@@ -424,8 +494,10 @@ class DeviceConnection:
                 self._events.append(AbortRequested())
             self._reply(cmd, seq, Status.OK)
         elif cmd == FrameType.INFO:
+            # an empty payload asks for the whole record (1.0); offset and length for a piece (1.1)
+            piece = InfoPieceRequest.decode(payload) if payload else None
             if not self._busy(cmd, seq):
-                self._request = _Request(cmd, seq, payload)
+                self._request = _Request(cmd, seq, payload, piece=piece)
                 self._events.append(InfoRequested())
         elif cmd == FrameType.BEGIN:
             self._on_begin(seq, payload, BeginRequest.decode(payload))
@@ -433,6 +505,8 @@ class DeviceConnection:
             self._on_end(seq, payload, EndRequest.decode(payload))
         elif cmd == FrameType.CHANGE_BAUD:
             self._on_change_baud(seq, payload)
+        elif cmd in (FrameType.ERASE, FrameType.READ):
+            self._on_slot_command(cmd, seq, payload)
         else:
             self._on_simple(cmd, seq, payload)
 
@@ -459,6 +533,30 @@ class DeviceConnection:
             event = RebootRequested()
         self._request = _Request(cmd, seq, payload)
         self._events.append(event)
+
+    def _on_slot_command(self, cmd: FrameType, seq: int, payload: bytes) -> None:
+        """ERASE and READ: refused during a data phase, like every command that touches the slots."""
+        erase = EraseRequest.decode(payload) if cmd == FrameType.ERASE else None
+        read = ReadRequest.decode(payload) if cmd == FrameType.READ else None
+        if self._state is _State.DATA:
+            self._reply(cmd, seq, Status.NOT_ALLOWED)
+            return
+        if read is not None and (
+            read.length == 0
+            or (not read.digest and read.length > min(self.max_block, MAX_PAYLOAD - 7))
+            or read.offset + read.length > 0xFFFFFFFF
+        ):
+            self._reply(cmd, seq, Status.BAD_ARGUMENT)
+            return
+        if self._busy(cmd, seq):
+            return
+        self._request = _Request(cmd, seq, payload, read=read)
+        if erase is not None:
+            self._events.append(EraseRequested(slot=erase.slot, force=erase.force))
+        elif read is not None:
+            self._events.append(
+                ReadRequested(slot=read.slot, offset=read.offset, length=read.length, digest=read.digest)
+            )
 
     def _on_change_baud(self, seq: int, payload: bytes) -> None:
         cmd = FrameType.CHANGE_BAUD

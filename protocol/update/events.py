@@ -23,11 +23,16 @@ __all__ = [
     "BlockReceived",
     "CommandComplete",
     "ConfirmRequested",
+    "EraseRequested",
     "InfoReceived",
     "InfoRequested",
     "LoggingChanged",
+    "ReadRequested",
     "RebootRequested",
     "RollbackRequested",
+    "SlotDigest",
+    "SlotErased",
+    "SlotRead",
     "TransferComplete",
     "TransferEnded",
     "TransferRequested",
@@ -96,6 +101,35 @@ class TransferComplete(Event):
     retransmits: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class SlotErased(Event):
+    """``erase()`` completed: ``erased`` bytes of ``slot`` read 0xFF.  ``resetting``: the device erased the image
+    it was running and resets now (into its bootloader)."""
+
+    slot: int
+    erased: int
+    resetting: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlotRead(Event):
+    """``read()`` completed: ``data`` is ``slot``'s bytes from slot-relative ``offset``."""
+
+    slot: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlotDigest(Event):
+    """``read_digest()`` completed: the SHA-256 of ``length`` bytes of ``slot`` from ``offset``."""
+
+    slot: int
+    offset: int
+    length: int
+    digest: bytes
+
+
 # --- device side --------------------------------------------------------------------------------------------
 
 
@@ -162,6 +196,26 @@ class RollbackRequested(Event):
 @dataclass(frozen=True, kw_only=True)
 class RebootRequested(Event):
     """Call ``complete()``, let the reply drain, then reset."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EraseRequested(Event):
+    """Erase every sector of ``slot`` (PROGRESS between sectors), then ``reply_erase(erased, resetting=...)``
+    or ``reject(status)``: ``SLOT_IN_USE`` for the slot the running image lives in unless ``force``."""
+
+    slot: int
+    force: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadRequested(Event):
+    """Read ``length`` bytes of ``slot`` from slot-relative ``offset``: ``reply_read(data)``, or with ``digest``
+    ``reply_digest(sha256)``; ``reject(BAD_SLOT)`` for no such slot, ``reject(BAD_ARGUMENT)`` past its end."""
+
+    slot: int
+    offset: int
+    length: int
+    digest: bool
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -53,6 +53,8 @@ class FrameType(IntEnum):
     ROLLBACK = 0x0B
     ABORT = 0x0C
     SET_LOG = 0x0D
+    ERASE = 0x0E
+    READ = 0x0F
     DATA = 0x40
     REPLY = 0x80
     ACK = 0x81

@@ -16,7 +16,8 @@ Rules:
   ``change_baud()`` -> :class:`~protocol.sansio.ChangeBaud` (for the driver), then :class:`BaudChanged` or,
   when the device did not hear us at the new rate, ``ChangeBaud(old)`` and :class:`BaudChangeFailed`;
   ``begin_transfer()`` -> :class:`TransferStarted`, ``Progress("erase"|"transfer", ...)``, then
-  :class:`TransferComplete`.  Calling a command method while another is outstanding raises
+  :class:`TransferComplete`; ``erase()`` -> :class:`SlotErased`; ``read()`` -> :class:`SlotRead`;
+  ``read_digest()`` -> :class:`SlotDigest`.  Calling a command method while another is outstanding raises
   :class:`LocalProtocolError` before anything is queued (the connection is unchanged).  ``abort()`` is the
   exception: it may interrupt anything but a baud switch.
 * A failure status from the device is raised out of :meth:`next_event` as
@@ -36,9 +37,10 @@ import random
 import zlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, auto
 
+from ..crc import crc16_xmodem
 from ..errors import (
     LinkTooNoisyError,
     LocalProtocolError,
@@ -62,6 +64,10 @@ from .constants import (
     DEFAULT_BAUD,
     DEFAULT_DEFLATE_WBITS,
     FRAME_OVERHEAD,
+    INFO_PIECE_MIN,
+    INFO_PIECE_RETRIES,
+    INFO_PIECE_START,
+    INFO_RESTARTS,
     MAX_BLOCK_RETRANSMITS,
     MAX_BLOCK_SIZE,
     MAX_DEFLATE_WBITS,
@@ -74,6 +80,9 @@ from .events import (
     BaudChangeFailed,
     CommandComplete,
     InfoReceived,
+    SlotDigest,
+    SlotErased,
+    SlotRead,
     TransferComplete,
     TransferStarted,
 )
@@ -85,10 +94,17 @@ from .messages import (
     BeginRequest,
     DeviceInfo,
     EndRequest,
+    EraseReply,
+    EraseRequest,
+    InfoPiece,
+    InfoPieceRequest,
     LogRecord,
     Nak,
     Option,
     ProgressReport,
+    ReadDigestReply,
+    ReadReply,
+    ReadRequest,
     Reply,
     encode_data_block,
 )
@@ -112,6 +128,8 @@ _COMMAND_NAMES = {
     FrameType.ROLLBACK: "rollback",
     FrameType.ABORT: "abort",
     FrameType.SET_LOG: "set_logging",
+    FrameType.ERASE: "erase",
+    FrameType.READ: "read",
 }
 
 
@@ -137,6 +155,17 @@ class _Pending:
     seq: int
     frame: bytes
     retries_left: int
+
+
+@dataclass
+class _InfoRead:
+    """An INFO being read: PING first (unless the device's version is known), then the record in pieces."""
+
+    piece: int = INFO_PIECE_START  # bytes asked for per piece; halved after a failed try
+    record: bytearray = field(default_factory=bytearray)
+    total: int | None = None
+    crc: int | None = None
+    restarts: int = 0
 
 
 @dataclass
@@ -185,6 +214,9 @@ class _Transfer:
 
 
 _QueueItem = Event | Stm32OtaError | Callable[[], None]
+_INFO_PIECES_VERSION = 0x0101  # a device of this protocol version or later serves INFO in pieces
+_RX_TAIL = 512  # bytes of what the device sent last, kept to tell what answered (an IAP menu's text)
+_NO_EARLY_RESEND = frozenset({FrameType.CHANGE_BAUD, FrameType.SYNC})  # their timing is the handshake
 
 
 class HostConnection:
@@ -210,11 +242,25 @@ class HostConnection:
         self._error: ProtocolError | None = None
         self._image = b""
         self._begin: BeginRequest | None = None
+        self._slot_request: EraseRequest | ReadRequest | None = None  # the ERASE or READ outstanding
+        self._info_read: _InfoRead | None = None
+        # the device's protocol version: from INFO or a PING reply (None until one arrived)
+        self.device_protocol: int | None = info.protocol_version if info is not None else None
+        self.frames_received = 0  # good frames from the device (any type)
+        self.received_tail = b""  # the last bytes received outside the data phase
+        self._heard = 0  # bytes received while the outstanding command waited (tells silence from noise)
+        self._heard_frames: set[int] = set()  # frame types received meanwhile (LOG, PROGRESS: alive, busy)
+        self._heard_damaged = 0  # frames received meanwhile whose payload failed its CRC
+        self._heard_mark = 0  # _heard at the last try
+        self._tries = 0  # tries of the outstanding command (a shrunk INFO piece counts on)
 
     # -- Connection ------------------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         self._check_usable()
         self._decoder.feed(data)
+        if self._state is not _State.DATA:
+            self.received_tail = (self.received_tail + data)[-_RX_TAIL:]
+            self._heard += len(data)
         while self._state is not _State.ERROR:
             item = self._decoder.next()
             if item is None:
@@ -222,9 +268,21 @@ class HostConnection:
             if isinstance(item, Frame):
                 if tracing():
                     log_frame("rx", _frame_name(item.type), item.seq, item.payload)
+                self.frames_received += 1
+                self._heard_frames.add(item.type)
                 self._on_frame(item)
             elif isinstance(item, CorruptFrame):
                 log.debug("corrupt frame from device (type 0x%02x, seq %d)", item.type, item.seq)
+                self._heard_damaged += 1
+                pending = self._pending
+                if (
+                    item.type == FrameType.REPLY
+                    and self._state is _State.COMMAND
+                    and pending is not None
+                    and item.seq == pending.seq
+                    and pending.ftype not in _NO_EARLY_RESEND
+                ):
+                    self._command_timeout()  # its reply arrived damaged: ask again now, not after the timeout
 
     def handle_timeout(self) -> None:
         self._check_usable()
@@ -311,8 +369,19 @@ class HostConnection:
         self._start(FrameType.PING)
 
     def request_info(self) -> None:
-        """INFO -> :class:`InfoReceived` (also stored in :attr:`info`)."""
-        self._start(FrameType.INFO)
+        """INFO -> :class:`InfoReceived` (also stored in :attr:`info`).
+
+        The handshake survives a noisy line: a short PING first tells the device's protocol version; from 1.1
+        on the record comes in pieces (``INFO`` with offset and length), each resent up to
+        ``INFO_PIECE_RETRIES`` times and halved after a try whose answer was damaged on the line; a 1.0 device
+        gets one INFO (docs/protocol.md, "Handshake")."""
+        self._check_idle()
+        self._info_read = _InfoRead()
+        if self.device_protocol is None:
+            self._start(FrameType.PING)
+        else:
+            self._state = _State.COMMAND
+            self._next_info_request()
 
     def change_baud(self, baud: int) -> None:
         """CHANGE_BAUD -> ``ChangeBaud(baud)`` for the driver, then :class:`BaudChanged` or, after a safe
@@ -395,6 +464,62 @@ class HostConnection:
         """ROLLBACK to the previous image at the next reset."""
         self._start(FrameType.ROLLBACK)
 
+    def erase(self, slot: int, *, force: bool = False) -> None:
+        """ERASE every sector of ``slot`` -> :class:`SlotErased` (``Progress("erase", ...)`` meanwhile).  The
+        device refuses the slot its running image lives in (``SLOT_IN_USE``) unless ``force``."""
+        if not 0 <= slot <= 0xFF:
+            raise LocalProtocolError(f"invalid slot {slot}")
+        request = EraseRequest(slot=slot, force=force)
+        self._start(FrameType.ERASE, request.encode())
+        self._slot_request = request
+
+    def read(self, slot: int, offset: int, length: int) -> None:
+        """READ ``length`` bytes of ``slot`` from slot-relative ``offset`` -> :class:`SlotRead`.  ``length`` is
+        at most the device's ``max_block`` (INFO)."""
+        limit = self.info.max_block if self.info is not None else MAX_BLOCK_SIZE
+        if not 1 <= length <= min(limit, MAX_BLOCK_SIZE):
+            raise LocalProtocolError(f"read length must be 1..{min(limit, MAX_BLOCK_SIZE)}, not {length}")
+        self._start_read(ReadRequest(slot=slot, offset=offset, length=length))
+
+    def read_digest(self, slot: int, offset: int, length: int) -> None:
+        """READ with the digest flag: the SHA-256 of ``length`` bytes of ``slot`` from ``offset`` ->
+        :class:`SlotDigest` (the device may send PROGRESS while it hashes)."""
+        if length < 1:
+            raise LocalProtocolError(f"digest length must be at least 1, not {length}")
+        self._start_read(ReadRequest(slot=slot, offset=offset, length=length, digest=True))
+
+    def _start_read(self, request: ReadRequest) -> None:
+        if not 0 <= request.slot <= 0xFF or request.offset < 0 or request.offset + request.length > 0xFFFFFFFF:
+            raise LocalProtocolError(f"invalid read of slot {request.slot} at {request.offset}+{request.length}")
+        self._start(FrameType.READ, request.encode())
+        self._slot_request = request
+
+    def _on_slot_reply(self, ftype: FrameType, body: bytes) -> None:
+        """The OK reply of ERASE or READ, checked against what was asked."""
+        request = self._slot_request
+        self._slot_request = None
+        assert request is not None
+        if isinstance(request, EraseRequest):
+            erased = EraseReply.decode(body)
+            self._queue.append(SlotErased(slot=request.slot, erased=erased.erased, resetting=erased.resetting))
+        elif request.digest:
+            digest = ReadDigestReply.decode(body)
+            if (digest.offset, digest.length) != (request.offset, request.length):
+                raise RemoteProtocolError(
+                    f"READ digest of {digest.offset}+{digest.length} answers {request.offset}+{request.length}"
+                )
+            self._queue.append(
+                SlotDigest(slot=request.slot, offset=request.offset, length=request.length, digest=digest.digest)
+            )
+        else:
+            data = ReadReply.decode(body)
+            if data.offset != request.offset or len(data.data) != request.length:
+                raise RemoteProtocolError(
+                    f"READ of {request.length} bytes at {request.offset} answered with "
+                    f"{len(data.data)} bytes at {data.offset}"
+                )
+            self._queue.append(SlotRead(slot=request.slot, offset=request.offset, data=data.data))
+
     def set_logging(self, level: int | None) -> None:
         """SET_LOG: send device logs up to ``level`` (:class:`~.messages.LogLevel`), ``None`` for none."""
         value = LOG_OFF if level is None else level
@@ -411,6 +536,7 @@ class HostConnection:
             raise LocalProtocolError("cannot abort during a baud switch")
         self._pending = None
         self._transfer = None
+        self._info_read = None
         self._state = _State.IDLE
         self._start(FrameType.ABORT)
 
@@ -429,13 +555,30 @@ class HostConnection:
         self._state = _State.COMMAND
         self._send_command(ftype, payload)
 
-    def _send_command(self, ftype: FrameType, payload: bytes = b"") -> None:
+    def _send_command(self, ftype: FrameType, payload: bytes = b"", *, retries: int | None = None) -> None:
         self._seq = (self._seq + 1) & 0xFF
         frame = encode_frame(ftype, self._seq, payload)
-        retries = BAUD_SYNC_RETRIES - 1 if self._state is _State.BAUD_SYNC else COMMAND_RETRIES
+        if retries is None:
+            retries = BAUD_SYNC_RETRIES - 1 if self._state is _State.BAUD_SYNC else COMMAND_RETRIES
         self._pending = _Pending(ftype=ftype, seq=self._seq, frame=frame, retries_left=retries)
+        self._tries = 1
         self._busy = False
+        log.debug("-> %s (seq %d, %d B)", _frame_name(ftype), self._seq, len(payload))
+        self._heard = 0
+        self._heard_frames = set()
+        self._heard_damaged = 0
+        self._heard_mark = 0
         self._out.append(frame)
+
+    def _next_info_request(self, retries: int = INFO_PIECE_RETRIES) -> None:
+        """Ask for the next piece of the INFO record (or, from a 1.0 device, the whole record)."""
+        read = self._info_read
+        assert read is not None
+        if self.device_protocol is None or self.device_protocol < _INFO_PIECES_VERSION:
+            self._send_command(FrameType.INFO, retries=retries)
+            return
+        request = InfoPieceRequest(offset=len(read.record), length=read.piece)
+        self._send_command(FrameType.INFO, request.encode(), retries=retries)
 
     def _line_time(self, nbytes: int) -> float:
         return nbytes * 10 / self.baud
@@ -450,6 +593,9 @@ class HostConnection:
 
     def _device_failure(self, command: FrameType, status: int) -> None:
         """A device "no": raise DeviceError from next_event, stay usable."""
+        if command in (FrameType.PING, FrameType.INFO) and self._info_read is not None:
+            command = FrameType.INFO  # the handshake of request_info() answers for INFO
+        self._info_read = None
         self._pending = None
         self._transfer = None
         self._baud_switch = None
@@ -510,9 +656,19 @@ class HostConnection:
         self._busy = False
         self._state = _State.IDLE
         ftype = pending.ftype
+        log.debug("<- %s OK (seq %d, %d B)", _frame_name(ftype), frame.seq, len(reply.body))
+        if ftype == FrameType.PING:
+            body = reply.body
+            self.device_protocol = int.from_bytes(body[:2], "little") if len(body) >= 2 else 0x0100
+            if self._info_read is not None:  # the handshake's first step: now the record
+                self._state = _State.COMMAND
+                self._next_info_request()
+                return
         if ftype == FrameType.INFO:
-            self.info = DeviceInfo.decode(reply.body)
-            self._queue.append(InfoReceived(info=self.info))
+            self._on_info_reply(reply, pending)
+            return
+        if ftype == FrameType.PING:
+            self._queue.append(CommandComplete(command="ping"))
         elif ftype == FrameType.CHANGE_BAUD:
             switch = self._baud_switch
             assert switch is not None
@@ -523,8 +679,52 @@ class HostConnection:
             self._start_data(BeginReply.decode(reply.body))
         elif ftype == FrameType.END:
             self._finish_data()
+        elif ftype in (FrameType.ERASE, FrameType.READ):
+            self._on_slot_reply(ftype, reply.body)
         else:
             self._queue.append(CommandComplete(command=_COMMAND_NAMES[ftype]))
+
+    def _on_info_reply(self, reply: Reply, pending: _Pending) -> None:
+        read = self._info_read
+        if read is None or len(pending.frame) == FRAME_OVERHEAD:  # asked for the whole record (a 1.0 device)
+            self._info_done(reply.body)
+            return
+        piece = InfoPiece.decode(reply.body)
+        if read.total is not None and (piece.total, piece.crc) != (read.total, read.crc):
+            read.restarts += 1
+            if read.restarts > INFO_RESTARTS:
+                raise RemoteProtocolError("the INFO record kept changing while it was read")
+            log.info("the INFO record changed while it was read: starting over")
+            read.record.clear()
+            read.total = None
+        else:
+            if piece.offset != len(read.record) or piece.offset + len(piece.data) > piece.total:
+                raise RemoteProtocolError(
+                    f"INFO piece at offset {piece.offset} (+{len(piece.data)} of {piece.total}) does not follow "
+                    f"the {len(read.record)} bytes read"
+                )
+            read.total, read.crc = piece.total, piece.crc
+            read.record += piece.data
+            if len(read.record) >= piece.total:
+                record = bytes(read.record)
+                if crc16_xmodem(record) != piece.crc:
+                    raise RemoteProtocolError("the INFO record read in pieces fails its CRC")
+                self._info_done(record)
+                return
+            if not piece.data:
+                raise RemoteProtocolError(f"the device sent an empty INFO piece at offset {piece.offset}")
+        self._state = _State.COMMAND
+        self._next_info_request()
+
+    def _info_done(self, record: bytes) -> None:
+        self._info_read = None
+        try:
+            info = DeviceInfo.decode(record)
+        except ValueError as err:  # a field the record's own checks refuse
+            raise RemoteProtocolError(f"INFO: {err}") from None
+        self.info = info
+        self.device_protocol = info.protocol_version
+        self._queue.append(InfoReceived(info=info))
 
     def _after_switch(self) -> None:
         """Runs once the driver has taken ChangeBaud (and switched the port): send SYNC at the new rate."""
@@ -556,6 +756,8 @@ class HostConnection:
         assert pending is not None
         if pending.retries_left <= 0:
             name = _COMMAND_NAMES.get(pending.ftype, "command")
+            if self._info_read is not None:
+                name = "info"
             if self._baud_switch is not None and self._baud_switch.fell_back:
                 self._fail(
                     ProtocolTimeoutError(
@@ -565,16 +767,56 @@ class HostConnection:
                     )
                 )
                 return
-            self._fail(
-                ProtocolTimeoutError(
-                    f"no reply to {name} after {COMMAND_RETRIES + 1} tries",
-                    hint="check the port, the baud rate, and that the device is in its bootloader",
-                )
-            )
+            self._fail(self._silence_error(name, pending))
             return
         pending.retries_left -= 1
         self._busy = False
+        log.debug("no reply to %s (seq %d): sent again", _frame_name(pending.ftype), pending.seq)
+        tries = self._tries + 1
+        read = self._info_read
+        answered, self._heard_mark = self._heard > self._heard_mark, self._heard
+        if answered and read is not None and pending.ftype == FrameType.INFO and len(pending.frame) > FRAME_OVERHEAD:
+            # The device answered (bytes came back) but the piece did not survive the line: a shorter piece has
+            # a better chance.  It is a new command (new seq); safe, as the device is done with the old one.
+            # After silence the request itself was lost: the same frame again, its size is not the problem.
+            smaller = max(INFO_PIECE_MIN, read.piece // 2)
+            if smaller < read.piece:
+                read.piece = smaller
+                self._next_info_request(retries=pending.retries_left)
+                self._tries = tries
+                return
+        self._tries = tries
         self._out.append(pending.frame)
+
+    def _silence_error(self, name: str, pending: _Pending) -> ProtocolTimeoutError:
+        """Why the device did not answer, as far as the bytes that did arrive tell."""
+        tries = f"no reply to {name}"
+        if self._info_read is not None and pending.ftype == FrameType.INFO and len(self._info_read.record):
+            tries += f" (at byte {len(self._info_read.record)} of the record)"
+        if FrameType.PROGRESS in self._heard_frames:
+            return ProtocolTimeoutError(
+                f"{tries}: the device reports it is busy (PROGRESS) but did not answer",
+                hint="it may be swapping slots or erasing: wait until it is done and run the command again",
+            )
+        if self._heard_damaged:
+            return ProtocolTimeoutError(
+                f"{tries}: {self._heard_damaged} answers arrived damaged: the line is too noisy",
+                hint="lower the baud rate or check the cable",
+            )
+        if self._heard_frames:
+            return ProtocolTimeoutError(
+                f"{tries}: the device sends frames (logs) but no reply, even after resends",
+                hint="the line corrupts what we send: lower the baud rate or check the cable",
+            )
+        if self._heard:
+            return ProtocolTimeoutError(
+                f"{tries}: only {self._heard} bytes that are no stm32ota frame came back",
+                hint="check the baud rate (-b); the port may not be an stm32ota bootloader",
+            )
+        return ProtocolTimeoutError(
+            f"{tries} after {self._tries} tries: nothing came back",
+            hint="check the port, the cable, the baud rate, and that the device is in its bootloader",
+        )
 
     def _sync_timeout(self) -> None:
         pending = self._pending

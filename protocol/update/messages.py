@@ -22,13 +22,20 @@ __all__ = [
     "BeginRequest",
     "DeviceInfo",
     "EndRequest",
+    "EraseReply",
+    "EraseRequest",
     "FlashLayout",
+    "InfoPiece",
+    "InfoPieceRequest",
     "LogLevel",
     "LogRecord",
     "Nak",
     "Option",
     "PartialTransfer",
     "ProgressReport",
+    "ReadDigestReply",
+    "ReadReply",
+    "ReadRequest",
     "Reply",
     "SectorRun",
     "SlotInfo",
@@ -316,7 +323,13 @@ class DeviceInfo:
         if r.u8():
             slot, size, written = r.unpack("BII")
             partial = PartialTransfer(slot=slot, size=size, written=written, digest=r.take(DIGEST_SIZE))
-        version = r.take(r.u8()).decode("utf-8", "replace")
+        try:
+            version = r.take(r.u8()).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise RemoteProtocolError(
+                f"INFO: the bootloader version is not valid UTF-8 ({err.reason} at byte {err.start})",
+                hint="the bootloader sends a malformed INFO record: report it with `stm32ota --trace info`",
+            ) from None
         return cls(
             protocol_version=protocol_version,
             bootloader_version=version,
@@ -334,6 +347,45 @@ class DeviceInfo:
             key_hashes=keys,
             partial=partial,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoPieceRequest:
+    """INFO with a payload (protocol 1.1): ``length`` bytes of the encoded INFO record from ``offset``."""
+
+    offset: int
+    length: int
+
+    _S = struct.Struct("<HH")
+
+    def encode(self) -> bytes:
+        return self._S.pack(self.offset, self.length)
+
+    @classmethod
+    def decode(cls, data: bytes) -> InfoPieceRequest:
+        offset, length = _Reader(data, "INFO request").unpack("HH")
+        return cls(offset=offset, length=length)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoPiece:
+    """The reply to :class:`InfoPieceRequest`: the whole record's size and CRC-16, the piece's offset, its bytes."""
+
+    total: int
+    crc: int
+    offset: int
+    data: bytes
+
+    _S = struct.Struct("<HHH")
+
+    def encode(self) -> bytes:
+        return self._S.pack(self.total, self.crc, self.offset) + self.data
+
+    @classmethod
+    def decode(cls, data: bytes) -> InfoPiece:
+        r = _Reader(data, "INFO piece")
+        total, crc, offset = r.unpack("HHH")
+        return cls(total=total, crc=crc, offset=offset, data=r.rest())
 
 
 # --- commands and replies -----------------------------------------------------------------------------------
@@ -437,6 +489,103 @@ class EndRequest:
     def decode(cls, data: bytes) -> EndRequest:
         blocks, stream_bytes = _Reader(data, "END").unpack("II")
         return cls(blocks=blocks, stream_bytes=stream_bytes)
+
+
+_ERASE_FORCE = 0x01
+_ERASE_RESETTING = 0x01
+_READ_DIGEST = 0x01
+
+
+@dataclass(frozen=True, kw_only=True)
+class EraseRequest:
+    """ERASE: erase every sector of ``slot``.  ``force`` allows the slot the running image lives in."""
+
+    slot: int
+    force: bool = False
+
+    def encode(self) -> bytes:
+        return struct.pack("<BB", self.slot, _ERASE_FORCE if self.force else 0)
+
+    @classmethod
+    def decode(cls, data: bytes) -> EraseRequest:
+        slot, flags = _Reader(data, "ERASE").unpack("BB")
+        return cls(slot=slot, force=bool(flags & _ERASE_FORCE))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EraseReply:
+    """ERASE's reply body: ``erased`` bytes of the slot now read 0xFF; ``resetting``: the device resets as soon
+    as this reply has left (it erased the image it was running, and restarts into its bootloader)."""
+
+    erased: int
+    resetting: bool = False
+
+    def encode(self) -> bytes:
+        return struct.pack("<IB", self.erased, _ERASE_RESETTING if self.resetting else 0)
+
+    @classmethod
+    def decode(cls, data: bytes) -> EraseReply:
+        erased, flags = _Reader(data, "ERASE reply").unpack("IB")
+        return cls(erased=erased, resetting=bool(flags & _ERASE_RESETTING))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadRequest:
+    """READ: ``length`` bytes of ``slot`` from slot-relative ``offset``; with ``digest`` the SHA-256 of that
+    range instead of its bytes (then ``length`` may span the whole slot)."""
+
+    slot: int
+    offset: int
+    length: int
+    digest: bool = False
+
+    _S = struct.Struct("<BBHII")
+
+    def encode(self) -> bytes:
+        return self._S.pack(self.slot, _READ_DIGEST if self.digest else 0, 0, self.offset, self.length)
+
+    @classmethod
+    def decode(cls, data: bytes) -> ReadRequest:
+        slot, flags, _reserved, offset, length = _Reader(data, "READ").unpack("BBHII")
+        return cls(slot=slot, offset=offset, length=length, digest=bool(flags & _READ_DIGEST))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadReply:
+    """READ's reply body: the slot-relative ``offset`` echoed, then the bytes."""
+
+    offset: int
+    data: bytes
+
+    def encode(self) -> bytes:
+        return struct.pack("<I", self.offset) + self.data
+
+    @classmethod
+    def decode(cls, data: bytes) -> ReadReply:
+        r = _Reader(data, "READ reply")
+        offset = r.u32()
+        return cls(offset=offset, data=r.rest())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadDigestReply:
+    """READ's reply body with the digest flag: the range echoed and its SHA-256."""
+
+    offset: int
+    length: int
+    digest: bytes
+
+    def __post_init__(self) -> None:
+        _check_digest(self.digest)
+
+    def encode(self) -> bytes:
+        return struct.pack("<II", self.offset, self.length) + self.digest
+
+    @classmethod
+    def decode(cls, data: bytes) -> ReadDigestReply:
+        r = _Reader(data, "READ digest reply")
+        offset, length = r.unpack("II")
+        return cls(offset=offset, length=length, digest=r.take(DIGEST_SIZE))
 
 
 @dataclass(frozen=True, kw_only=True)

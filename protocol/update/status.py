@@ -60,6 +60,7 @@ class Status(IntEnum):
     # device state / internal
     NO_ROLLBACK = 0x60
     NOT_CONFIRMABLE = 0x61
+    SLOT_IN_USE = 0x62
     INTERNAL = 0x7F
 
 
@@ -189,10 +190,20 @@ STATUS_TABLE: dict[int, StatusInfo] = dict(
             "clear the write protection with STM32CubeProgrammer",
         ),
         _row(Status.VERIFY_FAILED, "flash read-back differs from the data written", _RETRY),
-        _row(Status.NO_ROLLBACK, "there is no previous image to roll back to"),
+        _row(
+            Status.NO_ROLLBACK,
+            "there is no previous image to roll back to",
+            "the other slot holds no valid image: `stm32ota info` shows both slots",
+        ),
         _row(
             Status.NOT_CONFIRMABLE,
             "the running image is not under test, so there is nothing to confirm",
+            "nothing is under test: flash an image with --no-confirm first",
+        ),
+        _row(
+            Status.SLOT_IN_USE,
+            "the slot holds the image the device is running",
+            "add --force to erase it anyway: the device then restarts into serial recovery and waits for an image",
         ),
         _row(Status.INTERNAL, "internal bootloader error", "reset the device and retry"),
     ]

@@ -15,9 +15,10 @@ from emulator.chips import CHIPS
 from emulator.demo import DEMO_CHIP, demo_firmware, factory_program
 from emulator.testing import running_emulator
 from protocol.errors import Stm32OtaError
-from protocol.flow import FlashOptions, FlowStep, flash_image
+from protocol.flow import FlashOptions, flash_image
 from protocol.image import parse_image
 from protocol.link import SerialLink
+from protocol.progress import ProgressSnapshot
 from protocol.sansio import Event
 
 FAULTS = "flip=1e-4,drop=0.001"
@@ -36,7 +37,7 @@ def _update_over_noise(state: Path, image: bytes, seed: int) -> tuple[bool, byte
     steps: list[str] = []
 
     def on_event(event: Event) -> None:
-        if isinstance(event, FlowStep):
+        if isinstance(event, ProgressSnapshot) and event.message:
             steps.append(event.message)
 
     chip = CHIPS[DEMO_CHIP]

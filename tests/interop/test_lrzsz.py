@@ -144,6 +144,77 @@ def test_receive_refuses_to_overwrite_and_cancels_sb(
     assert (out / src.name).read_bytes() == b"keep me"
 
 
+# -- receive never writes outside its folder -----------------------------------------------------------------
+def test_receive_never_writes_through_a_symlink_at_the_partial_file(
+    line: Line, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: NAME.part was opened with "wb", which followed the link and overwrote the file outside -d
+    require_tool("sb")
+    (src,) = _write_files(tmp_path / "src", [3000])
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not yours")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / (src.name + ".part")).symlink_to(outside)
+    sb = line.spawn(["sb", "--ymodem", "-q", str(src)], tmp_path)
+    assert main(["receive", "-p", line.path, "-d", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "refusing to write through it" in err and "hint:" in err
+    sb.wait(PEER_WAIT_S)
+    assert outside.read_bytes() == b"not yours"
+    assert not (out / src.name).exists()
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["link-to-file", "dangling-link"])
+def test_receive_overwrite_replaces_a_symlink_at_the_name_and_never_follows_it(
+    line: Line, tmp_path: Path, dangling: bool
+) -> None:
+    require_tool("sb")
+    (src,) = _write_files(tmp_path / "src", [3000])
+    outside = tmp_path / "outside.txt"
+    if not dangling:
+        outside.write_bytes(b"not yours")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / src.name).symlink_to(outside)
+    sb = line.spawn(["sb", "--ymodem", "-q", str(src)], tmp_path)
+    assert main(["receive", "-p", line.path, "-d", str(out), "-q", "--overwrite"]) == 0
+    assert sb.wait(PEER_WAIT_S) == 0
+    assert not (out / src.name).is_symlink()
+    assert (out / src.name).read_bytes() == src.read_bytes()
+    assert outside.exists() != dangling and (dangling or outside.read_bytes() == b"not yours")
+    assert sorted(p.name for p in out.iterdir()) == [src.name]
+
+
+def test_receive_without_overwrite_refuses_a_dangling_symlink_at_the_name(
+    line: Line, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: Path.exists() follows links, so a dangling one did not count and the name was taken over
+    require_tool("sb")
+    (src,) = _write_files(tmp_path / "src", [3000])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / src.name).symlink_to(tmp_path / "nowhere")
+    sb = line.spawn(["sb", "--ymodem", "-q", str(src)], tmp_path)
+    assert main(["receive", "-p", line.path, "-d", str(out), "-q"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    sb.wait(PEER_WAIT_S)
+    assert (out / src.name).is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_receive_replaces_a_partial_file_left_by_an_interrupted_run(line: Line, tmp_path: Path) -> None:
+    require_tool("sb")
+    (src,) = _write_files(tmp_path / "src", [3000])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / (src.name + ".part")).write_bytes(b"stale" * 1000)
+    sb = line.spawn(["sb", "--ymodem", "-q", str(src)], tmp_path)
+    assert main(["receive", "-p", line.path, "-d", str(out), "-q"]) == 0
+    assert sb.wait(PEER_WAIT_S) == 0
+    assert (out / src.name).read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == [src.name]
+
+
 # -- aborts, both directions -----------------------------------------------------------------------------
 def _abort_when(core: YmodemSender | YmodemReceiver, after: int) -> tuple[list[int], object]:
     seen: list[int] = []

@@ -15,8 +15,9 @@ from emulator.testing import running_emulator
 from protocol.aio import AsyncSerialLink
 from protocol.cli import main
 from protocol.errors import Cancelled
-from protocol.flow import FlashOptions, FlowStep, flash_image
+from protocol.flow import FlashOptions, flash_image
 from protocol.link import CancelToken, SerialLink
+from protocol.progress import Phase, PhaseStatus, ProgressSnapshot
 from protocol.sansio import DeviceLog, Event, Progress
 from protocol.update.messages import SlotState
 
@@ -28,11 +29,11 @@ RAW_APP = demo_firmware("demo-1.1.0.bin").read_bytes()
 
 def test_the_flow_runs_unchanged_on_the_asyncio_driver(tmp_path: Path) -> None:
     factory_program(tmp_path, OLD)
-    steps: list[str] = []
+    steps: list[tuple[Phase, PhaseStatus]] = []
 
     def on_event(event: Event) -> None:
-        if isinstance(event, FlowStep):
-            steps.append(event.step)
+        if isinstance(event, ProgressSnapshot) and event.status is not PhaseStatus.RUNNING:
+            steps.append((event.phase, event.status))
 
     async def go() -> object:
         link = await AsyncSerialLink.open(emu.port, 115200)
@@ -44,8 +45,18 @@ def test_the_flow_runs_unchanged_on_the_asyncio_driver(tmp_path: Path) -> None:
     assert getattr(result, "protocol", None) == "ota"
     info_after = getattr(result, "info_after", None)
     assert info_after is not None and info_after.slot(0).version == (1, 1, 0, 0)
-    assert steps[0] == "connect" and steps[-1] == "done"
-    assert {"info", "transfer", "verify", "activate", "reboot", "boot"} <= set(steps)
+    assert steps[0] == (Phase.PROBE, PhaseStatus.STARTED) and steps[-1] == (Phase.REBOOT, PhaseStatus.ENDED)
+    ran = [phase for phase, status in steps if status is PhaseStatus.ENDED]
+    assert ran == [
+        Phase.PROBE,
+        Phase.INFO,
+        Phase.CHECK,
+        Phase.ERASE,
+        Phase.TRANSFER,
+        Phase.VERIFY,
+        Phase.ACTIVATE,
+        Phase.REBOOT,
+    ]
 
 
 def test_a_cancelled_update_resumes_where_it_stopped(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from protocol.update import (
     VerifyRequested,
     encode_frame,
 )
+from protocol.update.constants import PROTOCOL_VERSION
 from protocol.update.messages import encode_data_block
 
 from .helpers import BAUDS, Owner, Wire, image_bytes, make_info, pair
@@ -130,6 +131,7 @@ def test_silence_raises_timeout_and_is_sticky() -> None:
 
 def test_malformed_reply_is_a_sticky_remote_error() -> None:
     host = HostConnection(first_seq=10)
+    host.device_protocol = 0x0100  # a 1.0 device: the whole record in one INFO, no PING first
     host.request_info()
     host.data_to_send()
     host.receive_data(encode_frame(FrameType.REPLY, 10, bytes((FrameType.INFO, 0, 0)) + b"\x01"))
@@ -739,6 +741,7 @@ def test_owner_misuse_is_a_local_error() -> None:
     with pytest.raises(LocalProtocolError):
         dev.fail_transfer(Status.PROGRAM_FAILED)  # no transfer
     host = HostConnection(first_seq=1)
+    host.device_protocol = PROTOCOL_VERSION  # known: INFO goes out at once, without the PING
     host.request_info()
     dev.receive_data(host.data_to_send())
     assert isinstance(dev.next_event(), InfoRequested)
@@ -756,6 +759,7 @@ def test_flash_error_while_a_request_is_pending_still_ends_the_transfer() -> Non
     wire.host.begin_transfer(image_bytes(50_000))
     wire.run(is_(TransferStarted))
     rogue = HostConnection(first_seq=50)
+    rogue.device_protocol = PROTOCOL_VERSION  # INFO at once, without the PING
     rogue.request_info()
     wire.dev.receive_data(rogue.data_to_send())
     assert wire.dev.pending == FrameType.INFO

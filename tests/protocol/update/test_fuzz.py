@@ -166,6 +166,7 @@ def _info_reply_bytes(seq: int) -> bytes:
 @pytest.mark.parametrize("mode", ["whole", "bytewise", "trailing"])
 def test_host_reads_a_reply(mode: str) -> None:
     host = HostConnection(first_seq=7)
+    host.device_protocol = 0x0100  # a 1.0 device: the whole record in one INFO, no PING first
     host.request_info()
     host.data_to_send()
     data = _info_reply_bytes(7)

@@ -58,7 +58,7 @@ def test_info_without_partial_round_trip() -> None:
 def test_info_fixed_header_layout() -> None:
     data = full_info().encode()
     protocol_version, chip_id, board_id = struct.unpack_from("<HHH", data, 0)
-    assert (protocol_version, chip_id, board_id) == (0x0100, 0x413, 0)
+    assert (protocol_version, chip_id, board_id) == (0x0101, 0x413, 0)
     assert data[6:18] == bytes(range(12))
     max_block, max_window, options, ram, wbits = struct.unpack_from("<HBBIB", data, 18)
     assert (max_block, max_window, ram) == (4096, 16, 4096 * 16)

@@ -6,6 +6,7 @@ its resend both wait in the device's UART buffer, and the second must not be ans
 from __future__ import annotations
 
 from protocol.update import DeviceConnection, HostConnection, InfoReceived, InfoRequested, Status
+from protocol.update.constants import PROTOCOL_VERSION
 from protocol.update.frames import Frame, FrameDecoder, FrameType
 
 from .helpers import make_info
@@ -24,6 +25,7 @@ def _replies(data: bytes) -> list[Frame]:
 def test_resent_pending_command_is_not_answered_busy() -> None:
     host = HostConnection(first_seq=7)
     dev = DeviceConnection()
+    host.device_protocol = 0x0100  # a 1.0 device: INFO at once (no PING), the whole record in one reply
     host.request_info()
     first = host.data_to_send()
     host.handle_timeout()  # the reply timer ran out: the same frame again
@@ -46,6 +48,7 @@ def test_resent_pending_command_is_not_answered_busy() -> None:
 def test_a_different_command_while_busy_is_still_answered_busy() -> None:
     dev = DeviceConnection()
     host = HostConnection(first_seq=1)
+    host.device_protocol = PROTOCOL_VERSION  # INFO at once, without the PING
     host.request_info()
     dev.receive_data(host.data_to_send())
     assert isinstance(dev.next_event(), InfoRequested)
@@ -56,6 +59,7 @@ def test_a_different_command_while_busy_is_still_answered_busy() -> None:
     out = dev.data_to_send()
     # PING is answered by the core itself even while INFO is pending; a second INFO with another seq is BUSY
     other2 = HostConnection(first_seq=90)
+    other2.device_protocol = PROTOCOL_VERSION
     other2.request_info()
     dev.receive_data(other2.data_to_send())
     out += dev.data_to_send()

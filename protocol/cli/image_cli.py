@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-_HANDLERS = "protocol.image_commands"
+_HANDLERS = "protocol.cli.image_commands"
 
 
 def _int(text: str) -> int:

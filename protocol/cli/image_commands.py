@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from .console import ConsoleReporter, write_json
-from .errors import ImageError
-from .image import (
+from ..console import ConsoleReporter, write_json
+from ..errors import ImageError
+from ..image import (
     HardwareTag,
     KeyFileError,
     PublicKey,
@@ -39,10 +39,10 @@ from .image import (
     sign_image,
     verify_parsed,
 )
-from .image.keys import public_key
-from .image.mcuboot import DEFAULT_MAX_ALIGN
-from .image.sign import SecurityCounter
-from .image.writers import padded_image_pieces, to_intel_hex
+from ..image.keys import public_key
+from ..image.mcuboot import DEFAULT_MAX_ALIGN
+from ..image.sign import SecurityCounter
+from ..image.writers import padded_image_pieces, to_intel_hex
 
 __all__ = ["cmd_getpub", "cmd_inspect", "cmd_keygen", "cmd_sign", "cmd_verify"]
 
