@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from protocol.aio import AsyncSerialLink
 from protocol.errors import ImageError, PortError, Stm32OtaError
-from protocol.flow import FlashOptions, FlashResult, FlowStep, UpdateError, flash_image, image_digests, read_info
+from protocol.flow import FlashOptions, FlashResult, UpdateError, flash_image, image_digests, read_info
 from protocol.preflight import check_image
+from protocol.progress import ProgressSnapshot
 from protocol.sansio import DeviceLog, Event, Progress
 from protocol.update.host import HostConnection
 from protocol.update.messages import DeviceInfo, SlotInfo, SlotState
@@ -184,15 +185,17 @@ class PortWorker:
 
     # -- events from the flow ---------------------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, Progress) and event.total:
+        if isinstance(event, ProgressSnapshot):
+            self._set(progress=event.fraction, phase=event.phase.value)
+            if event.message:
+                self._set(message=event.message)
+                self._logs.append(f"[{event.phase.value}] {event.message}")
+        elif isinstance(event, Progress) and event.total:
             self._set(progress=event.done / event.total, phase=event.phase)
         elif isinstance(event, DeviceLog):
             line = event.text.rstrip()
             self._logs.append(line)
             self._log_batch.append({"message": line, "level": _LOG_LEVELS.get(event.level, "info")})
-        elif isinstance(event, FlowStep):
-            self._set(message=event.message)
-            self._logs.append(f"[{event.step}] {event.message}")
 
     # -- feedback through the outbox --------------------------------------------------------------------------
     async def _feedback(
