@@ -71,6 +71,7 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self.status_url: str | None = None
         self.logs_endpoint: bool | None = {"endpoint": True, "details": False}.get(config.logs)
+        self._closed: set[tuple[str, str]] = set()  # (controllerId, action) whose closing feedback went up
         self.delivered: list[OutboxEntry] = []  # what reached the server, in order (tests and `status`)
 
     @property
@@ -155,13 +156,18 @@ class Gateway:
                     return
                 self.logs_endpoint = False
             action = entry.body.get("actionId")
-            if action is None:
+            if action is None or (entry.controller_id, str(action)) in self._closed:
+                # a proceeding after the closing feedback would reopen the action on a plain DDI server; the
+                # closing feedback's details already carry the device's last log lines
                 return
             lines = [line["message"] for line in entry.body["lines"]]
             body = feedback_body(str(action), "proceeding", details=lines)
             await self._post(entry.controller_id, f"deploymentBase/{action}/feedback", body)
             return
         await self._post(entry.controller_id, entry.path, entry.body)
+        state = entry.body.get("status")
+        if entry.kind == "feedback" and isinstance(state, dict) and state.get("execution") in ("closed", "canceled"):
+            self._closed.add((entry.controller_id, str(entry.body.get("id"))))
 
     async def _post(self, controller_id: str, path: str, body: Any) -> None:
         try:

@@ -42,7 +42,8 @@ def emulated_device(state_dir: Path, index: int, **kwargs: Any) -> Iterator[Emul
         else:
             state_dir.mkdir(parents=True, exist_ok=True)  # another chip: blank, in its bootloader
         (state_dir / "state.json").write_text(json.dumps({"uid": uid_for(index)}))
-    with running_emulator(mode="ota", baud=0, time_scale=0, state_dir=state_dir, **kwargs) as emu:
+    settings: dict[str, Any] = {"mode": "ota", "baud": 0, "time_scale": 0, **kwargs}
+    with running_emulator(state_dir=state_dir, **settings) as emu:
         yield emu
 
 
