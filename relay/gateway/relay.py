@@ -243,10 +243,13 @@ class PortWorker:
             await self.gw.journal.update_job(job.id, state="cancelled", detail="cancelled by the server")
         await self._confirm_cancel(cancel_id, "cancelled before the relay started")
 
-    async def _confirm_cancel(self, cancel_id: str, detail: str) -> None:
+    async def _confirm_cancel(self, cancel_id: str, detail: str, *, job: Job | None = None) -> None:
         assert self.cid is not None
         body = feedback_body(cancel_id, "closed", "success", details=[detail])
-        await self.gw.journal.enqueue(self.cid, "cancel-feedback", f"cancelAction/{cancel_id}/feedback", body)
+        update = (job.id, {"state": "cancelled", "detail": detail}) if job is not None else None
+        await self.gw.journal.enqueue(
+            self.cid, "cancel-feedback", f"cancelAction/{cancel_id}/feedback", body, job_update=update
+        )
 
     async def _job(self, link: AsyncSerialLink, dep: Deployment) -> bool:
         """Run one deployment; True if the device was touched (its INFO must be read again)."""
@@ -341,11 +344,10 @@ class PortWorker:
             start = time.monotonic()
             try:
                 result = await self._flash_watching_cancel(link, job, options, image, name)
-            except _Cancelled as cancel:
-                await self._feedback(
-                    job, "canceled", "none", ["cancelled by the server during the relay"], state="cancelled"
+            except _Cancelled as cancel:  # hawkBit: the device confirms on cancelAction/{id}/feedback
+                await self._confirm_cancel(
+                    cancel.cancel_id, "relay stopped mid-transfer; the device keeps its old image", job=job
                 )
-                await self._confirm_cancel(cancel.cancel_id, "relay stopped; the device keeps its old image")
                 gw.metrics.jobs.labels(result="cancelled").inc()
                 self._set(state="idle", message="cancelled")
                 return
