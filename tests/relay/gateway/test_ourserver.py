@@ -18,7 +18,7 @@ from .ourserver import OurServer, running_server
 
 async def _devices_with_gateway_token(server: OurServer, cids: list[str]) -> str:
     for cid in cids:
-        await server.api("POST", "/api/v1/devices", {"controller_id": cid})
+        await server.api("POST", "/api/v1/devices", {"controller_id": cid, "chip": "0x413"})  # an STM32F407
     token = await server.api("POST", "/api/v1/gateway-tokens", {"gateway": "gw-test", "devices": cids})
     return str(token["token"])
 
