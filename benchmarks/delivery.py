@@ -71,8 +71,8 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 from emulator.chips import CHIPS  # noqa: E402
 from emulator.demo import factory_program  # noqa: E402
 from emulator.iap import IAP_APP_ADDRESS  # noqa: E402
+from protocol.drivers.link import SerialLink  # noqa: E402
 from protocol.flow import FlashOptions, flash_image, read_info  # noqa: E402
-from protocol.link import SerialLink  # noqa: E402
 from protocol.sansio import Event  # noqa: E402
 from protocol.update.events import TransferComplete, TransferStarted  # noqa: E402
 from protocol.update.host import HostConnection  # noqa: E402

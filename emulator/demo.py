@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from protocol.console import ConsoleReporter, format_flash_summary, format_next_steps, write_json
+from protocol.drivers.link import SerialLink
 from protocol.errors import Stm32OtaError
 from protocol.flow import FlashOptions, flash_image, read_info
-from protocol.link import SerialLink
 from protocol.update.host import HostConnection
 from protocol.update.messages import DeviceInfo
 

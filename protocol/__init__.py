@@ -1,7 +1,7 @@
 """stm32ota's wire: YMODEM, the stm32ota update protocol and firmware images, as sans-I/O cores.
 
 Importing this package is cheap: it never imports serial, asyncio, threading, time or Qt.  Drivers live in
-:mod:`protocol.link` (blocking, pyserial) and :mod:`protocol.aio` (asyncio).
+:mod:`protocol.drivers.link` (blocking, pyserial) and :mod:`protocol.drivers.aio` (asyncio).
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ from serial.tools import list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
 from .crc import crc16_xmodem
+from .drivers.link import SerialLink
 from .errors import DeviceError, PortError, ProtocolTimeoutError, Stm32OtaError
 from .flow import detect_protocol, image_digests, read_info
-from .link import SerialLink
 from .progress import Phase, PhaseStatus, ProgressSnapshot
 from .pump import IoRequest, PumpResult, Write, pump, with_deadline
 from .sansio import DeviceLog, Event, Progress

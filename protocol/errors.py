@@ -9,9 +9,11 @@ resemble (``TimeoutError``, ``OSError``, ``ValueError``) so generic handlers sti
 from __future__ import annotations
 
 __all__ = [
+    "BaudRateError",
     "Cancelled",
     "DeviceError",
     "ImageError",
+    "Interrupted",
     "LinkTooNoisyError",
     "LocalProtocolError",
     "PortError",
@@ -86,3 +88,12 @@ class ImageError(Stm32OtaError, ValueError):
 
 class Cancelled(Stm32OtaError):
     """The caller cancelled the operation (cooperative cancel, Ctrl-C)."""
+
+
+class Interrupted(Cancelled, KeyboardInterrupt):
+    """Ctrl-C, raised by a driver once the interrupted steps have cleaned up (told the device).  It is both a
+    :class:`Cancelled` and a :class:`KeyboardInterrupt`, so either handler sees it."""
+
+
+class BaudRateError(Stm32OtaError, ValueError):
+    """A line rate no serial port can be set to (zero, negative, or beyond what the OS accepts)."""

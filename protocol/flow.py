@@ -12,20 +12,23 @@ It reports through ``on_event``: :class:`~protocol.progress.ProgressSnapshot` (o
 and while bytes move; built by the flow's one :class:`~protocol.progress.ProgressMeter`) and the device's
 :class:`~protocol.sansio.DeviceLog` lines.  The result (:class:`FlashResult`) carries the phases in the order
 they ran, the totals, the compression and the line rate the data phase used (taken from the flow's own
-:class:`~protocol.pump.SetBaud` requests, so it cannot disagree with the link).  Cancelling is cooperative:
-the driver checks its :class:`~protocol.link.CancelToken` between I/O steps; the device keeps its resume
-record, so the next run continues where this one stopped.
+:class:`~protocol.pump.SetBaud` requests, so it cannot disagree with the link).  A cancel (the driver's
+:class:`~protocol.drivers.link.CancelToken`, Ctrl-C, a task cancel) is thrown into the flow, which tells the
+device (ABORT, and back to the start rate: :func:`_abort_on_cancel`) before it re-raises; the device keeps its
+resume record, so the next run continues where this one stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, TypeVar
 
 from .errors import (
+    Cancelled,
     DeviceError,
     ImageError,
     LinkTooNoisyError,
@@ -36,14 +39,14 @@ from .errors import (
 from .image import TrustedKey, parse_image
 from .preflight import GENERIC_IAP, check_application, check_image
 from .progress import Phase, PhaseTiming, ProgressMeter, ProgressSnapshot
-from .pump import IoRequest, PumpResult, Read, SetBaud, Write, pump, with_deadline
+from .pump import CANCEL_CLEANUP_S, IoRequest, PumpResult, Read, SetBaud, Write, pump, with_deadline
 from .sansio import DeviceLog, Event, Progress
 from .update.constants import DEFAULT_BAUD, MIN_BLOCK_SIZE
 from .update.events import BaudChanged, BaudChangeFailed, CommandComplete, InfoReceived, TransferComplete
 from .update.host import HostConnection
 from .update.messages import DeviceInfo, Option, SlotInfo, SlotState
 from .update.status import Status
-from .ymodem import BatchComplete, YmodemFile, YmodemSender
+from .ymodem import ABORT_SEQUENCE, BatchComplete, YmodemFile, YmodemSender
 from .ymodem.iap import IAP_DOWNLOAD_KEY, LineProbe, is_iap_answer, looks_like_iap
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 PRIMARY_SLOT = 0
 SECONDARY_SLOT = 1
@@ -73,6 +77,7 @@ ACTIVATE_ATTEMPTS = 2  # a trailer left half-written (power loss during ACTIVATE
 _TRAILER_WRITE_FAILURES = frozenset(
     {Status.PROGRAM_SEQUENCE, Status.PROGRAM_FAILED, Status.PROGRAM_ALIGNMENT, Status.VERIFY_FAILED}
 )
+ABORT_REPLY_WAIT_S = 0.6  # after a cancel: how long the device's answer to our ABORT is awaited
 
 
 class UpdateError(Stm32OtaError):
@@ -342,9 +347,10 @@ def _flash(
             protocol = yield from detect_protocol(clock)
             ctx.end("classic YMODEM device (AN4657 IAP menu)" if protocol == "ymodem" else "stm32ota bootloader")
         if protocol == "ymodem":
-            result = yield from _flash_ymodem(image, name, ctx)
+            flow = _flash_ymodem(image, name, ctx)
         else:
-            result = yield from _flash_ota(image, hashlib.sha256(image).digest(), ctx)
+            flow = _flash_ota(image, hashlib.sha256(image).digest(), ctx)
+        result = yield from _abort_on_cancel(flow, protocol, options.baud, clock)
     except Stm32OtaError as err:
         ctx.fail(err)
         raise
@@ -471,6 +477,7 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
     ctx.start(Phase.REBOOT, "restarting the device (the bootloader swaps the slots)")
     host.reboot()
     yield from _command(host, clock, ctx.report)
+    ctx.note("the device is restarting; waiting for it to answer")
     if ctx.wire.baud != options.baud:  # a reset brings the UART back to the start rate
         yield SetBaud(options.baud)
     info_after = yield from _wait_for_device(options, ctx)
@@ -620,3 +627,69 @@ def _describe(info: DeviceInfo) -> str:
     running = f"running {primary.version_text} ({primary.state.name.lower()})" if primary else "no image"
     loader = info.bootloader_version or "?"
     return f"chip 0x{info.chip_id:03x}, uid {info.uid.hex()}, bootloader {loader}, {running}"
+
+
+def _abort_on_cancel(
+    flow: Generator[IoRequest, PumpResult, FlashResult],
+    protocol: Literal["ota", "ymodem"],
+    start_baud: int,
+    clock: Callable[[], float],
+) -> Generator[IoRequest, PumpResult, FlashResult]:
+    """Run ``flow``; when the driver throws :class:`~protocol.errors.Cancelled` in (the cancel contract of
+    ``SerialLink.execute``), tell the device, then re-raise.
+
+    The device must hear a cancel: an OTA device gets ABORT (it drops the transfer or command it was busy with
+    and keeps its resume record) and, if the flow had switched the line rate, is switched back to the start
+    rate, so the next ``flash`` in the same process starts (or resumes) at once with no input to discard.  A
+    YMODEM receiver gets CAN CAN and returns to its menu.  The cleanup is bounded by
+    :data:`~protocol.pump.CANCEL_CLEANUP_S`; if the device does not answer within it, the cancel stands."""
+    baud = start_baud  # the line rate now: follows the flow's SetBaud requests
+    reply: PumpResult = None
+    thrown: Cancelled | None = None
+    try:
+        while True:
+            try:
+                request = flow.send(reply) if thrown is None else flow.throw(thrown)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            thrown = None
+            if type(request) is SetBaud:
+                baud = request.baud
+            try:
+                reply = yield request
+            except Cancelled as err:
+                thrown, reply = err, None
+    except (Cancelled, KeyboardInterrupt):  # a Ctrl-C that hit the flow's own code rather than a wait
+        log.info("cancelled: telling the device")
+        if protocol == "ymodem":
+            yield Write(ABORT_SEQUENCE)
+        else:
+            yield from _tell_the_device(baud, start_baud, clock)
+        raise
+
+
+def _tell_the_device(baud: int, start_baud: int, clock: Callable[[], float]) -> Generator[IoRequest, PumpResult, None]:
+    """ABORT at the current rate, then back to ``start_baud`` (both sides), within CANCEL_CLEANUP_S."""
+    deadline = clock() + CANCEL_CLEANUP_S * 0.9  # inside the driver's own limit
+    host = HostConnection(baud=baud)
+    host.abort()
+    try:
+        done = yield from with_deadline(
+            pump(host, clock(), until=lambda e: isinstance(e, CommandComplete)),
+            min(deadline, clock() + ABORT_REPLY_WAIT_S),
+        )
+        if done is None:
+            log.warning("the device did not answer the ABORT of a cancel")
+    except Stm32OtaError as err:
+        log.warning("the device did not take the ABORT of a cancel: %s", err)
+    if baud == start_baud:
+        return
+    host = HostConnection(baud=baud)
+    try:
+        host.change_baud(start_baud)
+        yield from with_deadline(
+            pump(host, clock(), until=lambda e: isinstance(e, BaudChanged | BaudChangeFailed)), deadline
+        )
+    except Stm32OtaError as err:
+        log.warning("could not switch the device back to %d baud: %s", start_baud, err)
+    yield SetBaud(start_baud)  # our side returns to the start rate whatever the device did

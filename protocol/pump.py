@@ -17,6 +17,7 @@ from .errors import LocalProtocolError
 from .sansio import ChangeBaud, Connection, Event
 
 __all__ = [
+    "CANCEL_CLEANUP_S",
     "IDLE_WAIT_S",
     "POLL_INTERVAL_S",
     "IoRequest",
@@ -32,6 +33,9 @@ T = TypeVar("T")
 
 POLL_INTERVAL_S = 0.1  # longest a read blocks before the loop re-checks cancel and deadlines
 IDLE_WAIT_S = 3600.0  # longest a read blocks when nothing needs control back (no poll) and the core has no timeout
+# After a cancel, the driver throws Cancelled into the steps and keeps serving their I/O (an ABORT for the
+# device, a switch back to the start rate) for at most this long; then it closes them.
+CANCEL_CLEANUP_S = 2.0
 
 
 @dataclass(slots=True)  # not frozen: built twice per block, and frozen dataclasses construct slowly

@@ -1,1 +1,1 @@
-"""The OTA server and the field gateway (aiohttp).  Not built yet: see the relay issue."""
+"""The OTA server (:mod:`relay.server`) and, beside it, the field gateway (a later issue); aiohttp."""

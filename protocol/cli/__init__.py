@@ -55,7 +55,7 @@ ENTRY_POINT_GROUP = "stm32ota.commands"
 # protocol's own command families: module -> the subcommands its register() adds.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "protocol.cli.ymodem_cli": ("send", "receive"),
-    "protocol.update_cli": ("info", "flash", "monitor"),
+    "protocol.cli.update_cli": ("info", "flash", "monitor"),
     "protocol.cli.image_cli": ("keygen", "getpub", "sign", "verify", "inspect"),
     "protocol.cli.device_cli": ("ports", "reset", "confirm", "rollback", "erase", "read", "terminal"),
 }
@@ -141,7 +141,7 @@ def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _configure_logging(verbose: int, trace: bool) -> None:
-    from ..trace import TRACE
+    from ..wirelog import TRACE
 
     level = logging.WARNING
     if verbose == 1:
@@ -192,6 +192,8 @@ def _run(argv: list[str]) -> int:
     log.debug("stm32ota %s, Python %s: %s (%s)", __version__, sys.version.split()[0], args.command, args.handler)
     try:
         return _resolve(args.handler)(args)
+    except KeyboardInterrupt:  # before Stm32OtaError: Interrupted (Ctrl-C after a driver's cleanup) is both
+        raise
     except Stm32OtaError as err:
         return _error(str(err), err.hint)
     except OSError as err:

@@ -150,7 +150,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
 
 def cmd_reset(args: argparse.Namespace) -> int:
     from ..device_commands import reset
-    from ..link import SerialLink
+    from ..drivers.link import SerialLink
 
     reporter, on_event = _reporter(args)
     try:
@@ -163,7 +163,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 def cmd_confirm(args: argparse.Namespace) -> int:
     from ..device_commands import confirm
-    from ..link import SerialLink
+    from ..drivers.link import SerialLink
 
     reporter, on_event = _reporter(args)
     try:
@@ -176,7 +176,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from ..device_commands import rollback
-    from ..link import SerialLink
+    from ..drivers.link import SerialLink
 
     reporter, on_event = _reporter(args)
     try:
@@ -189,7 +189,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_erase(args: argparse.Namespace) -> int:
     from ..device_commands import erase
-    from ..link import SerialLink
+    from ..drivers.link import SerialLink
 
     reporter, on_event = _reporter(args)
     try:
@@ -206,8 +206,8 @@ def cmd_read(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..device_commands import read_slot
+    from ..drivers.link import SerialLink
     from ..errors import Stm32OtaError
-    from ..link import SerialLink
 
     target = Path(args.output)
     if target.is_dir():
@@ -253,7 +253,7 @@ def cmd_terminal(args: argparse.Namespace) -> int:
 
     from ..console import format_device_log
     from ..device_commands import terminal
-    from ..link import SerialLink
+    from ..drivers.link import SerialLink
     from ..sansio import DeviceLog
 
     deadline = None if args.duration is None else time.monotonic() + args.duration

@@ -1,4 +1,4 @@
-"""``stm32ota send`` and ``stm32ota receive``: a YMODEM core on a :class:`~protocol.link.SerialLink`.
+"""``stm32ota send`` and ``stm32ota receive``: a YMODEM core on a :class:`~protocol.drivers.link.SerialLink`.
 
 Commands never print: progress and messages go through :class:`~protocol.console.ConsoleReporter` (stderr),
 results through :func:`~protocol.console.write_json` (stdout, ``--json``).  Errors propagate as
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..console import ConsoleReporter, format_bytes, write_json
+from ..drivers.link import SerialLink
 from ..errors import PortError, Stm32OtaError
-from ..link import SerialLink
 from ..pump import IoRequest, PumpResult, Write, pump
 from ..sansio import Event, Progress
 from ..ymodem import (

@@ -1,6 +1,6 @@
 """The host role of the stm32ota update protocol, as a sans-I/O core.
 
-Usage (any driver from :mod:`protocol.link` / :mod:`protocol.aio` runs it)::
+Usage (any driver from :mod:`protocol.drivers.link` / :mod:`protocol.drivers.aio` runs it)::
 
     conn = HostConnection(baud=115200)
     conn.request_info()
@@ -50,7 +50,7 @@ from ..errors import (
     Stm32OtaError,
 )
 from ..sansio import ChangeBaud, DeviceLog, Event, Progress
-from ..trace import log_frame, tracing
+from ..wirelog import log_frame, tracing
 from .constants import (
     ACK_TIMEOUT_BASE_S,
     BAUD_REVERT_MARGIN_S,

@@ -176,7 +176,7 @@ def _fields(config: Any) -> dict[str, Any]:
 async def _discover(ports: list[str], baud: int) -> list[str]:
     import time as _time
 
-    from protocol.aio import AsyncSerialLink
+    from protocol.drivers.aio import AsyncSerialLink
     from protocol.flow import read_info
     from protocol.update.host import HostConnection
 

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from protocol.aio import AsyncSerialLink
+from protocol.drivers.aio import AsyncSerialLink
 from protocol.errors import ImageError, PortError, Stm32OtaError
 from protocol.flow import FlashOptions, FlashResult, UpdateError, flash_image, image_digests, read_info
 from protocol.preflight import check_image

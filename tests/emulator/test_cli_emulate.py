@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from emulator.iap import IAP_APP_ADDRESS
-from protocol.link import SerialLink
+from protocol.drivers.link import SerialLink
 from protocol.ymodem import BatchComplete, FileData, YmodemFile, YmodemReceiver, YmodemSender
 
 ROOT = Path(__file__).resolve().parents[2]

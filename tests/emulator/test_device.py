@@ -15,8 +15,8 @@ from emulator.faults import PowerCutTrigger, parse_faults
 from emulator.flash import PowerCut
 from emulator.line import Line
 from emulator.testing import running_emulator
+from protocol.drivers.link import SerialLink
 from protocol.errors import Stm32OtaError
-from protocol.link import SerialLink
 
 DEADLINE_S = 10.0
 SECTOR5 = 0x0802_0000  # F407: a 128 KiB sector

@@ -18,9 +18,9 @@ from emulator.demo import factory_program
 from emulator.ota import OtaPersonality
 from emulator.testing import EmulatorHandle, running_emulator
 from protocol.cli import main
+from protocol.drivers.link import SerialLink
 from protocol.flow import FlashOptions, flash_image
 from protocol.image import parse_image
-from protocol.link import SerialLink
 
 from .chip_harness import FIRMWARE, make_image
 
@@ -405,8 +405,8 @@ def test_terminal_forwards_keys_to_an_iap_menu(tmp_path: Path) -> None:
 def test_the_commands_run_on_the_asyncio_driver_too(device: EmulatorHandle) -> None:
     import asyncio
 
-    from protocol.aio import AsyncSerialLink
     from protocol.device_commands import read_slot_steps, reset_steps
+    from protocol.drivers.aio import AsyncSerialLink
 
     async def main_() -> tuple[bytes, str]:
         with SerialLink(device.port, 115200) as link:

@@ -26,8 +26,8 @@ from emulator.iap import (
 from emulator.line import Line
 from emulator.testing import EmulatorHandle, running_emulator
 from protocol.crc import crc16_xmodem
+from protocol.drivers.link import SerialLink
 from protocol.errors import Stm32OtaError, TransferAborted
-from protocol.link import SerialLink
 from protocol.ymodem import (
     ACK,
     CAN,

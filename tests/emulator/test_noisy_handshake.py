@@ -15,9 +15,9 @@ import pytest
 from emulator.chips import CHIPS
 from emulator.demo import DEMO_CHIP, demo_firmware, factory_program
 from emulator.testing import running_emulator
+from protocol.drivers.link import SerialLink
 from protocol.errors import Stm32OtaError
 from protocol.flow import FlashOptions, flash_image, read_info
-from protocol.link import SerialLink
 from protocol.progress import Phase, PhaseStatus, ProgressSnapshot
 from protocol.sansio import Event
 from protocol.update.host import HostConnection

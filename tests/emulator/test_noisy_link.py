@@ -14,10 +14,10 @@ import pytest
 from emulator.chips import CHIPS
 from emulator.demo import DEMO_CHIP, demo_firmware, factory_program
 from emulator.testing import running_emulator
+from protocol.drivers.link import SerialLink
 from protocol.errors import Stm32OtaError
 from protocol.flow import FlashOptions, flash_image
 from protocol.image import parse_image
-from protocol.link import SerialLink
 from protocol.progress import ProgressSnapshot
 from protocol.sansio import Event
 

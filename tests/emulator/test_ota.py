@@ -16,10 +16,10 @@ from emulator.demo import factory_program
 from emulator.flash import PowerCut
 from emulator.ota import BAUD_RATES, OtaPersonality, device_limits, status_for_image_error
 from emulator.testing import running_emulator
+from protocol.drivers.link import SerialLink
 from protocol.errors import DeviceError, ImageError
 from protocol.flow import FlashOptions, flash_image
 from protocol.image import key_hash, load_public_key, parse_image
-from protocol.link import SerialLink
 from protocol.sansio import Event
 from protocol.update import HostConnection, InfoReceived, Option, SlotState, Status, TransferComplete
 from protocol.update.frames import FrameType, encode_frame

@@ -19,10 +19,10 @@ import pytest
 from emulator.demo import factory_program
 from emulator.flash import PowerCut
 from emulator.testing import running_emulator
+from protocol.drivers.link import SerialLink
 from protocol.errors import ProtocolError, Stm32OtaError
 from protocol.flow import FlashOptions, flash_image
 from protocol.image import parse_image
-from protocol.link import SerialLink
 from protocol.update import SlotState
 
 from .chip_harness import FIRMWARE, Chip, command, info, make_image, update

@@ -1,7 +1,7 @@
 """Interop with lrzsz, the reference YMODEM implementation, over real pty pairs.
 
 lrzsz runs with its stdin/stdout on the pty *master* and our side opens the *slave* by path through
-``protocol.link.SerialLink`` (pyserial), so our side runs exactly the production code path; the master has no
+``protocol.drivers.link.SerialLink`` (pyserial), so our side runs exactly the production code path; the master has no
 path a pyserial port could open.  Both ends are put in raw mode.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from protocol.cli import main
+from protocol.drivers.link import SerialLink
 from protocol.errors import ProtocolTimeoutError, TransferAborted
-from protocol.link import SerialLink
 from protocol.sansio import Event, Progress
 from protocol.ymodem import YmodemFile, YmodemReceiver, YmodemSender
 from tests.conftest import require_tool

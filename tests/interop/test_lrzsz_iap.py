@@ -109,7 +109,7 @@ def test_rb_receives_an_upload(tmp_path: Path) -> None:
     rb = require_tool("rb")
     image = _image(12_000)
     with running_emulator("iap", baud=0, time_scale=0) as emu:
-        from protocol.link import SerialLink
+        from protocol.drivers.link import SerialLink
         from protocol.ymodem import BatchComplete, YmodemFile, YmodemSender
 
         with SerialLink(emu.port) as link:

@@ -34,9 +34,7 @@ EXPECTED = (
 
 
 def test_help_lists_every_subcommand() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "protocol", "--help"], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-m", "protocol", "--help"], capture_output=True, text=True, check=True)
     for name in EXPECTED:
         assert f"    {name} " in out.stdout or f"    {name}\n" in out.stdout, name
 
@@ -53,7 +51,7 @@ def test_building_the_parser_imports_no_qt_aiohttp_or_serial() -> None:
 def test_send_path_imports_no_qt_or_aiohttp() -> None:
     code = (
         "import sys, importlib; importlib.import_module('protocol.cli.ymodem_commands'); "
-        "importlib.import_module('protocol.update_commands'); "
+        "importlib.import_module('protocol.cli.update_commands'); "
         "bad = [m for m in ('PySide6', 'aiohttp') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,11 +12,11 @@ import pytest
 
 from emulator.demo import demo_firmware, factory_program
 from emulator.testing import running_emulator
-from protocol.aio import AsyncSerialLink
 from protocol.cli import main
+from protocol.drivers.aio import AsyncSerialLink
+from protocol.drivers.link import CancelToken, SerialLink
 from protocol.errors import Cancelled
 from protocol.flow import FlashOptions, flash_image
-from protocol.link import CancelToken, SerialLink
 from protocol.progress import Phase, PhaseStatus, ProgressSnapshot
 from protocol.sansio import DeviceLog, Event, Progress
 from protocol.update.messages import SlotState

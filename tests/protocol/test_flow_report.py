@@ -20,8 +20,8 @@ from emulator.device import DeviceContext
 from emulator.ota import OtaPersonality
 from emulator.testing import running_emulator
 from protocol.cli import main
+from protocol.drivers.link import SerialLink
 from protocol.flow import FlashOptions, IapMenuError, NextStep, flash_image
-from protocol.link import SerialLink
 from protocol.progress import Phase, PhaseStatus, ProgressSnapshot
 from protocol.sansio import Event
 from protocol.update.messages import DeviceInfo

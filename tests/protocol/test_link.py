@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from protocol.aio import AsyncSerialLink
+from protocol.drivers.aio import AsyncSerialLink
+from protocol.drivers.link import CancelToken, SerialLink
 from protocol.errors import Cancelled, PortError, ProtocolTimeoutError
-from protocol.link import CancelToken, SerialLink
 from protocol.pump import Read, SetBaud, Write, pump
 from protocol.sansio import ChangeBaud, Event
 
@@ -248,3 +249,109 @@ def test_waiting_for_an_event_from_an_idle_core_fails_instead_of_hanging() -> No
     steps = pump(Idle(b""), 0.0, until=lambda e: isinstance(e, Echoed))
     with pytest.raises(LocalProtocolError, match="idle"):
         next(steps)
+
+
+@pytest.mark.parametrize("baud", [0, -1, 12345678901])
+def test_an_unsupported_baud_rate_is_refused_before_the_port_is_touched(baud: int) -> None:
+    from protocol.errors import BaudRateError
+
+    with pytest.raises(BaudRateError) as err:
+        SerialLink("loop://", baud)
+    assert err.value.hint and isinstance(err.value, ValueError)
+    with pytest.raises(BaudRateError):
+        asyncio.run(AsyncSerialLink.open("loop://", baud))
+    with SerialLink("loop://", 115200) as link, pytest.raises(BaudRateError):
+        link.set_baud(baud)  # a core asking for it mid-conversation is refused the same way
+
+
+def test_a_file_or_dev_null_given_as_a_port_is_refused_with_a_hint(tmp_path: Path) -> None:
+    image = tmp_path / "app.bin"
+    image.write_bytes(b"\x00" * 16)
+    for path, what in ((str(image), "a regular file"), ("/dev/null", "not a terminal"), (str(tmp_path), "directory")):
+        with pytest.raises(PortError) as err:
+            SerialLink(path)
+        assert f"{path} is not a serial port" in str(err.value)
+        assert what in str(err.value)
+        assert err.value.hint and "/dev/tty" in err.value.hint
+
+
+class _Rfc2217Server:
+    """A minimal RFC 2217 server (pyserial's PortManager) in front of a loop:// port, in a thread."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        import serial
+        import serial.rfc2217
+
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"rfc2217://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._serial = serial.serial_for_url("loop://", timeout=0.02)
+        self._rfc2217 = serial.rfc2217
+        self.conn: socket.socket | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+
+        conn, _ = self._listener.accept()
+        self.conn = conn
+
+        class Writer:
+            def write(self, data: bytes) -> None:
+                conn.sendall(data)
+
+        manager = self._rfc2217.PortManager(self._serial, Writer())
+        conn.settimeout(0.02)
+        while True:
+            try:
+                data = conn.recv(4096)
+            except TimeoutError:
+                data = None
+            except OSError:
+                return
+            if data == b"":
+                return
+            if data:
+                self._serial.write(b"".join(manager.filter(data)))
+            out = self._serial.read(self._serial.in_waiting)
+            if out:
+                try:
+                    conn.sendall(b"".join(manager.escape(out)))
+                except OSError:
+                    return
+
+    def hang_up(self) -> None:
+        import socket
+
+        assert self.conn is not None
+        self.conn.shutdown(socket.SHUT_RDWR)
+        self.conn.close()
+        self._listener.close()
+
+
+def test_an_rfc2217_server_that_hangs_up_is_a_port_error_with_a_hint() -> None:
+    server = _Rfc2217Server()
+    with SerialLink(server.url, 115200) as link:
+        assert link.run(EchoCore(b"over rfc2217"), until=lambda e: isinstance(e, Echoed)) == Echoed(
+            data=b"over rfc2217"
+        )
+        server.hang_up()
+        with pytest.raises(PortError) as err:
+            for _ in range(20):  # the client notices on its next write or read
+                link.run(EchoCore(b"again", timeout=0.05, retries=0))
+    assert "closed by the other end" in str(err.value)
+    assert err.value.hint and "server" in err.value.hint
+
+
+def test_the_asyncio_driver_serves_rfc2217_on_its_own_thread() -> None:
+    server = _Rfc2217Server()
+
+    async def go() -> Event | None:
+        async with await AsyncSerialLink.open(server.url, 115200) as link:
+            assert not link.on_loop
+            return await link.run(EchoCore(b"threaded"), until=lambda e: isinstance(e, Echoed))
+
+    assert asyncio.run(go()) == Echoed(data=b"threaded")
+    server.hang_up()

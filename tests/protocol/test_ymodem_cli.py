@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from protocol.cli import build_parser, main
-from protocol.link import SerialLink
+from protocol.drivers.link import SerialLink
 from protocol.ymodem import BatchComplete, FileData, FileReceived, FileStarted, YmodemReceiver
 
 

@@ -86,8 +86,8 @@ def primary_version(emu: EmulatorHandle) -> tuple[str, str]:
     """(version, state) of the primary slot, as the device reports it over its port (gateway stopped)."""
     import time
 
+    from protocol.drivers.link import SerialLink
     from protocol.flow import read_info
-    from protocol.link import SerialLink
     from protocol.update.host import HostConnection
 
     with SerialLink(emu.port, 115200) as link:

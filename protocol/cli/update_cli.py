@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .cli import add_port_arguments
+from .options import add_port_arguments
 
-_HANDLERS = "protocol.update_commands"
+_HANDLERS = "protocol.cli.update_commands"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

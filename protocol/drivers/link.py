@@ -11,43 +11,148 @@ import errno
 import logging
 import os
 import select
+import stat
 import time
 from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import serial
+from serial.urlhandler.protocol_socket import Serial as SocketSerial
 
-from .errors import Cancelled, PortError
-from .pump import POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
-from .sansio import Connection, Event
+from ..errors import BaudRateError, Cancelled, Interrupted, PortError, Stm32OtaError
+from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
+from ..sansio import Connection, Event
 from .trace import log_wire, tracing
 
-__all__ = ["POLL_INTERVAL_S", "CancelToken", "SerialLink", "open_port"]
+__all__ = [
+    "CANCEL_CLEANUP_S",
+    "DEFAULT_BAUD",
+    "MAX_BAUD",
+    "MIN_BAUD",
+    "POLL_INTERVAL_S",
+    "CancelToken",
+    "SerialLink",
+    "check_baud",
+    "open_port",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _READ_CHUNK = 65536  # one read takes whatever the tty buffered, up to this
+# A transport without a descriptor (rfc2217://, loop://) waits in pyserial reads of this fixed timeout: setting
+# pyserial's timeout per read renegotiates every port setting with an rfc2217 server (a round trip, >= 50 ms).
+_READ_SLICE_S = 0.02
 
 DEFAULT_BAUD = 115200
+MIN_BAUD = 50  # the slowest standard POSIX rate
+MAX_BAUD = 0x7FFFFFFF  # termios (BOTHER) and pyserial take a C int; nothing real goes past ~20 Mbaud
+
+
+def check_baud(baud: int) -> None:
+    """Refuse a rate no port can be set to, before anything is opened (``-b 0`` would divide by zero in the
+    cores' timeouts, ``-b 12345678901`` overflow in termios)."""
+    if isinstance(baud, bool) or not isinstance(baud, int) or not MIN_BAUD <= baud <= MAX_BAUD:
+        raise BaudRateError(
+            f"unsupported baud rate {baud!r}",
+            hint="use a standard rate such as 115200, 230400, 460800 or 921600",
+        )
 
 
 class CancelToken:
-    """A cooperative cancel flag, safe to set from another thread (a GUI button, a signal handler)."""
+    """A cooperative cancel flag, safe to set from another thread (a GUI button, a signal handler).
+
+    The first :meth:`cancel` makes the driver run the steps' own cleanup (see :meth:`SerialLink.execute`); a
+    second one, while that cleanup runs, stops it at once."""
 
     def __init__(self) -> None:
-        self._cancelled = False
+        self._count = 0
 
     def cancel(self) -> None:
-        self._cancelled = True
+        self._count += 1
 
     @property
     def cancelled(self) -> bool:
-        return self._cancelled
+        return self._count > 0
+
+    @property
+    def count(self) -> int:
+        """How many times :meth:`cancel` was called."""
+        return self._count
 
     def raise_if_cancelled(self) -> None:
-        if self._cancelled:
+        if self._count:
             raise Cancelled("cancelled by the user")
+
+
+def _clean_up_after_cancel(
+    steps: Generator[IoRequest, PumpResult, object],
+    error: Cancelled,
+    perform: Callable[[IoRequest, float], PumpResult],
+    *,
+    stop: Callable[[], bool],
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """The cancel contract's second half, for a blocking driver: throw ``error`` into ``steps`` at their
+    pending yield, then ``perform(request, deadline)`` whatever they still yield (their cleanup: an ABORT for
+    the device, a switch back to the start rate) until they return or raise, for at most
+    :data:`~protocol.pump.CANCEL_CLEANUP_S`, or until ``stop()`` says a second cancel came.  Errors of the
+    cleanup are logged, never raised: the caller raises ``error`` afterwards, the cancel is never swallowed."""
+    deadline = clock() + CANCEL_CLEANUP_S
+    try:
+        request = steps.throw(error)
+        while True:
+            if stop():
+                log.info("second cancel: cleanup stopped")
+                return
+            if clock() >= deadline:
+                log.warning("cleanup after a cancel took longer than %.1f s: stopped", CANCEL_CLEANUP_S)
+                return
+            request = steps.send(perform(request, deadline))
+    except StopIteration:
+        return
+    except Cancelled as err:
+        if err is not error:
+            log.debug("cleanup raised another cancel: %s", err)
+    except KeyboardInterrupt:
+        log.info("interrupted again: cleanup stopped")
+    except Stm32OtaError as err:
+        log.warning("cleanup after a cancel failed: %s", err)
+    finally:
+        steps.close()
+
+
+_PORT_HINT = (
+    "give the serial adapter's device (ls /dev/ttyUSB* /dev/ttyACM*) or a pyserial URL such as "
+    "socket://HOST:PORT or rfc2217://HOST:PORT"
+)
+
+
+def _describe_path(url: str) -> str:
+    try:
+        mode = os.stat(url).st_mode
+    except OSError:
+        return "not a terminal device"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode):
+        return "a character device that is not a terminal"
+    return "not a terminal device"
+
+
+def end_of_line_error(url: str) -> PortError:
+    """The port reported data but returned none: a USB adapter unplugged, or a server that hung up."""
+    if "://" in url:
+        return PortError(
+            f"the connection to {url} was closed by the other end",
+            hint="check that the serial server (or the emulator) is still running, then run the command again",
+        )
+    return PortError(
+        f"{url} reported data but returned none: the device was unplugged",
+        hint="reconnect the cable and run the command again",
+    )
 
 
 def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
@@ -66,15 +171,30 @@ def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
         return (f"no such port: {url}", "check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)")
     if code == errno.ECONNREFUSED or "refused" in text.lower():
         return (f"connection refused by {url}", "is the emulator or the serial server running?")
+    if code in (errno.ENOTTY, errno.EISDIR) or "Inappropriate ioctl" in text or "Is a directory" in text:
+        return (f"{url} is not a serial port ({_describe_path(url)})", _PORT_HINT)
+    if (
+        code in (errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.ESHUTDOWN)
+        or "Broken pipe" in text
+        or "reader thread died" in text
+        or "connection failed" in text
+        or "closed by the remote" in text.lower()
+    ):
+        return (
+            f"the connection to {url} was closed by the other end",
+            "check that the serial server (ser2net, the RFC 2217 server, the emulator) is still running and "
+            "reachable, then run the command again",
+        )
     return (f"cannot use {url}: {text}", None)
 
 
 def open_port(url: str, baud: int = DEFAULT_BAUD, *, exclusive: bool = True) -> serial.SerialBase:
     """Open ``url`` (any pyserial URL or a device path) raw, 8N1, with no flow control."""
+    check_baud(baud)
     try:
         port = serial.serial_for_url(url, do_not_open=True)
         port.baudrate = baud
-        port.timeout = POLL_INTERVAL_S
+        port.timeout = _READ_SLICE_S  # set once: see SerialLink.read
         port.write_timeout = None
         if exclusive and isinstance(port, serial.Serial) and hasattr(port, "exclusive"):
             port.exclusive = True
@@ -99,14 +219,19 @@ class SerialLink:
         self.url = url
         self.initial_baud = baud
         self._port = port if port is not None else open_port(url, baud, exclusive=exclusive)
-        self._timeout: float | None = self._port.timeout
         self._fd = self._nonblocking_fd(self._port)
         self._trace = tracing()  # see check_tracing()
 
     @staticmethod
     def _nonblocking_fd(port: serial.SerialBase) -> int | None:
-        """The port's file descriptor when it has one (POSIX ttys): reads then select and never block."""
-        if not isinstance(port, serial.Serial) or not hasattr(select, "select"):
+        """The port's non-blocking file descriptor when it has one (POSIX ttys and ptys, ``socket://``): reads
+        then select and never block, and the asyncio driver watches it on the event loop."""
+        if os.name != "posix":  # Windows: no select() on a COM port, no os.read() on a socket
+            return None
+        sock = getattr(port, "_socket", None)
+        if isinstance(port, SocketSerial) and sock is not None:
+            return int(sock.fileno())  # pyserial made it non-blocking; os.read/os.write work on sockets too
+        if not isinstance(port, serial.Serial):
             return None
         try:
             fd = port.fileno()
@@ -115,6 +240,12 @@ class SerialLink:
         port.timeout = 0  # the select above does the waiting
         return int(fd)
 
+    @property
+    def fd(self) -> int | None:
+        """The non-blocking file descriptor reads and writes go through, or ``None`` (``rfc2217://``,
+        ``loop://``: pyserial's own blocking calls)."""
+        return self._fd
+
     # -- lifecycle -------------------------------------------------------------------------------------------
     def close(self) -> None:
         try:
@@ -122,7 +253,7 @@ class SerialLink:
         except (serial.SerialException, OSError):  # closing a vanished USB device is not worth failing on
             log.debug("error closing %s", self.url, exc_info=True)
 
-    def __enter__(self) -> SerialLink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -139,8 +270,15 @@ class SerialLink:
         return int(self._port.baudrate)
 
     def set_baud(self, baud: int) -> None:
+        """Drain what was written (it must leave at the old rate), then switch."""
+        check_baud(baud)
         self._guard(self._port.flush)
-        self._port.baudrate = baud
+        self._guard(setattr, self._port, "baudrate", baud)
+
+    @property
+    def tracing(self) -> bool:
+        """Whether wire tracing was on at the last :meth:`check_tracing`."""
+        return self._trace
 
     def check_tracing(self) -> None:
         """Re-read whether wire tracing (``--trace``) is on.  Drivers call it when they start executing, so
@@ -199,15 +337,14 @@ class SerialLink:
                 message, hint = _hint_for(err, self.url)
                 raise PortError(message, hint=hint) from err
             if not data:
-                raise PortError(
-                    f"{self.url} reported data but returned none: the device was unplugged",
-                    hint="reconnect the cable and run the command again",
-                )
+                raise end_of_line_error(self.url)
         else:
-            if timeout != self._timeout:
-                self._port.timeout = self._timeout = timeout
-            waiting = self._guard(lambda: self._port.in_waiting)
-            data = self._guard(self._port.read, max(1, int(waiting)))
+            end = time.monotonic() + timeout
+            while True:  # slices of _READ_SLICE_S: a wait ends at most one slice late
+                waiting = self._guard(lambda: self._port.in_waiting)
+                data = self._guard(self._port.read, max(1, int(waiting)))
+                if data or time.monotonic() >= end:
+                    break
             if data:
                 more = self._guard(lambda: self._port.in_waiting)
                 if more:
@@ -247,14 +384,22 @@ class SerialLink:
 
     def execute(self, steps: Generator[IoRequest, PumpResult, T], *, cancel: CancelToken | None = None) -> T:
         """Perform the I/O requests of ``steps`` (a :func:`~protocol.pump.pump` or a flow built from pumps)
-        and return what the generator returns."""
+        and return what the generator returns.
+
+        The cancel contract: when ``cancel`` is set (checked before each step) or Ctrl-C interrupts the wait,
+        :class:`~protocol.errors.Cancelled` is thrown into ``steps`` at their pending yield, and whatever they
+        yield after that (their cleanup) is still performed, with no further cancel checks, until they return
+        or raise, for at most :data:`~protocol.pump.CANCEL_CLEANUP_S`; a second cancel or Ctrl-C stops the
+        cleanup at once.  Then ``Cancelled`` is raised (:class:`~protocol.errors.Interrupted`, also a
+        ``KeyboardInterrupt``, for Ctrl-C): the cancel is never swallowed."""
         self.check_tracing()
         reply: PumpResult = None
         send, read, write, monotonic = steps.send, self.read, self.write, time.monotonic  # once per block
+        error: Cancelled
         try:
             while True:
-                if cancel is not None:
-                    cancel.raise_if_cancelled()
+                if cancel is not None and cancel.cancelled:
+                    break
                 request = send(reply)
                 reply = None
                 if type(request) is Read:  # exchange(), inlined: this runs once per block
@@ -269,6 +414,31 @@ class SerialLink:
                     self.set_baud(request.baud)
         except StopIteration as stop:
             result: T = stop.value
-            return result
-        finally:
             steps.close()
+            return result
+        except KeyboardInterrupt:
+            error = Interrupted("interrupted (Ctrl-C)")
+            _clean_up_after_cancel(steps, error, self._perform, stop=lambda: False)
+            raise error from None
+        except BaseException:
+            steps.close()
+            raise
+        assert cancel is not None
+        error = Cancelled("cancelled by the user")
+        seen = cancel.count
+        _clean_up_after_cancel(steps, error, self._perform, stop=lambda: cancel.count > seen)
+        raise error
+
+    def _perform(self, request: IoRequest, deadline: float) -> PumpResult:
+        """One request during a cleanup: reads wait no longer than ``deadline``."""
+        if type(request) is Read:
+            if request.out:
+                self.write(request.out)
+            wait = min(request.wait, deadline - time.monotonic())
+            return (self.read(wait) if wait > 0 else b"", time.monotonic())
+        if type(request) is Write:
+            self.write(request.data)
+        else:
+            assert isinstance(request, SetBaud)
+            self.set_baud(request.baud)
+        return None

@@ -1,14 +1,17 @@
-"""Wire hexdumps (``--trace``), logged below DEBUG so they cost nothing unless asked for."""
+"""The wire log (``--trace``): the TRACE level below DEBUG, the ``stm32ota.wire`` logger, hexdumps, and the
+decoded-frame records the cores write.  Logging only (no I/O), so the sans-I/O cores may use it; the drivers'
+raw byte dumps (:mod:`protocol.drivers.trace`) build on it, never the other way round."""
 
 from __future__ import annotations
 
 import logging
 
-__all__ = ["TRACE", "hexdump", "log_frame", "log_wire", "tracing"]
+__all__ = ["TRACE", "WIRE_LOGGER", "hexdump", "log_frame", "tracing"]
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
-_wire_log = logging.getLogger("stm32ota.wire")
+WIRE_LOGGER = "stm32ota.wire"
+_wire_log = logging.getLogger(WIRE_LOGGER)
 
 
 def hexdump(data: bytes, width: int = 16) -> str:
@@ -20,12 +23,6 @@ def hexdump(data: bytes, width: int = 16) -> str:
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         lines.append(f"{offset:08x}  {hexpart:<{width * 3}} |{text}|")
     return "\n".join(lines)
-
-
-def log_wire(direction: str, data: bytes) -> None:
-    """Log ``data`` going ``direction`` ("tx"/"rx") as a hexdump at TRACE level."""
-    if _wire_log.isEnabledFor(TRACE):
-        _wire_log.log(TRACE, "%s %d bytes\n%s", direction.upper(), len(data), hexdump(data))
 
 
 def tracing() -> bool:

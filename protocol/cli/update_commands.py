@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .console import (
+from ..console import (
     ConsoleReporter,
     format_bytes,
     format_flash_summary,
@@ -16,15 +16,15 @@ from .console import (
     next_step_commands,
     write_json,
 )
-from .errors import ImageError
-from .flow import FlashOptions, IapMenuError, flash_image, read_info
-from .image import load_public_key
-from .link import SerialLink
-from .pump import pump, with_deadline
-from .sansio import DeviceLog, Event
-from .update.events import CommandComplete
-from .update.host import HostConnection
-from .update.messages import DeviceInfo, LogLevel
+from ..drivers.link import SerialLink
+from ..errors import ImageError
+from ..flow import FlashOptions, IapMenuError, flash_image, read_info
+from ..image import load_public_key
+from ..pump import pump, with_deadline
+from ..sansio import DeviceLog, Event
+from ..update.events import CommandComplete
+from ..update.host import HostConnection
+from ..update.messages import DeviceInfo, LogLevel
 
 __all__ = ["cmd_flash", "cmd_info", "cmd_monitor", "info_to_json"]
 
