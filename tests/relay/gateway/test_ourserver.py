@@ -90,3 +90,28 @@ async def test_a_cancel_from_our_server_mid_transfer_stops_the_relay_and_the_dev
 
 def _delivered(gateway: Any, what: str) -> bool:
     return any(what in e.path for e in gateway.delivered)
+
+
+async def test_a_download_only_action_is_downloaded_reported_and_not_installed(
+    devices: Callable[..., EmulatorHandle], tmp_path: Path
+) -> None:
+    emu = devices(1)
+    cid = cid_for(1)
+    async with running_server(tmp_path / "server", DEV_PUB) as server:
+        token = await _devices_with_gateway_token(server, [cid])
+        async with gateway_for(server.url, [emu.port], tmp_path / "gw", gateway_token=token) as gateway:
+            await wait_for(lambda: cid in gateway.by_controller, "the device")
+            await server.api("POST", "/api/v1/releases?filename=demo-1.1.0.signed.bin", data=NEW)
+            await server.api(
+                "POST", "/api/v1/actions", {"controller_id": cid, "release": "1.1.0", "download_only": True}
+            )
+            gateway.by_controller[cid].wake()
+
+            async def downloaded() -> bool:
+                jobs = await gateway.journal.jobs()
+                return bool(jobs and jobs[0].state == "downloaded" and not await gateway.journal.backlog())
+
+            await wait_for(downloaded, "the download-only action")
+        executions = [e.body["status"]["execution"] for e in gateway.delivered if e.kind == "feedback"]
+        assert executions[-1] == "downloaded" and "closed" not in executions
+    assert primary_version(emu) == ("1.0.0+0", "confirmed")
