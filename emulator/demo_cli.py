@@ -16,12 +16,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("-b", "--baud", type=int, default=115200, help="emulated line rate (default 115200)")
     p.add_argument("--latency-ms", type=float, default=2.0, help="USB-UART turnaround latency (default 2)")
-    p.add_argument(
-        "--time-scale", type=float, default=1.0, help="flash timing: 1 = datasheet (default), 0 = instant"
-    )
+    p.add_argument("--time-scale", type=float, default=1.0, help="flash timing: 1 = datasheet (default), 0 = instant")
     p.add_argument("--image", default=None, help="update to this signed image instead of demo 1.1.0")
     p.add_argument("--state", default=None, metavar="DIR", help="keep the emulated device's state here")
     p.add_argument("--compress", dest="compress", action="store_true", default=None, help="force deflate")
     p.add_argument("--no-compress", dest="compress", action="store_false", help="never compress")
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
-    p.set_defaults(handler="emulator.demo:cmd_demo")
+    p.add_argument("--local", action="store_true", help="only the single-device flow (no server, no gateway)")
+    p.set_defaults(handler="relay.gateway.demo:cmd_demo")  # the full demo; --local hands over to emulator.demo

@@ -9,7 +9,7 @@ import sys
 
 def test_demo_updates_the_emulated_device_and_reports_phases() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "protocol", "demo", "--time-scale", "0", "--json"],
+        [sys.executable, "-m", "protocol", "demo", "--local", "--time-scale", "0", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -26,7 +26,7 @@ def test_demo_updates_the_emulated_device_and_reports_phases() -> None:
 
 def test_demo_shows_device_logs_and_a_phase_report() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "protocol", "demo", "--time-scale", "0", "--baud", "921600"],
+        [sys.executable, "-m", "protocol", "demo", "--local", "--time-scale", "0", "--baud", "921600"],
         capture_output=True,
         text=True,
         timeout=120,

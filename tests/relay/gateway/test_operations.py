@@ -1,0 +1,80 @@
+"""/healthz, /metrics, /status on the gateway's local port, `stm32ota gateway status`, and the CLI's errors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from relay.gateway import ConfigError, GatewayError
+from relay.gateway.commands import cmd_status, config_from_args, format_status
+from relay.gateway_cli import register
+
+from .conftest import gateway_for, wait_for
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["gateway", *argv])
+
+
+async def test_health_metrics_and_status_with_a_missing_port_and_no_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "ttyUSB9")
+    async with gateway_for("http://127.0.0.1:9", [missing], tmp_path / "gw") as gateway:
+        worker = gateway.workers[0]
+        await wait_for(lambda: worker.status.state == "absent", "the port reported absent")
+        assert gateway.status_url is not None
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{gateway.status_url}/healthz") as response:
+                assert response.status == 200
+                assert await response.json() == {"status": "ok", "ports": 1, "backlog": 0}
+            async with http.get(f"{gateway.status_url}/metrics") as response:
+                metrics = await response.text()
+        assert 'stm32ota_gateway_ports{state="absent"} 1.0' in metrics
+        assert "stm32ota_gateway_outbox_backlog 0.0" in metrics
+        args = argparse.Namespace(url=gateway.status_url, json=False, config=None)
+        assert await asyncio.to_thread(cmd_status, args) == 0
+    shown = capsys.readouterr().out
+    assert missing in shown and "absent" in shown
+
+
+def test_status_without_a_gateway_is_a_clear_error() -> None:
+    with pytest.raises(GatewayError, match="no gateway answers"):
+        cmd_status(argparse.Namespace(url="http://127.0.0.1:9", json=False, config=None))
+
+
+def test_format_status_shows_each_port() -> None:
+    text = format_status(
+        {
+            "gateway": "g",
+            "server": "http://s",
+            "ports": [
+                {
+                    "url": "/dev/ttyUSB0",
+                    "controller_id": "stm32-ab",
+                    "version": "1.0.0",
+                    "state": "relaying",
+                    "action_id": "5",
+                    "phase": "transfer",
+                    "progress": 0.42,
+                    "message": "",
+                }
+            ],
+        }
+    )
+    assert "stm32-ab" in text and "transfer 42%" in text and "relaying" in text
+
+
+def test_cli_flag_errors_are_clear() -> None:
+    with pytest.raises(ConfigError, match="CID=TOKEN"):
+        config_from_args(_args("--server", "http://s", "-p", "/dev/x", "--target-token", "nonsense"))
+    with pytest.raises(ConfigError, match="no serial ports"):
+        config_from_args(_args("--server", "http://s"))
+    config = config_from_args(_args("--server", "http://s", "-p", "/dev/x", "--target-token", "stm32-a=t"))
+    assert config.token_for("stm32-a") == "TargetToken t"

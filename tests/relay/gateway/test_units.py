@@ -1,0 +1,144 @@
+"""The gateway's pure parts, no server: the bundle reader, the configuration, the journal, DDI parsing."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from relay.gateway import ArtifactError, ConfigError, load_config
+from relay.gateway.ddi import Deployment, backoff_delay, feedback_body, parse_sleep
+from relay.gateway.journal import Journal
+from relay.gateway.swu import mcu_image, read_members
+from tests.peers.swu import build_swu, cpio_newc, sw_description
+
+from .conftest import NEW
+
+
+def test_the_mcu_image_comes_out_of_a_bundle_checked_against_sw_description() -> None:
+    bundle = build_swu("1.1.0", {"demo-1.1.0.signed.bin": NEW})
+    image = mcu_image(bundle)
+    assert (image.name, image.data, image.version) == ("demo-1.1.0.signed.bin", NEW, "1.1.0")
+
+
+def test_a_bundle_member_that_does_not_match_its_sha256_is_refused() -> None:
+    description = sw_description("1.1.0", "stm32-gw", "1.0", {"app.bin": NEW}).encode()
+    tampered = NEW[:100] + bytes([NEW[100] ^ 1]) + NEW[101:]
+    with pytest.raises(ArtifactError, match="does not match the sha256"):
+        mcu_image(cpio_newc({"sw-description": description, "app.bin": tampered}))
+
+
+@pytest.mark.parametrize("name", ["../evil.bin", "/etc/passwd", "a/../../b", "dir//x", "a\\b"])
+def test_path_traversal_in_a_member_name_is_refused(name: str) -> None:
+    with pytest.raises(ArtifactError, match="name"):
+        read_members(cpio_newc({"sw-description": b"x", name: b"data"}))
+
+
+def test_path_traversal_in_sw_description_is_refused() -> None:
+    description = sw_description("1.1.0", "b", "1", {"../app.bin": NEW}).encode()
+    with pytest.raises(ArtifactError, match="traversal"):
+        mcu_image(cpio_newc({"sw-description": description, "app.bin": NEW}))
+
+
+def test_a_bundle_without_sw_description_first_or_cut_short_is_refused() -> None:
+    with pytest.raises(ArtifactError, match="sw-description"):
+        mcu_image(cpio_newc({"app.bin": NEW}))
+    with pytest.raises(ArtifactError):
+        mcu_image(build_swu("1.1.0", {"app.bin": NEW})[:500])
+    with pytest.raises(ArtifactError, match="cpio"):
+        read_members(b"not an archive at all" * 10)
+
+
+def test_config_from_toml_with_flags_on_top(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        'server = "http://ota:8080"\ntenant = "T"\ngateway_token = "g"\nbaud = 921600\n'
+        '[target_tokens]\n"stm32-ab" = "t"\n[[port]]\nurl = "/dev/ttyUSB0"\n'
+        '[[port]]\nurl = "/dev/ttyUSB1"\nbaud = 115201\n'
+    )
+    config = load_config(path, tenant="OTHER")
+    assert config.tenant == "OTHER" and config.server == "http://ota:8080"
+    assert [(p.url, p.baud) for p in config.ports] == [("/dev/ttyUSB0", 921600), ("/dev/ttyUSB1", 115201)]
+    assert config.token_for("stm32-ab") == "TargetToken t"
+    assert config.token_for("stm32-cd") == "GatewayToken g"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('server = "http://x"\nbogus = 1\n[[port]]\nurl = "p"\n', "unknown key 'bogus'"),
+        ('server = "http://x"\nbaud = "fast"\n[[port]]\nurl = "p"\n', "baud must be int"),
+        ('server = "ftp://x"\n[[port]]\nurl = "p"\n', "http"),
+        ('server = "http://x"\n', "no serial ports"),
+        ('server = "http://x"\n[[port]]\nbaud = 1\n', "url is missing"),
+        ("server = \n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_a_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+
+
+async def test_the_journal_keeps_jobs_and_the_outbox_in_order_across_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    journal = await Journal.open(path)
+    job = await journal.start_job("stm32-a", "5", "/dev/x", "1.1.0")
+    assert await journal.start_job("stm32-a", "5", "/dev/x", "1.1.0") == job  # the same action, the same job
+    for cnt in range(3):
+        await journal.enqueue("stm32-a", "feedback", "p", {"cnt": cnt}, coalesce_key="progress")
+    await journal.enqueue("stm32-a", "feedback", "p", {"closed": True}, job_update=(job.id, {"state": "succeeded"}))
+    first = (await journal.pending())[0]
+    await journal.delivered(first.seq)
+    await journal.close()
+
+    again = await Journal.open(path)
+    assert [e.body for e in await again.pending()] == [{"closed": True}]  # progress coalesced, one delivered
+    (job_again,) = await again.jobs()
+    assert job_again.state == "succeeded" and job_again.final
+    assert await again.jobs(active_only=True) == []
+    await again.close()
+
+
+def test_ddi_parsing_and_feedback_shapes() -> None:
+    assert parse_sleep("00:05:30") == 330.0
+    assert parse_sleep("garbage") == 300.0
+    assert all(0 <= backoff_delay(n) <= 60 for n in range(20))
+    body = feedback_body("7", "proceeding", progress=(3, 10), details=["x"])
+    assert body["status"] == {
+        "execution": "proceeding",
+        "result": {"finished": "none", "progress": {"cnt": 3, "of": 10}},
+        "details": ["x"],
+    }
+    dep = Deployment.from_json(
+        {
+            "id": "8",
+            "deployment": {
+                "download": "forced",
+                "update": "skip",
+                "maintenanceWindow": "unavailable",
+                "chunks": [
+                    {
+                        "part": "os",
+                        "version": "1.0",
+                        "artifacts": [
+                            {
+                                "filename": "a",
+                                "size": 3,
+                                "hashes": {"sha1": hashlib.sha1(b"abc").hexdigest()},
+                                "_links": {"download": {"href": "u"}},
+                            }
+                        ],
+                    }
+                ],
+            },
+        }
+    )
+    assert (dep.action_id, dep.version, dep.may_install, dep.artifacts[0].download_url) == ("8", "1.0", False, "u")
