@@ -16,10 +16,13 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer (use 0x for hex)") from None
 
 
+KEY_TYPES = ("ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072")
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("keygen", help="generate a signing key (Ed25519 or ECDSA P-256), PKCS#8 PEM")
+    p = sub.add_parser("keygen", help="generate a signing key (Ed25519, ECDSA P-256/P-384, RSA-2048/3072), PKCS#8 PEM")
     p.add_argument("-k", "--key", required=True, metavar="KEY.pem", help="file to write")
-    p.add_argument("-t", "--type", required=True, choices=("ed25519", "ecdsa-p256"), help="key type")
+    p.add_argument("-t", "--type", required=True, choices=KEY_TYPES, help="key type")
     p.add_argument("--force", action="store_true", help="overwrite an existing key file")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_keygen")
 
@@ -69,7 +72,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-L", "--load-addr", type=_int, default=0, help="RAM-load address (sets RAM_LOAD)")
     p.add_argument("-F", "--rom-fixed", type=_int, default=None, help="fixed ROM address (sets ROM_FIXED)")
     p.add_argument("--non-bootable", action="store_true", help="mark the image non-bootable")
-    p.add_argument("--pad-sig", action="store_true", help="pad ECDSA signatures to 72 bytes")
+    p.add_argument("--pad-sig", action="store_true", help="pad ECDSA signatures (72 bytes P-256, 103 P-384)")
+    p.add_argument(
+        "--sha",
+        choices=("auto", "256", "384", "512"),
+        default="auto",
+        help="image digest (auto: the key's; Ed25519 also 512)",
+    )
+    p.add_argument("--pure", action="store_true", help="Ed25519 signs the image itself (SHA-512, SIG_PURE TLV)")
     p.add_argument("-x", "--hex-addr", type=_int, default=None, help="flash address of a .hex OUT (default: IN's)")
     p.add_argument("--input-format", choices=("bin", "hex", "srec", "elf"), help="default: from IN")
     p.add_argument("infile", metavar="IN")

@@ -50,7 +50,13 @@ log = logging.getLogger(__name__)
 
 _KEY_FILE_MODE = 0o600
 _C_BYTES_PER_LINE = 8
-_SHORTNAMES = {"ed25519": "ed25519", "ecdsa-p256": "ecdsa"}
+_SHORTNAMES = {
+    "ed25519": "ed25519",
+    "ecdsa-p256": "ecdsa",
+    "ecdsa-p384": "ecdsap384",
+    "rsa-2048": "rsa",
+    "rsa-3072": "rsa",
+}
 
 
 def _read(path: str, what: str) -> bytes:
@@ -170,6 +176,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
         rom_fixed=args.rom_fixed,
         non_bootable=args.non_bootable,
         pad_sig=args.pad_sig,
+        sha=args.sha,
+        pure=args.pure,
     )
     if args.outfile.lower().endswith(".hex"):
         image = _as_hex(image, args, firmware.address)

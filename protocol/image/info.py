@@ -62,6 +62,7 @@ def describe_image(image: Image) -> dict[str, Any]:
             "image": image.end,
             "file": image.total_size,
         },
+        "digest_algorithm": image.digest_name,
         "digest": image.digest.hex(),
         "stored_digest": stored.hex() if stored is not None else None,
         "digest_ok": stored is not None and hmac.compare_digest(stored, image.digest),
@@ -85,6 +86,9 @@ def describe_image(image: Image) -> dict[str, Any]:
     }
 
 
+_DIGEST_LABELS = {"sha256": "SHA-256", "sha384": "SHA-384", "sha512": "SHA-512"}
+
+
 def _short(data: str, limit: int = 64) -> str:
     return data if len(data) <= limit else data[:limit] + "..."
 
@@ -103,7 +107,8 @@ def format_image(info: dict[str, Any]) -> str:
         f"load address:     0x{h['load_addr']:08x}",
         f"flags:            0x{h['flags']:x} ({flags})",
         f"image end:        0x{s['image']:x} (file {s['file']} bytes)",
-        f"digest (SHA-256): {info['digest']} ({'matches' if info['digest_ok'] else 'DOES NOT MATCH'})",
+        f"digest ({_DIGEST_LABELS.get(info['digest_algorithm'], info['digest_algorithm'])}):"
+        f" {info['digest']} ({'matches' if info['digest_ok'] else 'DOES NOT MATCH'})",
         f"signature:        {info['signature_type'] or 'none (unsigned)'}",
         f"key hash:         {info['key_hash'] or '-'}",
         f"security counter: {info['security_counter'] if info['security_counter'] is not None else '-'}",

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from .errors import ImageError, ImageTooLargeError
 from .hwtag import HW_TAG_TLV, HardwareTag
-from .keys import PrivateKey, key_hash, public_key_der, signature_tlv_type
+from .keys import PrivateKey, key_hash, key_type, public_key_der, signature_tlv_type
 from .mcuboot import (
     DEFAULT_MAX_ALIGN,
     DEFAULT_MAX_SECTORS,
@@ -49,11 +49,31 @@ from .mcuboot import (
     trailer_size,
 )
 
-__all__ = ["ECDSA_PADDED_SIG_LEN", "PublicKeyFormat", "SecurityCounter", "parse_custom_tlv", "sign_image"]
+__all__ = [
+    "ECDSA_PADDED_SIG_LEN",
+    "PublicKeyFormat",
+    "SecurityCounter",
+    "allowed_digests",
+    "parse_custom_tlv",
+    "select_digest",
+    "sign_image",
+]
 
 PublicKeyFormat = Literal["hash", "full"]
 SecurityCounter = int | Literal["auto"] | None
 ECDSA_PADDED_SIG_LEN = 72
+_ECDSA_PADDED_SIG_LEN = {"ecdsa-p256": 72, "ecdsa-p384": 103}
+RSA_PSS_SALT_LEN = 32  # MCUboot's RSA-PSS: MGF1-SHA256, 32-byte salt, SHA-256 message hash
+_DIGEST_TLVS = {"sha256": TlvType.SHA256, "sha384": TlvType.SHA384, "sha512": TlvType.SHA512}
+# imgtool 2.5's table of the digests each key type may sign (the first is what "auto" picks).
+_ALLOWED_DIGESTS: dict[str, tuple[str, ...]] = {
+    "ed25519": ("sha256", "sha512"),
+    "ecdsa-p256": ("sha256",),
+    "ecdsa-p384": ("sha384",),
+    "rsa-2048": ("sha256",),
+    "rsa-3072": ("sha256",),
+}
+_PURE_KEY_TYPES = {"ed25519": "sha512"}
 _ERASED_VALUES = (0x00, 0xFF)
 _MAX_U32 = 0xFFFFFFFF
 
@@ -83,13 +103,50 @@ def _check_custom_type(tlv_type: int) -> None:
         )
 
 
-def _sign(key: PrivateKey, hashed: bytes, digest: bytes, *, pad_sig: bool) -> bytes:
+def allowed_digests(kind: str, *, pure: bool = False) -> tuple[str, ...]:
+    """The digests (``"sha256"``...) a key of type ``kind`` may sign, as imgtool allows them."""
+    if pure:
+        return (_PURE_KEY_TYPES[kind],) if kind in _PURE_KEY_TYPES else ()
+    return _ALLOWED_DIGESTS[kind]
+
+
+def select_digest(key: PrivateKey | None, sha: str = "auto", *, pure: bool = False) -> str:
+    """imgtool's ``--sha`` choice (``auto``, ``256``, ``384``, ``512``) for ``key``: the digest name, or
+    :class:`ImageError` for a pair imgtool refuses.  Without a key any digest goes; ``pure`` ignores ``sha``."""
+    name = sha if sha.startswith("sha") or sha == "auto" else f"sha{sha}"
+    if name != "auto" and name not in _DIGEST_TLVS:
+        raise ImageError(f"unknown digest {sha!r}: one of auto, 256, 384, 512")
+    if key is None:
+        if pure:
+            raise ImageError("--pure needs a signing key (-k)")
+        return "sha256" if name == "auto" else name
+    kind = key_type(key)
+    allowed = allowed_digests(kind, pure=pure)
+    if not allowed:
+        raise ImageError(f"--pure is not available for {kind} keys: only Ed25519 signs the image itself")
+    if name == "auto" or pure:
+        return allowed[0]
+    if name not in allowed:
+        raise ImageError(
+            f"a {kind} key cannot be used with --sha {name[3:]}; allowed: {', '.join(a[3:] for a in allowed)}"
+        )
+    return name
+
+
+def _sign(key: PrivateKey, hashed: bytes, digest: bytes, digest_name: str, *, pure: bool, pad_sig: bool) -> bytes:
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        # imgtool (and MCUboot) sign the SHA-256 digest with Ed25519, not the image itself.
-        return key.sign(digest)
-    signature = key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+        # imgtool (and MCUboot) sign the digest with Ed25519, not the image itself -- unless "pure".
+        return key.sign(hashed if pure else digest)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(
+            digest,
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=RSA_PSS_SALT_LEN),
+            utils.Prehashed(hashes.SHA256()),
+        )
+    algorithm = hashes.SHA384() if digest_name == "sha384" else hashes.SHA256()
+    signature = key.sign(digest, ec.ECDSA(utils.Prehashed(algorithm)))
     if pad_sig:
-        signature += bytes(ECDSA_PADDED_SIG_LEN - len(signature))
+        signature += bytes(_ECDSA_PADDED_SIG_LEN[key_type(key)] - len(signature))
     return signature
 
 
@@ -117,15 +174,20 @@ def sign_image(
     rom_fixed: int | None = None,
     non_bootable: bool = False,
     pad_sig: bool = False,
+    sha: str = "auto",
+    pure: bool = False,
 ) -> bytes:
     """The signed image for ``firmware`` (raw bytes of the application, as flat binary).
 
-    ``key=None`` builds an unsigned image (SHA256 TLV only), like ``imgtool sign`` without ``-k``.
+    ``key=None`` builds an unsigned image (digest TLV only), like ``imgtool sign`` without ``-k``.
+    ``sha`` is imgtool's ``--sha`` (``auto``/``256``/``384``/``512``, checked against the key type as imgtool
+    does); ``pure`` is ``--pure`` (Ed25519 signs the hashed region itself, with a SIG_PURE TLV).
     ``hw_tag`` adds the stm32ota hardware-compatibility tag after ``custom_tlvs``.
     Raises :class:`ImageError` for options imgtool would refuse.
     """
     if isinstance(version, str):
         version = ImageVersion.parse(version)
+    digest_name = select_digest(key, sha, pure=pure)
     if header_size < IMAGE_HEADER_SIZE or header_size > 0xFFFF:
         raise ImageError(f"header size {header_size:#x} must be between {IMAGE_HEADER_SIZE} and 0xffff")
     if align not in VALID_ALIGNS:
@@ -196,17 +258,20 @@ def sign_image(
     )
     packed = header.pack()
     hashed = packed + body[len(packed) :] + protected_area
-    digest = hashlib.sha256(hashed).digest()
+    digest = hashlib.new(digest_name, hashed).digest()
 
-    unprotected = [Tlv(type=TlvType.SHA256, value=digest)]
+    unprotected = [Tlv(type=_DIGEST_TLVS[digest_name], value=digest)]
+    if pure:
+        unprotected.append(Tlv(type=TlvType.SIG_PURE, value=b"\x01"))
     if key is not None:
         if public_key_format == "hash":
-            unprotected.append(Tlv(type=TlvType.KEYHASH, value=key_hash(key)))
+            unprotected.append(Tlv(type=TlvType.KEYHASH, value=key_hash(key, digest_name)))
         elif public_key_format == "full":
             unprotected.append(Tlv(type=TlvType.PUBKEY, value=public_key_der(key)))
         else:
             raise ImageError(f"public key format must be 'hash' or 'full', not {public_key_format!r}")
-        unprotected.append(Tlv(type=signature_tlv_type(key), value=_sign(key, hashed, digest, pad_sig=pad_sig)))
+        signature = _sign(key, hashed, digest, digest_name, pure=pure, pad_sig=pad_sig)
+        unprotected.append(Tlv(type=signature_tlv_type(key), value=signature))
     image = hashed + assemble_tlv_area(unprotected, protected=False)
 
     if slot_size > 0:
