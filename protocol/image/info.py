@@ -5,9 +5,11 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from ..errors import ImageError
+from .compression import compression_name, decompressed_image
 from .errors import BadTlvError
 from .hwtag import HW_TAG_TLV, HardwareTag
-from .mcuboot import Image, Tlv, TlvType
+from .mcuboot import IMAGE_F_ENCRYPTED_AES128, IMAGE_F_ENCRYPTED_AES256, Image, Tlv, TlvType
 
 __all__ = ["describe_image", "format_image"]
 
@@ -32,6 +34,30 @@ def _tlv_dict(tlv: Tlv) -> dict[str, Any]:
     return entry
 
 
+def _compression(image: Image) -> dict[str, Any] | None:
+    """What the compressed image holds: its plain size and whether the plain image matches DECOMP_SHA
+    (``None`` with the reason when it could not be computed)."""
+    name = compression_name(image)
+    if name is None:
+        return None
+    out: dict[str, Any] = {"type": name, "decompressed_size": None, "decompressed_digest": None}
+    out["decompressed_digest_ok"] = None
+    out["not_computed"] = None
+    if image.header.flags & (IMAGE_F_ENCRYPTED_AES128 | IMAGE_F_ENCRYPTED_AES256):
+        out["not_computed"] = "the compressed payload is encrypted; decompressing needs the encryption key"
+        return out
+    try:
+        plain = decompressed_image(image)
+    except ImageError as err:
+        out["not_computed"] = str(err)
+        return out
+    out["decompressed_size"] = plain.header.image_size
+    out["decompressed_digest"] = plain.digest.hex()
+    stored = plain.stored_digest
+    out["decompressed_digest_ok"] = stored is not None and hmac.compare_digest(stored, plain.digest)
+    return out
+
+
 def describe_image(image: Image) -> dict[str, Any]:
     """Everything ``inspect --json`` shows: header, sizes, digest (computed and stored), TLVs, trailer."""
     h = image.header
@@ -43,6 +69,9 @@ def describe_image(image: Image) -> dict[str, Any]:
         hw_tag = {"chip_id": tag.chip_id, "board_id": tag.board_id}
     trailer = image.trailer
     key_hash = image.key_hash
+    encryption = (
+        "aes256" if h.flags & IMAGE_F_ENCRYPTED_AES256 else "aes128" if h.flags & IMAGE_F_ENCRYPTED_AES128 else None
+    )
     return {
         "header": {
             "magic": h.magic,
@@ -63,9 +92,18 @@ def describe_image(image: Image) -> dict[str, Any]:
             "file": image.total_size,
         },
         "digest_algorithm": image.digest_name,
-        "digest": image.digest.hex(),
+        "digest": None if encryption else image.digest.hex(),
         "stored_digest": stored.hex() if stored is not None else None,
-        "digest_ok": stored is not None and hmac.compare_digest(stored, image.digest),
+        "digest_ok": None if encryption else stored is not None and hmac.compare_digest(stored, image.digest),
+        "not_computed": (
+            f"digest: the payload is encrypted ({encryption.upper().replace('AES', 'AES-')}) and the digest"
+            " covers the plaintext;"
+            " decrypting needs the device's encryption key"
+            if encryption
+            else None
+        ),
+        "encryption": encryption,
+        "compression": _compression(image),
         "protected_tlvs": [_tlv_dict(t) for t in image.protected_tlvs],
         "tlvs": [_tlv_dict(t) for t in image.tlvs],
         "signature_type": image.signature_type,
@@ -89,6 +127,13 @@ def describe_image(image: Image) -> dict[str, Any]:
 _DIGEST_LABELS = {"sha256": "SHA-256", "sha384": "SHA-384", "sha512": "SHA-512"}
 
 
+def _digest_line(info: dict[str, Any]) -> str:
+    label = f"digest ({_DIGEST_LABELS.get(info['digest_algorithm'], info['digest_algorithm'])}):"
+    if info["digest_ok"] is None and info.get("not_computed"):
+        return f"{label} not computed: {info['not_computed'].split(': ', 1)[1]}"
+    return f"{label} {info['digest']} ({'matches' if info['digest_ok'] else 'DOES NOT MATCH'})"
+
+
 def _short(data: str, limit: int = 64) -> str:
     return data if len(data) <= limit else data[:limit] + "..."
 
@@ -107,12 +152,20 @@ def format_image(info: dict[str, Any]) -> str:
         f"load address:     0x{h['load_addr']:08x}",
         f"flags:            0x{h['flags']:x} ({flags})",
         f"image end:        0x{s['image']:x} (file {s['file']} bytes)",
-        f"digest ({_DIGEST_LABELS.get(info['digest_algorithm'], info['digest_algorithm'])}):"
-        f" {info['digest']} ({'matches' if info['digest_ok'] else 'DOES NOT MATCH'})",
+        _digest_line(info),
         f"signature:        {info['signature_type'] or 'none (unsigned)'}",
         f"key hash:         {info['key_hash'] or '-'}",
         f"security counter: {info['security_counter'] if info['security_counter'] is not None else '-'}",
     ]
+    comp = info["compression"]
+    if comp is not None:
+        if comp["decompressed_digest"] is None:
+            lines.append(f"compression:      {comp['type']}; not decompressed: {comp['not_computed']}")
+        else:
+            verdict = "matches DECOMP_SHA" if comp["decompressed_digest_ok"] else "DOES NOT MATCH DECOMP_SHA"
+            lines.append(
+                f"compression:      {comp['type']}, 0x{comp['decompressed_size']:x} bytes decompressed, {verdict}"
+            )
     tag = info["hw_tag"]
     if tag is not None:
         board = "any" if tag["board_id"] == 0 else str(tag["board_id"])

@@ -146,7 +146,8 @@ def _sign(key: PrivateKey, hashed: bytes, digest: bytes, digest_name: str, *, pu
     algorithm = hashes.SHA384() if digest_name == "sha384" else hashes.SHA256()
     signature = key.sign(digest, ec.ECDSA(utils.Prehashed(algorithm)))
     if pad_sig:
-        signature += bytes(_ECDSA_PADDED_SIG_LEN[key_type(key)] - len(signature))
+        # imgtool pads up to 72/103 bytes; a P-384 DER signature of 104 bytes stays as it is (as in imgtool)
+        signature += bytes(max(0, _ECDSA_PADDED_SIG_LEN[key_type(key)] - len(signature)))
     return signature
 
 

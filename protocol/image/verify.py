@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
+from .compression import decompressed_image, is_compressed
 from .errors import (
     BadSignatureError,
     BadTlvError,
@@ -34,9 +35,7 @@ from .errors import (
 from .hwtag import ANY_BOARD, HW_TAG_TLV, HardwareTag
 from .keys import KeyType, PrivateKey, PublicKey, key_hash, key_type, public_key, public_key_from_der
 from .mcuboot import (
-    IMAGE_F_COMPRESSED_ARM_THUMB,
     IMAGE_F_COMPRESSED_LZMA1,
-    IMAGE_F_COMPRESSED_LZMA2,
     IMAGE_F_ENCRYPTED_AES128,
     IMAGE_F_ENCRYPTED_AES256,
     Image,
@@ -56,8 +55,6 @@ _UNSUPPORTED_FLAGS = {
     IMAGE_F_ENCRYPTED_AES128: "encrypted (AES-128)",
     IMAGE_F_ENCRYPTED_AES256: "encrypted (AES-256)",
     IMAGE_F_COMPRESSED_LZMA1: "compressed (LZMA1)",
-    IMAGE_F_COMPRESSED_LZMA2: "compressed (LZMA2)",
-    IMAGE_F_COMPRESSED_ARM_THUMB: "compressed (ARM Thumb filter)",
 }
 # TLVs allowed outside the protected area (MCUboot rejects any other unprotected TLV: it is not signed).
 _ALLOWED_UNPROTECTED = frozenset(
@@ -111,6 +108,8 @@ class VerifiedImage:
     signature_type: str
     security_counter: int | None
     hw_tag: HardwareTag | None
+    decompressed: Image | None = None
+    """For a compressed image: the plain image inside it, whose digest and signature were checked too."""
 
     @property
     def version(self) -> ImageVersion:
@@ -337,6 +336,18 @@ def verify_parsed(
     signer_hash, signer_key, sig_tlv = signed_by
 
     counter, tag = check_claims(image, chip_id=chip_id, board_id=board_id, min_security_counter=min_security_counter)
+    plain: Image | None = None
+    if is_compressed(image):
+        # MCUboot checks the image twice: as stored (compressed) and, once decompressed, as it will run.
+        plain = decompressed_image(image)
+        try:
+            verify_parsed(plain, keys=keys)
+        except DigestMismatchError as err:
+            raise DigestMismatchError(
+                f"digest-mismatch: the decompressed image does not match DECOMP_SHA ({err})"
+            ) from err
+        except BadSignatureError as err:
+            raise BadSignatureError("bad-signature: DECOMP_SIGNATURE does not match the decompressed image") from err
     return VerifiedImage(
         image=image,
         key_hash=signer_hash,
@@ -344,6 +355,7 @@ def verify_parsed(
         signature_type=sig_tlv.name,
         security_counter=counter,
         hw_tag=tag,
+        decompressed=plain,
     )
 
 

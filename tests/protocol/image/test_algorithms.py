@@ -78,10 +78,13 @@ def test_altered_payload_or_signature_refused(
 
 
 def test_pad_sig_p384(keys: dict[str, PrivateKey], fw_110: bytes) -> None:
-    data = sign_image(fw_110, keys["ecdsa-p384"], version="1", pad_sig=True, **DEMO_SIGN)
-    sig = parse_image(data).find(TlvType.ECDSA_SIG)[0]
-    assert len(sig.value) == 103
-    verify_image(data, keys=[keys["ecdsa-p384"].public_key()])
+    lengths = set()
+    for _ in range(12):  # DER lengths vary with the top bits of r and s: see both the padded and the 104-byte
+        data = sign_image(fw_110, keys["ecdsa-p384"], version="1", pad_sig=True, **DEMO_SIGN)
+        sig = parse_image(data).find(TlvType.ECDSA_SIG)[0]
+        lengths.add(len(sig.value))
+        verify_image(data, keys=[keys["ecdsa-p384"].public_key()])
+    assert lengths <= {103, 104} and 103 in lengths
 
 
 @pytest.mark.parametrize(
