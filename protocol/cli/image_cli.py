@@ -79,6 +79,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default="auto",
         help="image digest (auto: the key's; Ed25519 also 512)",
     )
+    p.add_argument(
+        "-d",
+        "--dependencies",
+        metavar='"(ID, VERSION), ..."',
+        help="DEPENDENCY TLVs: image ID must be at least VERSION",
+    )
+    p.add_argument("--boot-record", metavar="SW_TYPE", help="CBOR boot record TLV for this software role (<= 12 chars)")
+    p.add_argument(
+        "--vector-to-sign",
+        choices=("payload", "digest"),
+        help="write what an external signer signs (the hashed region or its digest) instead of the image",
+    )
     p.add_argument("--pure", action="store_true", help="Ed25519 signs the image itself (SHA-512, SIG_PURE TLV)")
     p.add_argument("-x", "--hex-addr", type=_int, default=None, help="flash address of a .hex OUT (default: IN's)")
     p.add_argument("--input-format", choices=("bin", "hex", "srec", "elf"), help="default: from IN")

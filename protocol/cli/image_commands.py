@@ -41,7 +41,7 @@ from ..image import (
 )
 from ..image.keys import public_key
 from ..image.mcuboot import DEFAULT_MAX_ALIGN
-from ..image.sign import SecurityCounter
+from ..image.sign import SecurityCounter, parse_dependencies
 from ..image.writers import padded_image_pieces, to_intel_hex
 
 __all__ = ["cmd_getpub", "cmd_inspect", "cmd_keygen", "cmd_sign", "cmd_verify"]
@@ -178,6 +178,9 @@ def cmd_sign(args: argparse.Namespace) -> int:
         pad_sig=args.pad_sig,
         sha=args.sha,
         pure=args.pure,
+        dependencies=parse_dependencies(args.dependencies) if args.dependencies else (),
+        boot_record=args.boot_record,
+        vector_to_sign=args.vector_to_sign,
     )
     if args.outfile.lower().endswith(".hex"):
         image = _as_hex(image, args, firmware.address)

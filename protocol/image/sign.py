@@ -17,10 +17,12 @@ Layout decisions copied from imgtool 2.x:
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from collections.abc import Sequence
 from typing import Literal
 
+import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
@@ -53,8 +55,11 @@ __all__ = [
     "ECDSA_PADDED_SIG_LEN",
     "PublicKeyFormat",
     "SecurityCounter",
+    "VectorToSign",
     "allowed_digests",
+    "pack_dependency",
     "parse_custom_tlv",
+    "parse_dependencies",
     "select_digest",
     "sign_image",
 ]
@@ -101,6 +106,48 @@ def _check_custom_type(tlv_type: int) -> None:
         raise ImageError(
             f"invalid custom TLV type 0x{tlv_type:04x}: allowed 0x{TLV_VENDOR_MIN:04x}..0x{TLV_VENDOR_MAX:04x}"
         )
+
+
+MAX_SW_TYPE_LENGTH = 12
+VectorToSign = Literal["payload", "digest"]
+# PSA attestation software-component property ids, in the order imgtool writes them (measurement last:
+# the bootloader overwrites it in place).
+_SW_TYPE, _SW_MEASUREMENT_VALUE, _SW_VERSION, _SW_SIGNER_ID, _SW_MEASUREMENT_DESCRIPTION = 1, 2, 4, 5, 6
+
+
+def pack_dependency(image_id: int, version: ImageVersion | str) -> bytes:
+    """A DEPENDENCY TLV value: ``u8 image id, 3 pad bytes, u8 major, u8 minor, u16 revision, u32 build``."""
+    if isinstance(version, str):
+        version = ImageVersion.parse(version)
+    if not 0 <= image_id <= 0xFF:
+        raise ImageError(f"dependency image id {image_id} does not fit a byte (0..255)")
+    return struct.pack("<B3xBBHI", image_id, version.major, version.minor, version.revision, version.build)
+
+
+def parse_dependencies(text: str) -> list[tuple[int, ImageVersion]]:
+    """imgtool's ``-d "(1, 1.2.3+4), (2, 0.1)"``."""
+    pairs = re.findall(r"\(\s*(\d+)\s*,\s*([0-9.+]+)\s*\)", text)
+    leftover = re.sub(r"\(\s*(\d+)\s*,\s*([0-9.+]+)\s*\)", "", text).replace(",", "").strip()
+    if not pairs or leftover:
+        raise ImageError(
+            f'dependencies {text!r} are not in the form "(IMAGE_ID, VERSION), ..."',
+            hint='e.g. -d "(1, 1.2.0)" : image 1 must be at least version 1.2.0',
+        )
+    return [(int(image_id), ImageVersion.parse(version)) for image_id, version in pairs]
+
+
+def _boot_record(sw_type: str, version: ImageVersion, key: PrivateKey | None, digest_name: str) -> bytes:
+    if len(sw_type) > MAX_SW_TYPE_LENGTH:
+        raise ImageError(f"boot record type {sw_type!r} is {len(sw_type)} characters; at most 12")
+    size = hashlib.new(digest_name).digest_size
+    record = {
+        _SW_TYPE: sw_type,
+        _SW_VERSION: f"{version.major}.{version.minor}.{version.revision}",
+        _SW_SIGNER_ID: key_hash(key, digest_name) if key is not None else bytes(32),
+        _SW_MEASUREMENT_DESCRIPTION: digest_name.upper(),
+        _SW_MEASUREMENT_VALUE: bytes(size),
+    }
+    return cbor2.dumps(record)
 
 
 def allowed_digests(kind: str, *, pure: bool = False) -> tuple[str, ...]:
@@ -177,12 +224,19 @@ def sign_image(
     pad_sig: bool = False,
     sha: str = "auto",
     pure: bool = False,
+    dependencies: Sequence[tuple[int, ImageVersion | str]] = (),
+    boot_record: str | None = None,
+    vector_to_sign: VectorToSign | None = None,
 ) -> bytes:
     """The signed image for ``firmware`` (raw bytes of the application, as flat binary).
 
     ``key=None`` builds an unsigned image (digest TLV only), like ``imgtool sign`` without ``-k``.
     ``sha`` is imgtool's ``--sha`` (``auto``/``256``/``384``/``512``, checked against the key type as imgtool
     does); ``pure`` is ``--pure`` (Ed25519 signs the hashed region itself, with a SIG_PURE TLV).
+    ``dependencies`` are ``-d`` pairs ``(image id, minimum version)``, a DEPENDENCY TLV each; ``boot_record``
+    is ``--boot-record SW_TYPE`` (a CBOR PSA software-component record, its measurement left zero for the
+    bootloader to fill in).  ``vector_to_sign`` (``"payload"`` or ``"digest"``) returns what an external
+    signer must sign -- the hashed region or its digest -- instead of the image, padded like an image.
     ``hw_tag`` adds the stm32ota hardware-compatibility tag after ``custom_tlvs``.
     Raises :class:`ImageError` for options imgtool would refuse.
     """
@@ -230,6 +284,11 @@ def sign_image(
         if not 0 <= counter <= _MAX_U32:
             raise ImageError(f"security counter {counter} does not fit 32 bits")
         protected.append(Tlv(type=TlvType.SEC_CNT, value=struct.pack("<I", counter), protected=True))
+    if boot_record is not None:
+        record = _boot_record(boot_record, version, key, digest_name)
+        protected.append(Tlv(type=TlvType.BOOT_RECORD, value=record, protected=True))
+    for image_id, dep_version in dependencies:
+        protected.append(Tlv(type=TlvType.DEPENDENCY, value=pack_dependency(image_id, dep_version), protected=True))
     seen: set[int] = set()
     customs = list(custom_tlvs)
     if hw_tag is not None:
@@ -264,6 +323,12 @@ def sign_image(
     unprotected = [Tlv(type=_DIGEST_TLVS[digest_name], value=digest)]
     if pure:
         unprotected.append(Tlv(type=TlvType.SIG_PURE, value=b"\x01"))
+    if vector_to_sign is not None:
+        if vector_to_sign not in ("payload", "digest"):
+            raise ImageError(f"--vector-to-sign is 'payload' or 'digest', not {vector_to_sign!r}")
+        image = hashed if vector_to_sign == "payload" else digest
+        key = None  # nothing is signed: the vector goes to an external signer
+        unprotected = []
     if key is not None:
         if public_key_format == "hash":
             unprotected.append(Tlv(type=TlvType.KEYHASH, value=key_hash(key, digest_name)))
@@ -273,7 +338,8 @@ def sign_image(
             raise ImageError(f"public key format must be 'hash' or 'full', not {public_key_format!r}")
         signature = _sign(key, hashed, digest, digest_name, pure=pure, pad_sig=pad_sig)
         unprotected.append(Tlv(type=signature_tlv_type(key), value=signature))
-    image = hashed + assemble_tlv_area(unprotected, protected=False)
+    if vector_to_sign is None:
+        image = hashed + assemble_tlv_area(unprotected, protected=False)
 
     if slot_size > 0:
         tsize = trailer_size(
