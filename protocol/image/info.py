@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import struct
 from typing import Any
+
+import cbor2
 
 from ..errors import ImageError
 from .compression import compression_name, decompressed_image
@@ -22,8 +25,20 @@ def _tlv_dict(tlv: Tlv) -> dict[str, Any]:
         "data": tlv.value.hex(),
         "protected": tlv.protected,
     }
-    if tlv.type == TlvType.SEC_CNT and len(tlv.value) == 4:
+    if (tlv.type == TlvType.SEC_CNT and len(tlv.value) == 4) or (
+        tlv.type in (TlvType.DECOMP_SIZE, TlvType.COMP_DEC_SIZE) and len(tlv.value) == 4
+    ):
         entry["value"] = int.from_bytes(tlv.value, "little")
+    elif tlv.type == TlvType.DEPENDENCY and len(tlv.value) == 12:
+        image_id, major, minor, revision, build = struct.unpack("<B3xBBHI", tlv.value)
+        entry["value"] = f"image {image_id} >= {major}.{minor}.{revision}+{build}"
+    elif tlv.type == TlvType.BOOT_RECORD:
+        try:
+            record = cbor2.loads(tlv.value)
+        except (cbor2.CBORDecodeError, ValueError):
+            record = None
+        if isinstance(record, dict):
+            entry["value"] = f"{record.get(1)} {record.get(4)} ({record.get(6)})"
     elif tlv.type == HW_TAG_TLV and tlv.protected:
         try:
             tag = HardwareTag.unpack(tlv.value)
