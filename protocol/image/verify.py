@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from .compression import decompressed_image, is_compressed
+from .encryption import EncryptionPrivateKey, decrypted_image, is_encrypted
 from .errors import (
     BadSignatureError,
     BadTlvError,
@@ -130,9 +131,14 @@ def _single(tlvs: list[Tlv], what: str) -> Tlv | None:
     return tlvs[0] if tlvs else None
 
 
-def _check_structure(image: Image) -> None:
+def _check_structure(image: Image, *, decrypted: bool = False) -> None:
     for bit, what in _UNSUPPORTED_FLAGS.items():
-        if image.header.flags & bit:
+        if image.header.flags & bit and not (decrypted and bit in (IMAGE_F_ENCRYPTED_AES128, IMAGE_F_ENCRYPTED_AES256)):
+            if bit != IMAGE_F_COMPRESSED_LZMA1:
+                raise UnsupportedError(
+                    f"unsupported: an {what} image is checked after decrypting it: give the device's"
+                    " encryption key (verify --decrypt-key KEY.pem)"
+                )
             raise UnsupportedError(f"unsupported: {what} images are not supported")
     for tlv in image.tlvs:
         if tlv.type not in _ALLOWED_UNPROTECTED:
@@ -153,10 +159,10 @@ def _is_pure(image: Image) -> bool:
     return bool(image.find(TlvType.SIG_PURE, protected=False))
 
 
-def check_digest(image: Image) -> bytes:
+def check_digest(image: Image, *, decrypted: bool = False) -> bytes:
     """The digest TLV (SHA256, SHA384 or SHA512) matches the header, payload and protected TLVs; returns
-    the digest."""
-    _check_structure(image)
+    the digest.  ``decrypted`` says an encrypted image's payload was decrypted already."""
+    _check_structure(image, decrypted=decrypted)
     tlv_type = image.digest_tlv_type
     name = image.digest_name.upper().replace("SHA", "SHA-")
     tlv = _single(image.find(tlv_type, protected=False), image.digest_name.upper())
@@ -265,9 +271,14 @@ def verify_parsed(
     chip_id: int | None = None,
     board_id: int | None = None,
     min_security_counter: int | None = None,
+    decrypt_key: EncryptionPrivateKey | None = None,
+    _decrypted: bool = False,
 ) -> VerifiedImage:
     """:func:`verify_image` for an already parsed :class:`Image`."""
-    check_digest(image)
+    if is_encrypted(image) and not _decrypted and decrypt_key is not None:
+        image = decrypted_image(image, decrypt_key)
+        _decrypted = True
+    check_digest(image, decrypted=_decrypted)
     trusted = _trusted_hashes(keys, image.digest_name)
     if not keys:
         raise UnknownKeyError("unknown-key: no trusted key given, so no signature can be accepted")
@@ -341,7 +352,7 @@ def verify_parsed(
         # MCUboot checks the image twice: as stored (compressed) and, once decompressed, as it will run.
         plain = decompressed_image(image)
         try:
-            verify_parsed(plain, keys=keys)
+            verify_parsed(plain, keys=keys, _decrypted=_decrypted)
         except DigestMismatchError as err:
             raise DigestMismatchError(
                 f"digest-mismatch: the decompressed image does not match DECOMP_SHA ({err})"
@@ -366,12 +377,15 @@ def verify_image(
     chip_id: int | None = None,
     board_id: int | None = None,
     min_security_counter: int | None = None,
+    decrypt_key: EncryptionPrivateKey | None = None,
 ) -> VerifiedImage:
     """Parse and fully check an image, as MCUboot would before booting it.
 
     ``keys`` are the trusted public keys (or their 32-byte key hashes).  ``chip_id`` (DEV_ID) requires the
     hardware tag to name that chip; ``board_id`` rejects a tag naming another board (board 0 fits all);
-    ``min_security_counter`` requires a security counter at least that high.  Returns the
+    ``min_security_counter`` requires a security counter at least that high.  An encrypted image is checked
+    after decrypting it with ``decrypt_key`` (the device's X25519, P-256 or RSA-2048 private key); the
+    result's ``image`` is then the decrypted image.  Returns the
     :class:`VerifiedImage`; raises the typed :class:`ImageError` of the first failing check.
     """
     return verify_parsed(
@@ -380,4 +394,5 @@ def verify_image(
         chip_id=chip_id,
         board_id=board_id,
         min_security_counter=min_security_counter,
+        decrypt_key=decrypt_key,
     )
