@@ -16,7 +16,7 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer (use 0x for hex)") from None
 
 
-KEY_TYPES = ("ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072")
+KEY_TYPES = ("ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "x25519")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -91,6 +91,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         choices=("payload", "digest"),
         help="write what an external signer signs (the hashed region or its digest) instead of the image",
     )
+    p.add_argument("-E", "--encrypt", metavar="ENC_KEY.pem", help="encrypt for this X25519, P-256 or RSA-2048 key")
+    p.add_argument("--encrypt-keylen", type=int, choices=(128, 256), default=128, help="AES key size (128)")
+    p.add_argument("-c", "--clear", action="store_true", help="with -E: keep the payload plain (encrypted on swap)")
+    p.add_argument("--save-enctlv", action="store_true", help="with -E: trailer room for the saved ENC TLV")
+    p.add_argument("--hmac-sha", choices=("auto", "256", "512"), default="auto", help="ECIES HMAC (512: X25519)")
     p.add_argument("--pure", action="store_true", help="Ed25519 signs the image itself (SHA-512, SIG_PURE TLV)")
     p.add_argument("-x", "--hex-addr", type=_int, default=None, help="flash address of a .hex OUT (default: IN's)")
     p.add_argument("--input-format", choices=("bin", "hex", "srec", "elf"), help="default: from IN")
@@ -106,6 +111,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--chip", metavar="DEV_ID", help="require the hardware tag to name this chip")
     p.add_argument("--board", type=_int, default=None, help="require the tag to fit this board")
     p.add_argument("--min-security-counter", type=_int, default=None, help="reject lower security counters")
+    p.add_argument(
+        "--decrypt-key", metavar="ENC_KEY.pem", help="the device's encryption private key: check an encrypted image"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.add_argument("image", metavar="IMAGE")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_verify")

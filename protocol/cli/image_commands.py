@@ -12,6 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import x25519
+
 from ..console import ConsoleReporter, write_json
 from ..errors import ImageError
 from ..image import (
@@ -39,6 +42,7 @@ from ..image import (
     sign_image,
     verify_parsed,
 )
+from ..image.encryption import EncryptionPrivateKey, decrypted_image, is_encrypted, load_encryption_key
 from ..image.keys import public_key
 from ..image.mcuboot import DEFAULT_MAX_ALIGN
 from ..image.sign import SecurityCounter, parse_dependencies
@@ -85,6 +89,14 @@ def _out() -> ConsoleReporter:
 def cmd_keygen(args: argparse.Namespace) -> int:
     if os.path.exists(args.key) and not args.force:
         raise KeyFileError(f"bad-key-file: {args.key} exists; refusing to overwrite a key", hint="use --force")
+    if args.type == "x25519":  # an encryption key (-E / --decrypt-key), not a signing key
+        enc = x25519.X25519PrivateKey.generate()
+        pem = enc.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        _write(args.key, pem, "key file", mode=_KEY_FILE_MODE)
+        ConsoleReporter().message(f"wrote x25519 encryption key {args.key}")
+        return 0
     key = generate_key(args.type)
     _write(args.key, private_key_to_pem(key), "key file", mode=_KEY_FILE_MODE)
     ConsoleReporter().message(f"wrote {args.type} key {args.key} (key hash {key_hash(key).hex()})")
@@ -181,6 +193,11 @@ def cmd_sign(args: argparse.Namespace) -> int:
         dependencies=parse_dependencies(args.dependencies) if args.dependencies else (),
         boot_record=args.boot_record,
         vector_to_sign=args.vector_to_sign,
+        encrypt_key=load_encryption_key(_read(args.encrypt, "encryption key")) if args.encrypt else None,
+        encrypt_keylen=args.encrypt_keylen,
+        clear=args.clear,
+        save_enctlv=args.save_enctlv,
+        hmac_sha=args.hmac_sha,
     )
     if args.outfile.lower().endswith(".hex"):
         image = _as_hex(image, args, firmware.address)
@@ -227,17 +244,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace, trusted: list[PublicKey], chip: int | None) -> int:
     image = parse_image(_read_image(args.image))
+    decrypt_key: EncryptionPrivateKey | None = None
+    if args.decrypt_key:
+        loaded = load_encryption_key(_read(args.decrypt_key, "encryption key"))
+        if not isinstance(loaded, EncryptionPrivateKey):
+            raise KeyFileError("bad-key-file: --decrypt-key needs the private encryption key, not the public one")
+        decrypt_key = loaded
+        if is_encrypted(image):
+            image = decrypted_image(image, decrypt_key)
     if not trusted:
         if chip is not None or args.board is not None or args.min_security_counter is not None:
             raise ImageError("--chip, --board and --min-security-counter need a key (-k)")
-        digest = check_digest(image)
+        digest = check_digest(image, decrypted=decrypt_key is not None)
         if args.json:
             write_json({"ok": True, "signature_checked": False, "digest": digest.hex(), "image": args.image})
         else:
             _out().message(f"{args.image}: digest OK (no key given: signature not checked)")
         return 0
     verified = verify_parsed(
-        image, keys=trusted, chip_id=chip, board_id=args.board, min_security_counter=args.min_security_counter
+        image,
+        keys=trusted,
+        chip_id=chip,
+        board_id=args.board,
+        min_security_counter=args.min_security_counter,
+        _decrypted=decrypt_key is not None,
     )
     if args.json:
         write_json(

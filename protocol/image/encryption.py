@@ -38,6 +38,7 @@ __all__ = [
     "encryption_flag",
     "is_encrypted",
     "load_encryption_key",
+    "new_image_key",
     "unwrap_image_key",
     "wrap_image_key",
 ]

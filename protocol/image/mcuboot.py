@@ -395,15 +395,23 @@ def boot_magic(max_align: int) -> bytes:
 
 
 def trailer_size(
-    *, align: int, max_align: int, max_sectors: int = DEFAULT_MAX_SECTORS, overwrite_only: bool = False
+    *,
+    align: int,
+    max_align: int,
+    max_sectors: int = DEFAULT_MAX_SECTORS,
+    overwrite_only: bool = False,
+    enc_key_len: int = 0,
 ) -> int:
-    """Size of the swap trailer at the end of a slot, as imgtool computes it (no encryption)."""
+    """Size of the swap trailer at the end of a slot, as imgtool computes it.  ``enc_key_len`` is the size of
+    what the bootloader saves per slot for an encrypted image (16, imgtool's figure for either AES size, or
+    the ENC TLV's length with ``--save-enctlv``); 0 for a plain image."""
     if align not in VALID_ALIGNS:
         raise ImageError(f"invalid alignment {align}: one of {', '.join(map(str, VALID_ALIGNS))}")
     magic_area = align_up(BOOT_MAGIC_SIZE, max_align)
     if overwrite_only:
         return max_align * 2 + magic_area
-    return max_sectors * 3 * align + max_align * 4 + magic_area
+    keys = 2 * align_up(enc_key_len, max_align) if enc_key_len else 0
+    return max_sectors * 3 * align + keys + max_align * 4 + magic_area
 
 
 def assemble_tlv_area(tlvs: Sequence[Tlv], *, protected: bool) -> bytes:

@@ -26,6 +26,14 @@ import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
+from .encryption import (
+    EncryptionPrivateKey,
+    EncryptionPublicKey,
+    aes_ctr,
+    encryption_flag,
+    new_image_key,
+    wrap_image_key,
+)
 from .errors import ImageError, ImageTooLargeError
 from .hwtag import HW_TAG_TLV, HardwareTag
 from .keys import PrivateKey, key_hash, key_type, public_key_der, signature_tlv_type
@@ -150,6 +158,23 @@ def _boot_record(sw_type: str, version: ImageVersion, key: PrivateKey | None, di
     return cbor2.dumps(record)
 
 
+_AES_BLOCK = 16
+
+
+def _check_key_pairing(key: PrivateKey | None, encrypt_key: EncryptionPublicKey | EncryptionPrivateKey) -> None:
+    """imgtool's rule: an ECDSA or RSA signer encrypts for a key of its own kind (Ed25519 signs for any)."""
+    if key is None:
+        return
+    kind = key_type(key)
+    enc_rsa = isinstance(encrypt_key, rsa.RSAPublicKey | rsa.RSAPrivateKey)
+    enc_p256 = isinstance(encrypt_key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey)
+    if (kind == "ecdsa-p256" and not enc_p256) or kind == "ecdsa-p384" or (kind.startswith("rsa") and not enc_rsa):
+        raise ImageError(
+            f"signing ({kind}) and encryption must use the same type of key",
+            hint="an Ed25519 signing key pairs with any encryption key; P-384 images cannot be encrypted",
+        )
+
+
 def allowed_digests(kind: str, *, pure: bool = False) -> tuple[str, ...]:
     """The digests (``"sha256"``...) a key of type ``kind`` may sign, as imgtool allows them."""
     if pure:
@@ -227,6 +252,11 @@ def sign_image(
     dependencies: Sequence[tuple[int, ImageVersion | str]] = (),
     boot_record: str | None = None,
     vector_to_sign: VectorToSign | None = None,
+    encrypt_key: EncryptionPublicKey | EncryptionPrivateKey | None = None,
+    encrypt_keylen: int = 128,
+    clear: bool = False,
+    save_enctlv: bool = False,
+    hmac_sha: str = "auto",
 ) -> bytes:
     """The signed image for ``firmware`` (raw bytes of the application, as flat binary).
 
@@ -237,6 +267,10 @@ def sign_image(
     is ``--boot-record SW_TYPE`` (a CBOR PSA software-component record, its measurement left zero for the
     bootloader to fill in).  ``vector_to_sign`` (``"payload"`` or ``"digest"``) returns what an external
     signer must sign -- the hashed region or its digest -- instead of the image, padded like an image.
+    ``encrypt_key`` is ``-E``: the payload is padded to 16 bytes, hashed and signed in the clear, then
+    encrypted with a random AES-``encrypt_keylen`` key wrapped for ``encrypt_key`` (``clear`` keeps the
+    payload plain but marks and wraps as if encrypted, as ``imgtool -c``); ``save_enctlv`` sizes the trailer
+    for a bootloader that saves the ENC TLV.
     ``hw_tag`` adds the stm32ota hardware-compatibility tag after ``custom_tlvs``.
     Raises :class:`ImageError` for options imgtool would refuse.
     """
@@ -259,6 +293,9 @@ def sign_image(
     if pad and slot_size <= 0:
         raise ImageError("--pad needs the slot size (-S)")
 
+    if encrypt_key is not None:
+        encryption_flag(encrypt_keylen)  # 128 or 256
+        _check_key_pairing(key, encrypt_key)
     body = bytes(firmware)
     if pad_header:
         body = bytes([erased_val]) * header_size + body
@@ -269,6 +306,8 @@ def sign_image(
         )
     if len(body) < header_size:
         raise ImageError("the input is shorter than the header it should hold; use --pad-header")
+    if encrypt_key is not None and len(body) % _AES_BLOCK:
+        body += bytes(_AES_BLOCK - len(body) % _AES_BLOCK)  # as imgtool: AES-CTR over whole blocks
     image_size = len(body) - header_size
     if image_size > _MAX_U32:
         raise ImageTooLargeError("too-large: the image does not fit the 32-bit size field")
@@ -308,6 +347,8 @@ def sign_image(
         flags |= IMAGE_F_ROM_FIXED
     if non_bootable:
         flags |= IMAGE_F_NON_BOOTABLE
+    if encrypt_key is not None:
+        flags |= encryption_flag(encrypt_keylen)
     header = ImageHeader(
         load_addr=rom_fixed or load_addr,
         header_size=header_size,
@@ -338,12 +379,26 @@ def sign_image(
             raise ImageError(f"public key format must be 'hash' or 'full', not {public_key_format!r}")
         signature = _sign(key, hashed, digest, digest_name, pure=pure, pad_sig=pad_sig)
         unprotected.append(Tlv(type=signature_tlv_type(key), value=signature))
+    enc_key_len = 0
     if vector_to_sign is None:
-        image = hashed + assemble_tlv_area(unprotected, protected=False)
+        stored = hashed
+        if encrypt_key is not None:
+            image_key = new_image_key(encrypt_keylen)
+            enc_type, enc_value = wrap_image_key(encrypt_key, image_key, hmac_sha=hmac_sha)
+            unprotected.append(Tlv(type=enc_type, value=enc_value))
+            enc_key_len = len(enc_value) if save_enctlv else _AES_BLOCK
+            if not clear:
+                end = header_size + image_size
+                stored = hashed[:header_size] + aes_ctr(image_key, hashed[header_size:end]) + hashed[end:]
+        image = stored + assemble_tlv_area(unprotected, protected=False)
 
     if slot_size > 0:
         tsize = trailer_size(
-            align=align, max_align=effective_max_align, max_sectors=max_sectors, overwrite_only=overwrite_only
+            align=align,
+            max_align=effective_max_align,
+            max_sectors=max_sectors,
+            overwrite_only=overwrite_only,
+            enc_key_len=enc_key_len,
         )
         if len(image) + tsize > slot_size:
             raise ImageTooLargeError(
