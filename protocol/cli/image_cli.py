@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_getpub")
 
+    p = sub.add_parser("getpriv", help="print the encryption private key a bootloader embeds (C array)")
+    p.add_argument("-k", "--key", required=True, metavar="KEY.pem")
+    p.add_argument("--minimal", action="store_true", help="only what decryption needs (no public key/CRT values)")
+    p.add_argument("-f", "--format", choices=("openssl", "pkcs8"), help="DER format (default: the key type's)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.set_defaults(handler=f"{_HANDLERS}:cmd_getpriv")
+
     p = sub.add_parser(
         "sign",
         help="make a signed MCUboot image (byte-identical to imgtool sign)",
