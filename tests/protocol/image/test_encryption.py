@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from protocol.errors import ImageError
 from protocol.image import (
     BadTlvError,
+    DigestMismatchError,
     KeyFileError,
     MissingTlvError,
     PrivateKey,
@@ -38,7 +39,11 @@ WRAPS = {
 
 @pytest.fixture(scope="module")
 def enc_keys() -> dict[str, EncryptionPrivateKey]:
-    return {name: make() for name, (make, _tlv) in WRAPS.items()}  # type: ignore[no-untyped-call]
+    return {
+        "x25519": x25519.X25519PrivateKey.generate(),
+        "p256": ec.generate_private_key(ec.SECP256R1()),
+        "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    }
 
 
 @pytest.mark.parametrize("bits", [128, 256])
@@ -101,9 +106,8 @@ def test_tampered_ciphertext_fails_the_digest(
     key = enc_keys["p256"]
     data = bytearray(sign_image(fw_110, ed_key, version="1", encrypt_key=key.public_key(), **DEMO_SIGN))
     data[0x210] ^= 1
-    with pytest.raises(ImageError) as info:
+    with pytest.raises(DigestMismatchError):
         verify_image(bytes(data), keys=[ed_key.public_key()], decrypt_key=key)
-    assert info.value.reason == "digest-mismatch"
 
 
 def test_clear_images_are_plain_but_marked(
