@@ -9,6 +9,7 @@ import pytest
 from protocol.errors import ImageError
 from protocol.image import (
     BadSignatureError,
+    DigestMismatchError,
     PrivateKey,
     TlvType,
     UnknownKeyError,
@@ -68,9 +69,8 @@ def test_altered_payload_or_signature_refused(
     data = sign_image(fw_110, keys[kind], version="1", sha=sha, pure=pure, **DEMO_SIGN)
     bad = bytearray(data)
     bad[0x300] ^= 1
-    with pytest.raises(ImageError) as info:
+    with pytest.raises(DigestMismatchError):
         verify_image(bytes(bad), keys=[keys[kind].public_key()])
-    assert info.value.reason == "digest-mismatch"
     bad = bytearray(data)
     bad[len(data) - 3] ^= 1
     with pytest.raises(BadSignatureError):
