@@ -172,3 +172,17 @@ def test_getpriv_refuses_what_imgtool_refuses(imgtool: Imgtool, enc_keys: dict[s
         code, _ = imgtool.run("getpriv", "-k", key, *fmt, check=False)
         assert code != 0
         assert _ours("getpriv", "-k", key, *fmt) == 1
+
+
+@pytest.mark.parametrize("kind", list(WRAPS))
+def test_encrypted_and_compressed(
+    imgtool: Imgtool, enc_keys: dict[str, tuple[Path, Path, Path]], tmp_path: Path, kind: str
+) -> None:
+    """imgtool compresses, then encrypts: we decrypt, check the stored image, decompress, check the plain one."""
+    priv, pub, _ = enc_keys[kind]
+    image = tmp_path / "theirs.bin"
+    imgtool.run("sign", "-k", ED_KEY, "-E", pub, "--compression", "lzma2", *BASE, DEMO, image)
+    flags = parse_image(image.read_bytes()).header.flag_names
+    assert "COMPRESSED_LZMA2" in flags and "ENCRYPTED_AES128" in flags
+    assert _ours("verify", "-k", ED_KEY, "--decrypt-key", priv, image) == 0
+    assert _ours("inspect", image) == 0  # says what it could not compute, exit 0
