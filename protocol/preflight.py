@@ -22,6 +22,7 @@ key (``keys``, ``flash --key``), otherwise the device checks it after the transf
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from collections.abc import Sequence
@@ -236,23 +237,33 @@ def _check_mcuboot(
         raise UnknownKeyError("unknown-key: the device reports no trusted key, so it accepts no signed image")
     if signer is None:
         raise MissingTlvError("missing-tlv: the signature is not preceded by a KEYHASH or PUBKEY TLV")
-    if signer not in trusted:
-        listed = ", ".join(h.hex()[:16] + "..." for h in info.key_hashes)
-        raise UnknownKeyError(
-            f"unknown-key: the image is signed by key {signer.hex()[:16]}..., the device trusts {listed}",
-        )
-    floor = _counter_floor(info)
+    # The device lists SHA-256 key hashes; an image with a SHA-384/512 digest names its key by that hash
+    # instead, so the trusted keys given here (and a carried PUBKEY) are hashed both ways.
     publics: list[PublicKey] = []
     for key in keys:
         if not isinstance(key, bytes | bytearray):
             pub = public_key(key)
             if key_hash(pub) in trusted:
                 publics.append(pub)
-    checked = image.public_key_der is not None or signer in {key_hash(k) for k in publics}
+    by_image_hash = {key_hash(k, image.digest_name): k for k in publics}
+    carried = image.public_key_der
+    known_signer = signer in trusted or signer in by_image_hash
+    if not known_signer and carried is not None:
+        known_signer = hashlib.sha256(carried).digest() in trusted
+    if not known_signer:
+        listed = ", ".join(h.hex()[:16] + "..." for h in info.key_hashes)
+        raise UnknownKeyError(
+            f"unknown-key: the image is signed by key {signer.hex()[:16]}..., the device trusts {listed}",
+        )
+    floor = _counter_floor(info)
+    checked = carried is not None or signer in by_image_hash
     notes: list[str] = []
     if checked:
         known = {key_hash(k) for k in publics}
         table: list[TrustedKey] = [*publics, *(h for h in info.key_hashes if h not in known)]
+        if carried is not None and image.digest_name != "sha256" and hashlib.sha256(carried).digest() in trusted:
+            # the carried key is trusted by its SHA-256 hash: let the verifier trust it by the image's hash too
+            table.append(hashlib.new(image.digest_name, carried).digest())
         verified = verify_parsed(
             image, keys=table, chip_id=info.chip_id, board_id=info.board_id, min_security_counter=floor
         )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hmac
+import struct
 from typing import Any
 
+import cbor2
+
+from ..errors import ImageError
+from .compression import compression_name, decompressed_image
 from .errors import BadTlvError
 from .hwtag import HW_TAG_TLV, HardwareTag
-from .mcuboot import Image, Tlv, TlvType
+from .mcuboot import IMAGE_F_ENCRYPTED_AES128, IMAGE_F_ENCRYPTED_AES256, Image, Tlv, TlvType
 
 __all__ = ["describe_image", "format_image"]
 
@@ -20,8 +25,20 @@ def _tlv_dict(tlv: Tlv) -> dict[str, Any]:
         "data": tlv.value.hex(),
         "protected": tlv.protected,
     }
-    if tlv.type == TlvType.SEC_CNT and len(tlv.value) == 4:
+    if (tlv.type == TlvType.SEC_CNT and len(tlv.value) == 4) or (
+        tlv.type in (TlvType.DECOMP_SIZE, TlvType.COMP_DEC_SIZE) and len(tlv.value) == 4
+    ):
         entry["value"] = int.from_bytes(tlv.value, "little")
+    elif tlv.type == TlvType.DEPENDENCY and len(tlv.value) == 12:
+        image_id, major, minor, revision, build = struct.unpack("<B3xBBHI", tlv.value)
+        entry["value"] = f"image {image_id} >= {major}.{minor}.{revision}+{build}"
+    elif tlv.type == TlvType.BOOT_RECORD:
+        try:
+            record = cbor2.loads(tlv.value)
+        except (cbor2.CBORDecodeError, ValueError):
+            record = None
+        if isinstance(record, dict):
+            entry["value"] = f"{record.get(1)} {record.get(4)} ({record.get(6)})"
     elif tlv.type == HW_TAG_TLV and tlv.protected:
         try:
             tag = HardwareTag.unpack(tlv.value)
@@ -30,6 +47,30 @@ def _tlv_dict(tlv: Tlv) -> dict[str, Any]:
         else:
             entry["value"] = {"chip_id": tag.chip_id, "board_id": tag.board_id}
     return entry
+
+
+def _compression(image: Image) -> dict[str, Any] | None:
+    """What the compressed image holds: its plain size and whether the plain image matches DECOMP_SHA
+    (``None`` with the reason when it could not be computed)."""
+    name = compression_name(image)
+    if name is None:
+        return None
+    out: dict[str, Any] = {"type": name, "decompressed_size": None, "decompressed_digest": None}
+    out["decompressed_digest_ok"] = None
+    out["not_computed"] = None
+    if image.header.flags & (IMAGE_F_ENCRYPTED_AES128 | IMAGE_F_ENCRYPTED_AES256):
+        out["not_computed"] = "the compressed payload is encrypted; decompressing needs the encryption key"
+        return out
+    try:
+        plain = decompressed_image(image)
+    except ImageError as err:
+        out["not_computed"] = str(err)
+        return out
+    out["decompressed_size"] = plain.header.image_size
+    out["decompressed_digest"] = plain.digest.hex()
+    stored = plain.stored_digest
+    out["decompressed_digest_ok"] = stored is not None and hmac.compare_digest(stored, plain.digest)
+    return out
 
 
 def describe_image(image: Image) -> dict[str, Any]:
@@ -43,6 +84,9 @@ def describe_image(image: Image) -> dict[str, Any]:
         hw_tag = {"chip_id": tag.chip_id, "board_id": tag.board_id}
     trailer = image.trailer
     key_hash = image.key_hash
+    encryption = (
+        "aes256" if h.flags & IMAGE_F_ENCRYPTED_AES256 else "aes128" if h.flags & IMAGE_F_ENCRYPTED_AES128 else None
+    )
     return {
         "header": {
             "magic": h.magic,
@@ -62,9 +106,19 @@ def describe_image(image: Image) -> dict[str, Any]:
             "image": image.end,
             "file": image.total_size,
         },
-        "digest": image.digest.hex(),
+        "digest_algorithm": image.digest_name,
+        "digest": None if encryption else image.digest.hex(),
         "stored_digest": stored.hex() if stored is not None else None,
-        "digest_ok": stored is not None and hmac.compare_digest(stored, image.digest),
+        "digest_ok": None if encryption else stored is not None and hmac.compare_digest(stored, image.digest),
+        "not_computed": (
+            f"digest: the payload is encrypted ({encryption.upper().replace('AES', 'AES-')}) and the digest"
+            " covers the plaintext;"
+            " decrypting needs the device's encryption key"
+            if encryption
+            else None
+        ),
+        "encryption": encryption,
+        "compression": _compression(image),
         "protected_tlvs": [_tlv_dict(t) for t in image.protected_tlvs],
         "tlvs": [_tlv_dict(t) for t in image.tlvs],
         "signature_type": image.signature_type,
@@ -85,6 +139,16 @@ def describe_image(image: Image) -> dict[str, Any]:
     }
 
 
+_DIGEST_LABELS = {"sha256": "SHA-256", "sha384": "SHA-384", "sha512": "SHA-512"}
+
+
+def _digest_line(info: dict[str, Any]) -> str:
+    label = f"digest ({_DIGEST_LABELS.get(info['digest_algorithm'], info['digest_algorithm'])}):"
+    if info["digest_ok"] is None and info.get("not_computed"):
+        return f"{label} not computed: {info['not_computed'].split(': ', 1)[1]}"
+    return f"{label} {info['digest']} ({'matches' if info['digest_ok'] else 'DOES NOT MATCH'})"
+
+
 def _short(data: str, limit: int = 64) -> str:
     return data if len(data) <= limit else data[:limit] + "..."
 
@@ -103,11 +167,20 @@ def format_image(info: dict[str, Any]) -> str:
         f"load address:     0x{h['load_addr']:08x}",
         f"flags:            0x{h['flags']:x} ({flags})",
         f"image end:        0x{s['image']:x} (file {s['file']} bytes)",
-        f"digest (SHA-256): {info['digest']} ({'matches' if info['digest_ok'] else 'DOES NOT MATCH'})",
+        _digest_line(info),
         f"signature:        {info['signature_type'] or 'none (unsigned)'}",
         f"key hash:         {info['key_hash'] or '-'}",
         f"security counter: {info['security_counter'] if info['security_counter'] is not None else '-'}",
     ]
+    comp = info["compression"]
+    if comp is not None:
+        if comp["decompressed_digest"] is None:
+            lines.append(f"compression:      {comp['type']}; not decompressed: {comp['not_computed']}")
+        else:
+            verdict = "matches DECOMP_SHA" if comp["decompressed_digest_ok"] else "DOES NOT MATCH DECOMP_SHA"
+            lines.append(
+                f"compression:      {comp['type']}, 0x{comp['decompressed_size']:x} bytes decompressed, {verdict}"
+            )
     tag = info["hw_tag"]
     if tag is not None:
         board = "any" if tag["board_id"] == 0 else str(tag["board_id"])

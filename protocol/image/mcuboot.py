@@ -306,6 +306,11 @@ class Image:
     end: int  # offset just after the unprotected TLV area
     total_size: int  # length of the data given to parse_image (includes padding and trailer)
     trailer: Trailer | None = None
+    digest_name: str = "sha256"  # the hash the image's SHA256/SHA384/SHA512 TLV names (SHA-256 when none)
+
+    @property
+    def digest_tlv_type(self) -> int:
+        return _DIGEST_TLVS[self.digest_name]
 
     @property
     def version(self) -> ImageVersion:
@@ -330,16 +335,17 @@ class Image:
 
     @property
     def stored_digest(self) -> bytes | None:
-        return self._one(TlvType.SHA256, protected=False)
+        return self._one(self.digest_tlv_type, protected=False)
 
     @property
     def key_hash(self) -> bytes | None:
-        """The KEYHASH TLV, or SHA-256 of the PUBKEY TLV (what MCUboot compares with its key table)."""
+        """The KEYHASH TLV, or the hash of the PUBKEY TLV (what MCUboot compares with its key table); the
+        hash is the image's digest algorithm, as imgtool and bootutil use it."""
         value = self._one(TlvType.KEYHASH, protected=False)
         if value is not None:
             return value
         pub = self._one(TlvType.PUBKEY, protected=False)
-        return hashlib.sha256(pub).digest() if pub is not None else None
+        return hashlib.new(self.digest_name, pub).digest() if pub is not None else None
 
     @property
     def public_key_der(self) -> bytes | None:
@@ -366,6 +372,18 @@ class Image:
         return [t for t in self.protected_tlvs if TLV_VENDOR_MIN <= t.type <= TLV_VENDOR_MAX]
 
 
+_DIGEST_TLVS = {"sha256": TlvType.SHA256, "sha384": TlvType.SHA384, "sha512": TlvType.SHA512}
+
+
+def digest_name_of(tlvs: Sequence[Tlv]) -> str:
+    """The digest algorithm named by the first SHA256/SHA384/SHA512 TLV (SHA-256 when there is none)."""
+    for tlv in tlvs:
+        for name, tlv_type in _DIGEST_TLVS.items():
+            if tlv.type == tlv_type:
+                return name
+    return "sha256"
+
+
 _SIGNATURE_TYPES = frozenset({TlvType.RSA2048_PSS, TlvType.ECDSA_SIG, TlvType.RSA3072_PSS, TlvType.ED25519})
 
 
@@ -377,15 +395,23 @@ def boot_magic(max_align: int) -> bytes:
 
 
 def trailer_size(
-    *, align: int, max_align: int, max_sectors: int = DEFAULT_MAX_SECTORS, overwrite_only: bool = False
+    *,
+    align: int,
+    max_align: int,
+    max_sectors: int = DEFAULT_MAX_SECTORS,
+    overwrite_only: bool = False,
+    enc_key_len: int = 0,
 ) -> int:
-    """Size of the swap trailer at the end of a slot, as imgtool computes it (no encryption)."""
+    """Size of the swap trailer at the end of a slot, as imgtool computes it.  ``enc_key_len`` is the size of
+    what the bootloader saves per slot for an encrypted image (16, imgtool's figure for either AES size, or
+    the ENC TLV's length with ``--save-enctlv``); 0 for a plain image."""
     if align not in VALID_ALIGNS:
         raise ImageError(f"invalid alignment {align}: one of {', '.join(map(str, VALID_ALIGNS))}")
     magic_area = align_up(BOOT_MAGIC_SIZE, max_align)
     if overwrite_only:
         return max_align * 2 + magic_area
-    return max_sectors * 3 * align + max_align * 4 + magic_area
+    keys = 2 * align_up(enc_key_len, max_align) if enc_key_len else 0
+    return max_sectors * 3 * align + keys + max_align * 4 + magic_area
 
 
 def assemble_tlv_area(tlvs: Sequence[Tlv], *, protected: bool) -> bytes:
@@ -517,14 +543,16 @@ def parse_image(data: bytes) -> Image:
     tlvs = _parse_area(data, unprot_off, total, protected=False)
     end = unprot_off + total
     hashed = data[:hashed_end]
+    digest_name = digest_name_of(tlvs)
     return Image(
         header=header,
         payload=data[header.header_size : header.header_size + header.image_size],
         protected_tlvs=protected,
         tlvs=tlvs,
         hashed=hashed,
-        digest=hashlib.sha256(hashed).digest(),
+        digest=hashlib.new(digest_name, hashed).digest(),
         end=end,
         total_size=len(data),
         trailer=_parse_trailer(data, end),
+        digest_name=digest_name,
     )

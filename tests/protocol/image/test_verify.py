@@ -186,10 +186,20 @@ def test_unprotected_custom_tlv_rejected(good: bytes, ed_key: PrivateKey) -> Non
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
 
-@pytest.mark.parametrize("tlv_type", [TlvType.SHA384, TlvType.SIG_PURE])
-def test_unsupported_tlvs(good: bytes, ed_key: PrivateKey, tlv_type: int) -> None:
-    tlvs = [*parse_image(good).tlvs, Tlv(type=tlv_type, value=b"\x01")]
-    with pytest.raises(UnsupportedError):
+def test_two_digest_algorithms_rejected(good: bytes, ed_key: PrivateKey) -> None:
+    tlvs = [*parse_image(good).tlvs, Tlv(type=TlvType.SHA384, value=bytes(48))]
+    with pytest.raises(BadTlvError, match="more than one"):
+        verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
+
+
+def test_sig_pure_added_breaks_the_signature(good: bytes, ed_key: PrivateKey) -> None:
+    # A SIG_PURE TLV slipped into an image signed over the digest makes the verifier check the whole
+    # hashed region instead, which the signature does not cover.
+    tlvs = [*parse_image(good).tlvs, Tlv(type=TlvType.SIG_PURE, value=b"\x01")]
+    with pytest.raises(BadSignatureError):
+        verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
+    tlvs = [*parse_image(good).tlvs, Tlv(type=TlvType.SIG_PURE, value=b"\x02")]
+    with pytest.raises(BadTlvError, match="SIG_PURE"):
         verify_image(_with_tlvs(good, tlvs), keys=[ed_key.public_key()])
 
 
