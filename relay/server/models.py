@@ -147,7 +147,7 @@ class Release(Base):
     chip_id: Mapped[int | None] = mapped_column(Integer, default=None)
     board_id: Mapped[int | None] = mapped_column(Integer, default=None)
     security_counter: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    key_hash: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(128))  # a SHA-512 key hash is 128 hex digits
     signature_type: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

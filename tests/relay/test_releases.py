@@ -173,3 +173,36 @@ async def test_multipart_upload(server: Server) -> None:
         headers={**server.admin, "Content-Type": "multipart/form-data; boundary=x"},
     )
     assert 400 <= garbage.status < 500
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+async def test_a_sha512_signed_image_keeps_its_long_key_hash(
+    aiohttp_client: AiohttpClient, tmp_path: Path, engine: str
+) -> None:
+    """An Ed25519 image signed with SHA-512 carries a 128-hex-digit key hash (the first schema held 64)."""
+    import contextlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    from protocol.image import HardwareTag, generate_key, public_key, sign_image
+    from tests.relay.conftest import TRUSTED, pg_database
+
+    key = generate_key("ed25519")
+    pub = tmp_path / "sha512.pub.pem"
+    pub.write_bytes(
+        public_key(key).public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    image = tmp_path / "sha512.bin"
+    image.write_bytes(
+        sign_image(
+            bytes(range(256)) * 8, key, version="2.0.0", hw_tag=HardwareTag(chip_id=0x413), sha="512", pad_header=True
+        )
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        database = None if engine == "sqlite" else await stack.enter_async_context(pg_database())
+        settings = make_settings(tmp_path / "data", database=database, trusted_keys=(*TRUSTED, pub))
+        server = await start_server(aiohttp_client, settings)
+        release = await server.upload(image)
+        assert len(release["key_hash"]) == 128
+        assert await server.api("GET", "/releases/2.0.0") == release
+        await server.client.close()
