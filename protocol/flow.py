@@ -4,7 +4,7 @@ The flow is a generator of I/O requests built from :func:`protocol.pump.pump`, s
 (``SerialLink.execute``), the asyncio driver (``AsyncSerialLink.execute``) and the GUI's worker thread all run
 the same code::
 
-    with SerialLink(port, 115200) as link:
+    with SerialLink(port, DEFAULT_BAUD) as link:
         result = link.execute(flash_image(image, FlashOptions(), on_event=reporter, clock=time.monotonic),
                               cancel=token)
 

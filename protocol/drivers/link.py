@@ -20,7 +20,8 @@ from typing import Any, Self, TypeVar
 import serial
 from serial.urlhandler.protocol_socket import Serial as SocketSerial
 
-from ..errors import BaudRateError, Cancelled, Interrupted, PortError, Stm32OtaError
+from ..baud import DEFAULT_BAUD, MAX_BAUD, MIN_BAUD, check_baud
+from ..errors import Cancelled, Interrupted, PortError, Stm32OtaError
 from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
 from ..sansio import Connection, Event
 from .trace import log_wire, tracing
@@ -43,21 +44,6 @@ _READ_CHUNK = 65536  # one read takes whatever the tty buffered, up to this
 # A transport without a descriptor (rfc2217://, loop://) waits in pyserial reads of this fixed timeout: setting
 # pyserial's timeout per read renegotiates every port setting with an rfc2217 server (a round trip, >= 50 ms).
 _READ_SLICE_S = 0.02
-
-DEFAULT_BAUD = 115200
-MIN_BAUD = 50  # the slowest standard POSIX rate
-MAX_BAUD = 0x7FFFFFFF  # termios (BOTHER) and pyserial take a C int; nothing real goes past ~20 Mbaud
-
-
-def check_baud(baud: int) -> None:
-    """Refuse a rate no port can be set to, before anything is opened (``-b 0`` would divide by zero in the
-    cores' timeouts, ``-b 12345678901`` overflow in termios)."""
-    if isinstance(baud, bool) or not isinstance(baud, int) or not MIN_BAUD <= baud <= MAX_BAUD:
-        raise BaudRateError(
-            f"unsupported baud rate {baud!r}",
-            hint="use a standard rate such as 115200, 230400, 460800 or 921600",
-        )
-
 
 class CancelToken:
     """A cooperative cancel flag, safe to set from another thread (a GUI button, a signal handler).
