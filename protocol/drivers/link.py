@@ -157,6 +157,11 @@ def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
         return (f"no such port: {url}", "check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)")
     if code == errno.ECONNREFUSED or "refused" in text.lower():
         return (f"connection refused by {url}", "is the emulator or the serial server running?")
+    if code == errno.EIO:  # a tty whose other end is gone: a USB adapter unplugged, a pty's master closed
+        return (
+            f"{url} failed with an I/O error: the device was unplugged or hung up the line",
+            "reconnect the cable and run the command again",
+        )
     if code in (errno.ENOTTY, errno.EISDIR) or "Inappropriate ioctl" in text or "Is a directory" in text:
         return (f"{url} is not a serial port ({_describe_path(url)})", _PORT_HINT)
     if (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from protocol.drivers.aio import AsyncSerialLink
 from protocol.drivers.link import CancelToken, SerialLink
 from protocol.errors import Cancelled, PortError, ProtocolTimeoutError
-from protocol.pump import Read, SetBaud, Write, pump
+from protocol.pump import IoRequest, PumpResult, Read, SetBaud, Write, pump
 from protocol.sansio import ChangeBaud, Event
 
 
@@ -355,3 +356,40 @@ def test_the_asyncio_driver_serves_rfc2217_on_its_own_thread() -> None:
 
     assert asyncio.run(go()) == Echoed(data=b"threaded")
     server.hang_up()
+
+
+def _pty_with_the_far_end_gone() -> tuple[str, int]:
+    """A pty slave whose master is closed once the caller has opened it (the other end hung up)."""
+    import os
+    import pty
+    import tty
+
+    master, slave = pty.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    return os.ttyname(slave), master
+
+
+def test_writing_to_a_line_the_other_end_hung_up_says_unplugged() -> None:
+    # before: EIO from os.write fell through to "cannot use /dev/pts/N: [Errno 5] Input/output error", so `send`
+    # into a receiver that hung up said "unplugged" or not depending on whether its last reply was read first
+    import os
+
+    path, master = _pty_with_the_far_end_gone()
+    with SerialLink(path) as link:
+        os.close(master)
+        with pytest.raises(PortError, match="unplugged") as err:
+            link.write(b"\x02" + bytes(1028))
+        assert err.value.hint and "Errno" not in str(err.value)
+
+    def one_block() -> Generator[IoRequest, PumpResult, None]:
+        yield Write(b"\x02" + bytes(1028))
+
+    async def through_the_loop() -> None:
+        path, master = _pty_with_the_far_end_gone()
+        async with await AsyncSerialLink.open(path) as link:
+            os.close(master)
+            with pytest.raises(PortError, match="unplugged"):
+                await link.execute(one_block())
+
+    asyncio.run(through_the_loop())
