@@ -250,6 +250,8 @@ class AsyncSerialLink:
             log_wire("tx", data)
         view = memoryview(data)
         loop = asyncio.get_running_loop()
+        cancelled: asyncio.CancelledError | None = None
+        deadline = 0.0
         while view:
             try:
                 view = view[os.write(fd, view) :]
@@ -257,8 +259,20 @@ class AsyncSerialLink:
                 pass
             except OSError as err:
                 raise self._port_error(err) from err
-            if view:
-                await self._ready(loop.add_writer, loop.remove_writer, None)
+            if not view:
+                break
+            if cancelled is None:
+                try:
+                    await self._ready(loop.add_writer, loop.remove_writer, None)
+                except asyncio.CancelledError as err:
+                    # A cancel while the tty's output queue is full: half a frame on the wire would swallow the
+                    # ABORT the cleanup sends next (the device reads it as the rest of that frame), so the
+                    # frame is finished first, for at most CANCEL_CLEANUP_S (a second cancel stops at once).
+                    cancelled, deadline = err, time.monotonic() + CANCEL_CLEANUP_S
+            elif not await self._ready(loop.add_writer, loop.remove_writer, deadline - time.monotonic()):
+                break  # the device reads nothing: leave the rest unsent
+        if cancelled is not None:
+            raise cancelled
 
     async def _set_baud_fd(self, baud: int) -> None:
         """Drain, then switch: the bytes before a ChangeBaud must leave at the old rate.  The drain is awaited

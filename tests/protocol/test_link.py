@@ -393,3 +393,44 @@ def test_writing_to_a_line_the_other_end_hung_up_says_unplugged() -> None:
                 await link.execute(one_block())
 
     asyncio.run(through_the_loop())
+
+
+def test_a_task_cancel_while_a_write_waits_finishes_the_frame_first() -> None:
+    # before: a cancel while the tty's output queue was full left half a frame on the wire, and the device read
+    # the ABORT sent next as the rest of that frame (test_cancel's transfer/task-cancel case failed 6 runs in 7)
+    import os
+    import threading
+
+    path, master = _pty_with_the_far_end_gone()  # the far end stays open here, it just does not read yet
+    frame = bytes(range(256)) * 1024  # far more than a pty buffers
+
+    def one_frame() -> Generator[IoRequest, PumpResult, None]:
+        yield Write(frame)
+
+    received = bytearray()
+
+    def drain() -> None:
+        while len(received) < len(frame):
+            chunk = os.read(master, 65536)
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    async def go() -> None:
+        async with await AsyncSerialLink.open(path) as link:
+            assert link.on_loop
+            task = asyncio.create_task(link.execute(one_frame()))
+            while link._waiter is None and not task.done():  # the write waits for room in the output queue
+                await asyncio.sleep(0.001)
+            task.cancel()
+            reader = threading.Thread(target=drain)
+            reader.start()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.to_thread(reader.join, 30)
+
+    try:
+        asyncio.run(go())
+    finally:
+        os.close(master)
+    assert bytes(received) == frame
