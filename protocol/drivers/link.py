@@ -294,15 +294,29 @@ class SerialLink:
             self._guard(self._port.write, data)
             return
         view = memoryview(data)
+        interrupted: KeyboardInterrupt | None = None
+        deadline = 0.0
         try:
             while view:
                 try:
-                    view = view[os.write(fd, view) :]
-                except BlockingIOError:
-                    select.select([], [fd], [], POLL_INTERVAL_S)  # the tty's output buffer is full: wait
+                    try:
+                        view = view[os.write(fd, view) :]
+                    except BlockingIOError:
+                        select.select([], [fd], [], POLL_INTERVAL_S)  # the tty's output buffer is full: wait
+                except KeyboardInterrupt as err:
+                    # Ctrl-C with half a frame written: that half would swallow the ABORT the cleanup sends
+                    # next, so the frame is finished first, for at most CANCEL_CLEANUP_S (a second Ctrl-C
+                    # stops at once)
+                    if interrupted is not None:
+                        raise
+                    interrupted, deadline = err, time.monotonic() + CANCEL_CLEANUP_S
+                if interrupted is not None and time.monotonic() >= deadline:
+                    break
         except OSError as err:
             message, hint = _hint_for(err, self.url)
             raise PortError(message, hint=hint) from err
+        if interrupted is not None:
+            raise interrupted
 
     def read(self, timeout: float) -> bytes:
         """Whatever arrives within ``timeout`` seconds (``b""`` on silence: a timeout, never end-of-data).

@@ -434,3 +434,39 @@ def test_a_task_cancel_while_a_write_waits_finishes_the_frame_first() -> None:
     finally:
         os.close(master)
     assert bytes(received) == frame
+
+
+def test_ctrl_c_while_a_write_waits_finishes_the_frame_first() -> None:
+    # before: the KeyboardInterrupt left the rest of the frame unwritten (the blocking twin of the case above)
+    import fcntl
+    import os
+    import signal
+    import struct
+    import termios
+    import threading
+
+    path, master = _pty_with_the_far_end_gone()  # the far end stays open, it just does not read yet
+    frame = bytes(range(256)) * 1024
+    received = bytearray()
+
+    def interrupt_then_drain() -> None:
+        while struct.unpack("i", fcntl.ioctl(master, termios.FIONREAD, b"\0\0\0\0"))[0] == 0:
+            threading.Event().wait(0.001)  # until the pty holds what the writer managed to put in it
+        threading.Event().wait(0.05)  # the writer now waits for room (a frame this big never fits)
+        os.kill(os.getpid(), signal.SIGINT)
+        while len(received) < len(frame):
+            chunk = os.read(master, 65536)
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    helper = threading.Thread(target=interrupt_then_drain)
+    try:
+        with SerialLink(path) as link:
+            helper.start()
+            with pytest.raises(KeyboardInterrupt):
+                link.write(frame)
+        helper.join(30)
+    finally:
+        os.close(master)
+    assert bytes(received) == frame
