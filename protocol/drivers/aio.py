@@ -31,14 +31,13 @@ import serial
 from ..errors import Cancelled, PortError, Stm32OtaError
 from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
 from ..sansio import Connection, Event
-from .link import DEFAULT_BAUD, CancelToken, SerialLink, _hint_for, check_baud, end_of_line_error
+from .link import _READ_CHUNK, DEFAULT_BAUD, CancelToken, SerialLink, _hint_for, check_baud, end_of_line_error
 from .trace import log_wire
 
 __all__ = ["AsyncSerialLink"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_READ_CHUNK = 65536
 _DRAIN_POLL_MIN_S = 0.001  # shortest sleep while the tty sends what is queued before a baud switch
 
 
