@@ -142,7 +142,10 @@ def test_a_receiver_that_hangs_up_before_the_last_file_is_acknowledged_is_still_
     code, _ = _send_to_hanging_up_receiver(sources, FileReceived, True, await_sender=True)
     assert code == 1
     err = capsys.readouterr().err
-    assert err.startswith("stm32ota: error: ") and "unplugged" in err and "Traceback" not in err
+    # Judged from our own error line on: in a full run a handler another test leaves on a closed stream can put
+    # a "--- Logging error ---" report (with its traceback) ahead of it, which is not this command's output.
+    ours = err[err.index("stm32ota: error: ") :]
+    assert "unplugged" in ours.splitlines()[0] and "Traceback" not in ours
 
 
 # -- into an AN4657 IAP menu ----------------------------------------------------------------------------------
