@@ -6,7 +6,7 @@ cores, and so the drivers, the update protocol and the CLI share one default.
 
 from __future__ import annotations
 
-from .errors import PortError
+from .errors import BaudRateError
 
 __all__ = ["DEFAULT_BAUD", "MAX_BAUD", "MIN_BAUD", "check_baud"]
 
@@ -18,14 +18,15 @@ MAX_BAUD = 12_000_000
 
 
 def check_baud(baud: int) -> int:
-    """``baud`` if a port can be opened at it, else :class:`~protocol.errors.PortError` with the range.
+    """``baud`` if a port can be opened at it, else :class:`~protocol.errors.BaudRateError` (a ``PortError``)
+    with the range.
 
     0 would hang the line up (``B0`` drops DTR) and divides the timing maths by zero; rates past 2**32
     overflow termios.
     """
-    if not MIN_BAUD <= baud <= MAX_BAUD:
-        raise PortError(
-            f"unsupported baud rate {baud}: use {MIN_BAUD} to {MAX_BAUD}",
+    if isinstance(baud, bool) or not isinstance(baud, int) or not MIN_BAUD <= baud <= MAX_BAUD:
+        raise BaudRateError(
+            f"unsupported baud rate {baud!r}: use {MIN_BAUD} to {MAX_BAUD}",
             hint=f"the device's rate, usually {DEFAULT_BAUD}",
         )
     return baud

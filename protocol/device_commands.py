@@ -2,7 +2,7 @@
 
 Plain functions that take the link first, as esptool's ``cmds.py`` does::
 
-    with SerialLink(port, 115200) as link:
+    with SerialLink(port, DEFAULT_BAUD) as link:
         result = reset(link, on_event=reporter)
         sys.stdout.write(result.summary + "\\n")
 

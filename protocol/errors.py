@@ -95,5 +95,5 @@ class Interrupted(Cancelled, KeyboardInterrupt):
     :class:`Cancelled` and a :class:`KeyboardInterrupt`, so either handler sees it."""
 
 
-class BaudRateError(Stm32OtaError, ValueError):
-    """A line rate no serial port can be set to (zero, negative, or beyond what the OS accepts)."""
+class BaudRateError(PortError, ValueError):
+    """A line rate no serial port can be set to (zero, negative, or beyond what any UART runs at)."""

@@ -4,7 +4,7 @@ The flow is a generator of I/O requests built from :func:`protocol.pump.pump`, s
 (``SerialLink.execute``), the asyncio driver (``AsyncSerialLink.execute``) and the GUI's worker thread all run
 the same code::
 
-    with SerialLink(port, 115200) as link:
+    with SerialLink(port, DEFAULT_BAUD) as link:
         result = link.execute(flash_image(image, FlashOptions(), on_event=reporter, clock=time.monotonic),
                               cancel=token)
 
@@ -322,7 +322,9 @@ def flash_image(
     clock: Callable[[], float],
     name: str = "firmware.bin",
 ) -> Generator[IoRequest, PumpResult, FlashResult]:
-    """The whole update of one device with ``image``; returns what happened, phase by phase."""
+    """The whole update of one device with ``image``; returns what happened, phase by phase.  ``name`` is the
+    file as the user gave it: hints name it so that their commands work as written (YMODEM sends its last
+    component)."""
     wire = _Wire(options.baud)
     return (yield from wire.run(_flash(image, options, wire=wire, on_event=on_event, clock=clock, name=name)))
 
@@ -415,7 +417,9 @@ def _flash_ymodem(image: bytes, name: str, ctx: _Context) -> Generator[IoRequest
     yield Write(IAP_DOWNLOAD_KEY)
     # An AN4657 receiver does not flush its input after an ACK (lrzsz's rb does), so no quiet-line wait
     # before each block: stop-and-wait YMODEM needs every millisecond of turnaround it can save.
-    sender = YmodemSender([YmodemFile(name=name, data=image)], reply_delay=0.0)
+    # the file's own name (the flow is given the path as typed, so that hints name a file that exists)
+    base = name.replace("\\", "/").rsplit("/", 1)[-1] or "firmware.bin"
+    sender = YmodemSender([YmodemFile(name=base, data=image)], reply_delay=0.0)
     yield from pump(sender, ctx.clock(), until=lambda e: isinstance(e, BatchComplete), on_event=ctx.report)
     wire_bytes = ctx.wire.written - ctx.mark
     ctx.end(f"sent {len(image)} bytes with YMODEM", amount=len(image))

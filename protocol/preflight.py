@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,12 +132,12 @@ def sign_command(
     except KeyError:
         size = 0
     unit = flash_write_unit(info.chip_id)
-    raw = f"{_stem(name)}.bin" if guess_format(name) != "bin" or name.endswith(".signed.bin") else name
+    raw = f"{_stem(name)}.bin" if guess_format(name) != "bin" or name.endswith(".signed.bin") else shlex.quote(name)
     v = version
     return (
         f"stm32ota sign -k KEY.pem -v {v.major}.{v.minor}.{v.revision} -H 0x{HEADER_SIZE:x} --pad-header"
         f" -S 0x{size:x} --align {unit} -s {counter} --chip 0x{info.chip_id:03x} --board {info.board_id}"
-        f" {raw} {_stem(name)}.signed.bin"
+        f" {raw} {shlex.quote(_stem(name) + '.signed.bin')}"
     )
 
 
@@ -165,7 +166,7 @@ def _hint_for(err: ImageError, info: DeviceInfo, name: str, image: Image | None)
             f" trusts): {command}"
         )
     if reason in ("truncated", "tlv-overrun", "bad-tlv", "unsupported") or (reason == "too-large" and image is None):
-        return f"the file is damaged or not an MCUboot image; see what it holds: stm32ota inspect {name}"
+        return f"the file is damaged or not an MCUboot image; see what it holds: stm32ota inspect {shlex.quote(name)}"
     if reason == "too-large":
         return "make the application smaller: the slot sizes are in `stm32ota info`"
     if reason in ("downgrade", "same-version"):
@@ -361,7 +362,7 @@ def check_application(data: bytes, target: IapTarget = GENERIC_IAP, *, name: str
     try:
         firmware, fmt = _to_binary(data, name)
     except InputFormatError as err:
-        err.hint = err.hint or f"check the file: stm32ota inspect cannot read it either ({name})"
+        err.hint = err.hint or f"check the file; see what it holds: stm32ota inspect {shlex.quote(name)}"
         raise
     flat = firmware.data
     start = firmware.address if firmware.address is not None else target.app_address

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .options import add_port_arguments
+from .options import add_port_arguments, baud_rate
 
 _HANDLERS = "protocol.cli.update_commands"
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="signed image (.bin/.hex/.srec/.elf from `stm32ota sign`, or a raw application for an IAP device)",
     )
     p.add_argument("--protocol", choices=("auto", "ota", "ymodem"), default="auto", help="default: detect")
-    p.add_argument("--fast-baud", type=int, default=None, help="switch to this rate after INFO if offered")
+    p.add_argument("--fast-baud", type=baud_rate, default=None, help="switch to this rate after INFO if offered")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--compress", dest="compress", action="store_true", default=None, help="force deflate")
     group.add_argument("--no-compress", dest="compress", action="store_false", help="never compress")

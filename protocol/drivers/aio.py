@@ -31,14 +31,13 @@ import serial
 from ..errors import Cancelled, PortError, Stm32OtaError
 from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
 from ..sansio import Connection, Event
-from .link import DEFAULT_BAUD, CancelToken, SerialLink, _hint_for, check_baud, end_of_line_error
+from .link import _READ_CHUNK, DEFAULT_BAUD, CancelToken, SerialLink, _hint_for, check_baud, end_of_line_error
 from .trace import log_wire
 
 __all__ = ["AsyncSerialLink"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_READ_CHUNK = 65536
 _DRAIN_POLL_MIN_S = 0.001  # shortest sleep while the tty sends what is queued before a baud switch
 
 
@@ -250,6 +249,8 @@ class AsyncSerialLink:
             log_wire("tx", data)
         view = memoryview(data)
         loop = asyncio.get_running_loop()
+        cancelled: asyncio.CancelledError | None = None
+        deadline = 0.0
         while view:
             try:
                 view = view[os.write(fd, view) :]
@@ -257,8 +258,20 @@ class AsyncSerialLink:
                 pass
             except OSError as err:
                 raise self._port_error(err) from err
-            if view:
-                await self._ready(loop.add_writer, loop.remove_writer, None)
+            if not view:
+                break
+            if cancelled is None:
+                try:
+                    await self._ready(loop.add_writer, loop.remove_writer, None)
+                except asyncio.CancelledError as err:
+                    # A cancel while the tty's output queue is full: half a frame on the wire would swallow the
+                    # ABORT the cleanup sends next (the device reads it as the rest of that frame), so the
+                    # frame is finished first, for at most CANCEL_CLEANUP_S (a second cancel stops at once).
+                    cancelled, deadline = err, time.monotonic() + CANCEL_CLEANUP_S
+            elif not await self._ready(loop.add_writer, loop.remove_writer, deadline - time.monotonic()):
+                break  # the device reads nothing: leave the rest unsent
+        if cancelled is not None:
+            raise cancelled
 
     async def _set_baud_fd(self, baud: int) -> None:
         """Drain, then switch: the bytes before a ChangeBaud must leave at the old rate.  The drain is awaited

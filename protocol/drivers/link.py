@@ -20,7 +20,8 @@ from typing import Any, Self, TypeVar
 import serial
 from serial.urlhandler.protocol_socket import Serial as SocketSerial
 
-from ..errors import BaudRateError, Cancelled, Interrupted, PortError, Stm32OtaError
+from ..baud import DEFAULT_BAUD, MAX_BAUD, MIN_BAUD, check_baud
+from ..errors import Cancelled, Interrupted, PortError, Stm32OtaError
 from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
 from ..sansio import Connection, Event
 from .trace import log_wire, tracing
@@ -43,21 +44,6 @@ _READ_CHUNK = 65536  # one read takes whatever the tty buffered, up to this
 # A transport without a descriptor (rfc2217://, loop://) waits in pyserial reads of this fixed timeout: setting
 # pyserial's timeout per read renegotiates every port setting with an rfc2217 server (a round trip, >= 50 ms).
 _READ_SLICE_S = 0.02
-
-DEFAULT_BAUD = 115200
-MIN_BAUD = 50  # the slowest standard POSIX rate
-MAX_BAUD = 0x7FFFFFFF  # termios (BOTHER) and pyserial take a C int; nothing real goes past ~20 Mbaud
-
-
-def check_baud(baud: int) -> None:
-    """Refuse a rate no port can be set to, before anything is opened (``-b 0`` would divide by zero in the
-    cores' timeouts, ``-b 12345678901`` overflow in termios)."""
-    if isinstance(baud, bool) or not isinstance(baud, int) or not MIN_BAUD <= baud <= MAX_BAUD:
-        raise BaudRateError(
-            f"unsupported baud rate {baud!r}",
-            hint="use a standard rate such as 115200, 230400, 460800 or 921600",
-        )
-
 
 class CancelToken:
     """A cooperative cancel flag, safe to set from another thread (a GUI button, a signal handler).
@@ -171,6 +157,11 @@ def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
         return (f"no such port: {url}", "check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)")
     if code == errno.ECONNREFUSED or "refused" in text.lower():
         return (f"connection refused by {url}", "is the emulator or the serial server running?")
+    if code == errno.EIO:  # a tty whose other end is gone: a USB adapter unplugged, a pty's master closed
+        return (
+            f"{url} failed with an I/O error: the device was unplugged or hung up the line",
+            "reconnect the cable and run the command again",
+        )
     if code in (errno.ENOTTY, errno.EISDIR) or "Inappropriate ioctl" in text or "Is a directory" in text:
         return (f"{url} is not a serial port ({_describe_path(url)})", _PORT_HINT)
     if (
@@ -303,15 +294,29 @@ class SerialLink:
             self._guard(self._port.write, data)
             return
         view = memoryview(data)
+        interrupted: KeyboardInterrupt | None = None
+        deadline = 0.0
         try:
             while view:
                 try:
-                    view = view[os.write(fd, view) :]
-                except BlockingIOError:
-                    select.select([], [fd], [], POLL_INTERVAL_S)  # the tty's output buffer is full: wait
+                    try:
+                        view = view[os.write(fd, view) :]
+                    except BlockingIOError:
+                        select.select([], [fd], [], POLL_INTERVAL_S)  # the tty's output buffer is full: wait
+                except KeyboardInterrupt as err:
+                    # Ctrl-C with half a frame written: that half would swallow the ABORT the cleanup sends
+                    # next, so the frame is finished first, for at most CANCEL_CLEANUP_S (a second Ctrl-C
+                    # stops at once)
+                    if interrupted is not None:
+                        raise
+                    interrupted, deadline = err, time.monotonic() + CANCEL_CLEANUP_S
+                if interrupted is not None and time.monotonic() >= deadline:
+                    break
         except OSError as err:
             message, hint = _hint_for(err, self.url)
             raise PortError(message, hint=hint) from err
+        if interrupted is not None:
+            raise interrupted
 
     def read(self, timeout: float) -> bytes:
         """Whatever arrives within ``timeout`` seconds (``b""`` on silence: a timeout, never end-of-data).

@@ -53,12 +53,13 @@ SOF = 0xA5  # start-of-frame marker
 FRAME_HEADER_SIZE = 7  # SOF, type, seq, length (u16 LE), header CRC-16 (u16 LE)
 FRAME_TRAILER_SIZE = 2  # payload CRC-16 (u16 LE)
 FRAME_OVERHEAD = FRAME_HEADER_SIZE + FRAME_TRAILER_SIZE
-MAX_PAYLOAD = 8192 + 16  # the longest payload any frame may carry; longer headers are noise
 
 # --- data phase ---------------------------------------------------------------------------------------------
 MIN_BLOCK_SIZE = 64
 DEFAULT_BLOCK_SIZE = 1024  # 1 KiB: 11 bytes of framing = 1.06 % overhead
 MAX_BLOCK_SIZE = 8192
+# the longest payload any frame may carry (the largest block, with room to spare); longer headers are noise
+MAX_PAYLOAD = MAX_BLOCK_SIZE + 16
 DEFAULT_WINDOW = 16  # blocks in flight when neither side asks for less
 MAX_WINDOW = 127  # the 8-bit block number must name a block unambiguously within +-128 of the base
 MAX_BLOCK_RETRANSMITS = 16  # one block resent more often than this: the link is too noisy to go on

@@ -2,7 +2,7 @@
 
 Usage (any driver from :mod:`protocol.drivers.link` / :mod:`protocol.drivers.aio` runs it)::
 
-    conn = HostConnection(baud=115200)
+    conn = HostConnection(baud=DEFAULT_BAUD)
     conn.request_info()
     info = link.run(conn, until=lambda e: isinstance(e, InfoReceived)).info
     conn.begin_transfer(image, slot=1, compress=Option.DEFLATE in info.options)

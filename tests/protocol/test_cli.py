@@ -150,6 +150,32 @@ def test_an_unsupported_baud_rate_is_a_usage_error_of_the_command(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("baud", ["0", "12345678901", "fast"])
+def test_an_unsupported_fast_baud_is_a_usage_error_too(baud: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # before: --fast-baud was a plain int, so 0 or 12345678901 reached the baud switch mid-update
+    with pytest.raises(SystemExit) as exit_info:
+        main(["flash", "-p", "loop://", "--fast-baud", baud, "fw.bin"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: stm32ota flash ") and "argument --fast-baud:" in err
+    assert "Traceback" not in err
+
+
+def test_the_drivers_and_the_command_line_share_one_baud_range() -> None:
+    import protocol.baud
+    from protocol.drivers import link
+    from protocol.update import constants
+
+    # before: link.py had its own DEFAULT_BAUD/MIN_BAUD/MAX_BAUD/check_baud (a wider range than the CLI's)
+    assert link.check_baud is protocol.baud.check_baud
+    assert (link.DEFAULT_BAUD, link.MIN_BAUD, link.MAX_BAUD) == (
+        protocol.baud.DEFAULT_BAUD,
+        protocol.baud.MIN_BAUD,
+        protocol.baud.MAX_BAUD,
+    )
+    assert constants.DEFAULT_BAUD == protocol.baud.DEFAULT_BAUD
+
+
 def test_baud_rates_in_range_are_accepted() -> None:
     from protocol.baud import MAX_BAUD, MIN_BAUD
 
@@ -160,12 +186,13 @@ def test_baud_rates_in_range_are_accepted() -> None:
 
 def test_check_baud_refuses_what_a_port_cannot_be_opened_at() -> None:
     from protocol.baud import check_baud
-    from protocol.errors import PortError
+    from protocol.errors import BaudRateError, PortError
 
     assert check_baud(115200) == 115200
-    for bad in (0, -1, 12345678901):
-        with pytest.raises(PortError, match="unsupported baud rate"):
-            check_baud(bad)
+    for bad in (0, -1, 12345678901, 12_000_001, True):
+        with pytest.raises(BaudRateError, match="unsupported baud rate") as err:
+            check_baud(bad)  # type: ignore[arg-type]
+        assert isinstance(err.value, PortError) and isinstance(err.value, ValueError)
 
 
 def _verbosity(argv: list[str]) -> tuple[int, bool]:

@@ -179,6 +179,26 @@ def test_the_sign_command_a_refusal_suggests_works_as_written(
     assert main(["flash", "-p", device.port, str(signed), "-q", "--no-reboot"]) == 0, capsys.readouterr().err
 
 
+def test_the_inspect_command_a_refusal_suggests_names_the_file_as_given(
+    device: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: the hint said `stm32ota inspect truncated.bin` (the base name), which fails outside its folder
+    import shlex
+
+    folder = tmp_path / "my builds"
+    folder.mkdir()
+    damaged = folder / "truncated.bin"
+    damaged.write_bytes((BAD / "truncated.bin").read_bytes())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    err = _refused(device, damaged, "truncated", capsys)
+    command = "stm32ota inspect " + err.split("stm32ota inspect ", 1)[1].splitlines()[0].strip()
+    assert shlex.split(command)[2] == str(damaged)
+    main(shlex.split(command)[1:])  # inspect says what is wrong with the file it was pointed at
+    assert "no such file" not in capsys.readouterr().err.lower()
+
+
 def _installs(emu: EmulatorHandle, path: Path, capsys: pytest.CaptureFixture[str], version: str) -> None:
     code = main(["flash", "-p", emu.port, str(path), "-q", "--json", "-k", str(PUB)])
     captured = capsys.readouterr()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from protocol.drivers.aio import AsyncSerialLink
 from protocol.drivers.link import CancelToken, SerialLink
 from protocol.errors import Cancelled, PortError, ProtocolTimeoutError
-from protocol.pump import Read, SetBaud, Write, pump
+from protocol.pump import IoRequest, PumpResult, Read, SetBaud, Write, pump
 from protocol.sansio import ChangeBaud, Event
 
 
@@ -355,3 +356,117 @@ def test_the_asyncio_driver_serves_rfc2217_on_its_own_thread() -> None:
 
     assert asyncio.run(go()) == Echoed(data=b"threaded")
     server.hang_up()
+
+
+def _pty_with_the_far_end_gone() -> tuple[str, int]:
+    """A pty slave whose master is closed once the caller has opened it (the other end hung up)."""
+    import os
+    import pty
+    import tty
+
+    master, slave = pty.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    return os.ttyname(slave), master
+
+
+def test_writing_to_a_line_the_other_end_hung_up_says_unplugged() -> None:
+    # before: EIO from os.write fell through to "cannot use /dev/pts/N: [Errno 5] Input/output error", so `send`
+    # into a receiver that hung up said "unplugged" or not depending on whether its last reply was read first
+    import os
+
+    path, master = _pty_with_the_far_end_gone()
+    with SerialLink(path) as link:
+        os.close(master)
+        with pytest.raises(PortError, match="unplugged") as err:
+            link.write(b"\x02" + bytes(1028))
+        assert err.value.hint and "Errno" not in str(err.value)
+
+    def one_block() -> Generator[IoRequest, PumpResult, None]:
+        yield Write(b"\x02" + bytes(1028))
+
+    async def through_the_loop() -> None:
+        path, master = _pty_with_the_far_end_gone()
+        async with await AsyncSerialLink.open(path) as link:
+            os.close(master)
+            with pytest.raises(PortError, match="unplugged"):
+                await link.execute(one_block())
+
+    asyncio.run(through_the_loop())
+
+
+def test_a_task_cancel_while_a_write_waits_finishes_the_frame_first() -> None:
+    # before: a cancel while the tty's output queue was full left half a frame on the wire, and the device read
+    # the ABORT sent next as the rest of that frame (test_cancel's transfer/task-cancel case failed 6 runs in 7)
+    import os
+    import threading
+
+    path, master = _pty_with_the_far_end_gone()  # the far end stays open here, it just does not read yet
+    frame = bytes(range(256)) * 1024  # far more than a pty buffers
+
+    def one_frame() -> Generator[IoRequest, PumpResult, None]:
+        yield Write(frame)
+
+    received = bytearray()
+
+    def drain() -> None:
+        while len(received) < len(frame):
+            chunk = os.read(master, 65536)
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    async def go() -> None:
+        async with await AsyncSerialLink.open(path) as link:
+            assert link.on_loop
+            task = asyncio.create_task(link.execute(one_frame()))
+            while link._waiter is None and not task.done():  # the write waits for room in the output queue
+                await asyncio.sleep(0.001)
+            task.cancel()
+            reader = threading.Thread(target=drain)
+            reader.start()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.to_thread(reader.join, 30)
+
+    try:
+        asyncio.run(go())
+    finally:
+        os.close(master)
+    assert bytes(received) == frame
+
+
+def test_ctrl_c_while_a_write_waits_finishes_the_frame_first() -> None:
+    # before: the KeyboardInterrupt left the rest of the frame unwritten (the blocking twin of the case above)
+    import fcntl
+    import os
+    import signal
+    import struct
+    import termios
+    import threading
+
+    path, master = _pty_with_the_far_end_gone()  # the far end stays open, it just does not read yet
+    frame = bytes(range(256)) * 1024
+    received = bytearray()
+
+    def interrupt_then_drain() -> None:
+        while struct.unpack("i", fcntl.ioctl(master, termios.FIONREAD, b"\0\0\0\0"))[0] == 0:
+            threading.Event().wait(0.001)  # until the pty holds what the writer managed to put in it
+        threading.Event().wait(0.05)  # the writer now waits for room (a frame this big never fits)
+        os.kill(os.getpid(), signal.SIGINT)
+        while len(received) < len(frame):
+            chunk = os.read(master, 65536)
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    helper = threading.Thread(target=interrupt_then_drain)
+    try:
+        with SerialLink(path) as link:
+            helper.start()
+            with pytest.raises(KeyboardInterrupt):
+                link.write(frame)
+        helper.join(30)
+    finally:
+        os.close(master)
+    assert bytes(received) == frame

@@ -56,10 +56,12 @@ def test_receive_gives_up_when_no_sender_answers(tmp_path: Path, capsys: pytest.
 
 # -- a receiver that hangs up after the end-of-batch block ----------------------------------------------------
 def _receive_then_hang_up(
-    master: int, files: dict[str, bytearray], *, hang_up_on: type, write_last_reply: bool
+    master: int, files: dict[str, bytearray], *, hang_up_on: type, write_last_reply: bool, await_sender: bool
 ) -> None:
     """A YMODEM receiver on the pty master that closes the line at the first ``hang_up_on`` event, with or
-    without writing its reply first (``rb`` exits right after writing its last ACK; closing drops it)."""
+    without writing its reply first (``rb`` exits right after writing its last ACK; closing drops it unless
+    the sender has read it already).  ``await_sender``: after writing that reply, hang up only once the sender
+    has answered it, so the reply is known to have been read (no race with the sender's read)."""
     core = YmodemReceiver(request_interval=0.2, start_requests=None)
     current = ""
     try:
@@ -79,6 +81,8 @@ def _receive_then_hang_up(
                 if isinstance(event, hang_up_on):
                     if write_last_reply:
                         os.write(master, core.data_to_send())
+                        if await_sender:
+                            select.select([master], [], [], 30)
                     return
             out = core.data_to_send()
             if out:
@@ -88,7 +92,7 @@ def _receive_then_hang_up(
 
 
 def _send_to_hanging_up_receiver(
-    sources: list[Path], hang_up_on: type, write_last_reply: bool
+    sources: list[Path], hang_up_on: type, write_last_reply: bool, *, await_sender: bool = False
 ) -> tuple[int, dict[str, bytes]]:
     master, slave = pty.openpty()
     tty.setraw(master)
@@ -97,7 +101,7 @@ def _send_to_hanging_up_receiver(
     peer = threading.Thread(
         target=_receive_then_hang_up,
         args=(master, received),
-        kwargs={"hang_up_on": hang_up_on, "write_last_reply": write_last_reply},
+        kwargs={"hang_up_on": hang_up_on, "write_last_reply": write_last_reply, "await_sender": await_sender},
     )
     peer.start()
     try:
@@ -131,11 +135,17 @@ def test_send_succeeds_when_the_receiver_hangs_up_after_the_end_of_batch_block(
 def test_a_receiver_that_hangs_up_before_the_last_file_is_acknowledged_is_still_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Gone after the first file, once the sender has read that ACK and sent the next header: the sender's next
+    # read finds the line hung up.  (Hanging up before the sender reads the ACK raced the two: an EIO on the
+    # next write said "[Errno 5] Input/output error", not "unplugged"; test_link covers that write now.)
     sources = _files(tmp_path, (5000, 3000))
-    code, _ = _send_to_hanging_up_receiver(sources, FileReceived, True)  # gone after the first file
+    code, _ = _send_to_hanging_up_receiver(sources, FileReceived, True, await_sender=True)
     assert code == 1
     err = capsys.readouterr().err
-    assert err.startswith("stm32ota: error: ") and "unplugged" in err and "Traceback" not in err
+    # Judged from our own error line on: in a full run a handler another test leaves on a closed stream can put
+    # a "--- Logging error ---" report (with its traceback) ahead of it, which is not this command's output.
+    ours = err[err.index("stm32ota: error: ") :]
+    assert "unplugged" in ours.splitlines()[0] and "Traceback" not in ours
 
 
 # -- into an AN4657 IAP menu ----------------------------------------------------------------------------------
