@@ -56,7 +56,7 @@ ENTRY_POINT_GROUP = "stm32ota.commands"
 FAMILIES: dict[str, tuple[str, ...]] = {
     "protocol.cli.ymodem_cli": ("send", "receive"),
     "protocol.cli.update_cli": ("info", "flash", "monitor"),
-    "protocol.cli.image_cli": ("keygen", "getpub", "sign", "verify", "inspect"),
+    "protocol.cli.image_cli": ("keygen", "getpub", "getpriv", "sign", "verify", "inspect"),
     "protocol.cli.device_cli": ("ports", "reset", "confirm", "rollback", "erase", "read", "terminal"),
 }
 
