@@ -26,6 +26,7 @@ from .errors import (
     ImageError,
     KeyFileError,
     MissingTlvError,
+    NoDecryptKeyError,
     SecurityCounterError,
     UnknownKeyError,
     UnsupportedError,
@@ -135,8 +136,8 @@ def _check_structure(image: Image, *, decrypted: bool = False) -> None:
     for bit, what in _UNSUPPORTED_FLAGS.items():
         if image.header.flags & bit and not (decrypted and bit in (IMAGE_F_ENCRYPTED_AES128, IMAGE_F_ENCRYPTED_AES256)):
             if bit != IMAGE_F_COMPRESSED_LZMA1:
-                raise UnsupportedError(
-                    f"unsupported: an {what} image is checked after decrypting it: give the device's"
+                raise NoDecryptKeyError(
+                    f"no-decrypt-key: an {what} image is checked after decrypting it: give the device's"
                     " encryption key (verify --decrypt-key KEY.pem)"
                 )
             raise UnsupportedError(f"unsupported: {what} images are not supported")
@@ -272,9 +273,12 @@ def verify_parsed(
     board_id: int | None = None,
     min_security_counter: int | None = None,
     decrypt_key: EncryptionPrivateKey | None = None,
+    decrypted: bool = False,
     _decrypted: bool = False,
 ) -> VerifiedImage:
-    """:func:`verify_image` for an already parsed :class:`Image`."""
+    """:func:`verify_image` for an already parsed :class:`Image`.  ``decrypted`` says the payload of an
+    image flagged encrypted is in the clear already (the primary slot of a bootloader that decrypted it)."""
+    _decrypted = _decrypted or decrypted
     if is_encrypted(image) and not _decrypted and decrypt_key is not None:
         image = decrypted_image(image, decrypt_key)
         _decrypted = True
