@@ -47,7 +47,15 @@ from .mcuboot import (
     parse_image,
 )
 
-__all__ = ["TrustedKey", "VerifiedImage", "check_claims", "check_digest", "verify_image", "verify_parsed"]
+__all__ = [
+    "TrustedKey",
+    "VerifiedImage",
+    "check_claims",
+    "check_digest",
+    "check_structure",
+    "verify_image",
+    "verify_parsed",
+]
 
 TrustedKey = PublicKey | PrivateKey | bytes
 """A public key (a private key stands for its public half), or the 32-byte SHA-256 key hash (then the image
@@ -154,6 +162,12 @@ def _check_structure(image: Image, *, decrypted: bool = False) -> None:
     pure = _single(image.find(TlvType.SIG_PURE, protected=False), "SIG_PURE")
     if pure is not None and pure.value != b"\x01":
         raise BadTlvError(f"bad-tlv: the SIG_PURE TLV holds {pure.value.hex() or 'nothing'}, not 01")
+
+
+def check_structure(image: Image, *, decrypted: bool = False) -> None:
+    """The TLV-level checks that need no digest (only allowed TLVs unprotected, one digest algorithm, a sound
+    SIG_PURE); an encrypted image passes only with ``decrypted`` (or when it is judged without its payload)."""
+    _check_structure(image, decrypted=decrypted)
 
 
 def _is_pure(image: Image) -> bool:
