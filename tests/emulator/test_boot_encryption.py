@@ -42,7 +42,8 @@ def _new_key(scheme: str) -> EncryptionPrivateKey:
 
 
 def _pem(key: EncryptionPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    return key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
 
 
 @pytest.fixture(scope="module")
@@ -211,9 +212,10 @@ def _sweep(enc_keys: dict[str, tuple[Path, EncryptionPrivateKey]], sample: int |
 
 
 def test_a_power_cut_during_an_encrypted_update(enc_keys: dict[str, tuple[Path, EncryptionPrivateKey]]) -> None:
-    """A seeded sample of cut points over transfer + swap (all of them in the soak run): the device runs the old image or the decrypted
-    new one, never anything else, the secondary never holds plaintext, and the next update takes -- a swap
-    resumed after a cut decrypts and encrypts with the keys stored before it began."""
+    """A seeded sample of cut points over transfer + swap (all of them in the soak run): the device runs the
+    old image or the decrypted new one, never anything else, the secondary never holds plaintext, and the
+    next update takes -- a swap resumed after a cut decrypts and encrypts with the keys stored before it
+    began."""
     _sweep(enc_keys, sample=12)
 
 
@@ -260,7 +262,7 @@ def test_a_pending_encrypted_image_the_device_cannot_decrypt_is_erased_at_boot(
     bootloader removes it, as MCUboot removes an image it cannot decrypt, and boots the old one."""
     old, _ = _image("1.0.0", 1)
     size = F407.layout.secondary[1]
-    new, app = _image("1.1.0", 2, encrypt_key=enc_keys["ecies-x25519"][1], pad=True, test=True, slot_size=size)
+    new, _ = _image("1.1.0", 2, encrypt_key=enc_keys["ecies-x25519"][1], pad=True, test=True, slot_size=size)
     chip = Chip(primary=old)
     before = _region(chip, F407.layout.primary)
     transfer(chip, new)
