@@ -340,3 +340,33 @@ def test_the_plaintext_digest_is_what_the_host_expects_after_the_swap(
     new, _ = _image("1.1.0", 2, encrypt_key=key)
     assert _digest_of_plain(new, key) in image_digests(new)
     assert hashlib.sha256(new).digest() in image_digests(new)
+
+
+@pytest.mark.parametrize("compression", ["lzma2", "lzma2armthumb"])
+def test_a_compressed_image_is_refused_by_the_swapping_bootloader(compression: str) -> None:
+    """MCUboot decompresses only in overwrite-only mode: this swapping bootloader answers COMPRESSED, and a
+    compressed image left pending is removed at boot, as MCUboot removes an image it cannot install."""
+    old = make_image(version="1.0.0", counter=1)
+    app = _plain("1.1.0", 1000) * 6  # compressible: imgtool keeps the plain image when compressing does not pay
+    image = sign_image(
+        app,
+        SIGNER,
+        version="1.1.0",
+        header_size=0x200,
+        pad_header=True,
+        align=F407.write_width,
+        security_counter=2,
+        hw_tag=HardwareTag(chip_id=F407.dev_id, board_id=1),
+        compression=compression,
+    )
+    assert "COMPRESSED_LZMA2" in parse_image(image).header.flag_names
+    chip = Chip(primary=old)
+    err = _refused(chip, image)
+    assert err.status == Status.COMPRESSED
+    assert "compressed" in str(err)
+    boot = chip.personality.bootloader
+    assert boot is not None and boot.set_pending(permanent=False)  # as if a tool had marked it anyway
+    command(chip, "reboot")
+    chip.settle()
+    assert chip.running == parse_image(old).digest
+    assert chip.flash.is_erased(*F407.layout.secondary)
