@@ -6,6 +6,7 @@ device verifies and decrypts."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import struct
@@ -370,3 +371,44 @@ def test_a_compressed_image_is_refused_by_the_swapping_bootloader(compression: s
     chip.settle()
     assert chip.running == parse_image(old).digest
     assert chip.flash.is_erased(*F407.layout.secondary)
+
+
+@pytest.mark.parametrize(
+    ("which", "message"),
+    [
+        ("missing", "encryption key not found"),
+        ("public", "is a public key: the device decrypts with the private key"),
+        ("signing", "cannot wrap an image key"),
+        ("garbage", "not a readable encryption key"),
+    ],
+)
+def test_a_bad_enc_key_is_refused_when_the_emulator_starts(
+    which: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from protocol.cli import main
+
+    path = tmp_path / "enc.pem"
+    if which == "public":
+        public = x25519.X25519PrivateKey.generate().public_key()
+        path.write_bytes(
+            public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+    elif which == "signing":
+        path.write_bytes(DEV_KEY.read_bytes())
+    elif which == "garbage":
+        path.write_bytes(b"not a key")
+    assert main(["emulate", "--state", str(tmp_path / "dev"), "--enc-key", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "stm32ota: error:" in err and message in err, err
+    assert "Traceback" not in err
+
+
+def test_info_text_names_the_capabilities_or_says_an_old_device_does_not() -> None:
+    from protocol.cli.update_commands import _format_info, info_to_json
+
+    text = _format_info(info(Chip()))
+    assert "signatures   ed25519, ed25519-pure; digests SHA256, SHA512" in text
+    assert "encryption   none: the device decrypts no image; compressed images refused" in text
+    old = dataclasses.replace(info(Chip()), protocol_version=0x0101, capabilities=None)
+    assert "not reported (a protocol 1.0/1.1 bootloader)" in _format_info(old)
+    assert info_to_json(old)["capabilities"] is None
