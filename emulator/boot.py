@@ -598,10 +598,12 @@ class Bootloader:
                         self._note("no image in the primary slot to fall back on: installing permanently")
                         swap = SwapType.PERM
                     self._note(f"swap type: {swap.name.lower()}, to {verified.version}")
-                    self._start_swap(swap)
+                    if not self._start_swap(swap):
+                        swap = SwapType.NONE
             elif swap is SwapType.REVERT:
                 self._note("swap type: revert (the test image was not confirmed)")
-                self._start_swap(swap)
+                if not self._start_swap(swap):
+                    swap = SwapType.NONE
         try:
             verified = self.validate(self.primary)
         except ImageError as err:
@@ -656,7 +658,15 @@ class Bootloader:
         last = len(self.primary.sectors) - 1
         return sorted(set(range(min(count, last + 1))) | {last})
 
-    def _start_swap(self, swap: SwapType) -> None:
+    def _start_swap(self, swap: SwapType) -> bool:
+        """Begin (and run) a swap; False, with nothing touched, when an encrypted image on either side has a
+        key this device cannot unwrap (moving it would leave its plaintext in the secondary slot, or
+        ciphertext in the primary)."""
+        crypto = {"primary": self._crypto_of(self.primary), "secondary": self._crypto_of(self.secondary)}
+        for slot in (self.primary, self.secondary):
+            if crypto[slot.name] is None and self._encrypted(slot):
+                self._note(f"the {slot.name} image is encrypted and this device cannot unwrap its key: not swapping")
+                return False
         extent = max(self.primary.image_extent(), self.secondary.image_extent())
         count = len(self.flash.chip.sectors_in(self.primary.start, extent)) if extent else 0
         needed = 2 + 3 * len(self._swap_sectors(count))
@@ -665,14 +675,17 @@ class Bootloader:
         swap_id = (self.log.last_swap_id() + 1) & 0xFFFFFFFF
         # MCUboot writes the image keys into the trailer before the swap starts (boot_write_enc_key); here they
         # go into the persisted state, committed before the BEGIN record reaches the flash
-        self._store[_CRYPTO_KEY] = {
-            "swap_id": swap_id,
-            "primary": self._crypto_of(self.primary),
-            "secondary": self._crypto_of(self.secondary),
-        }
+        self._store[_CRYPTO_KEY] = {"swap_id": swap_id, **crypto}
         self.log.append(_Kind.BEGIN, arg=int(swap), count=count, swap_id=swap_id)
         begin = _Record(_Kind.BEGIN, int(swap), 0, count, swap_id)
         self._run_swap(begin, begin)
+        return True
+
+    def _encrypted(self, slot: SlotView) -> bool:
+        try:
+            return is_encrypted(slot.parse())
+        except ImageError:
+            return False
 
     def _crypto_of(self, slot: SlotView) -> dict[str, Any] | None:
         """How the payload of ``slot``'s image is en/decrypted while it moves: its AES key and the slot
@@ -684,12 +697,10 @@ class Bootloader:
         if not is_encrypted(image):
             return None
         if self.enc_key is None:
-            self._note(f"the {slot.name} image is encrypted and this device has no key: copying it as it is")
             return None
         try:
             key = unwrap_image_key(image, self.enc_key)
-        except ImageError as err:
-            self._note(f"the {slot.name} image key does not unwrap ({reason_of(err)}): copying it as it is")
+        except ImageError:
             return None
         start = image.header.header_size
         return {"key": key.hex(), "start": start, "end": start + image.header.image_size}

@@ -412,3 +412,28 @@ def test_info_text_names_the_capabilities_or_says_an_old_device_does_not() -> No
     old = dataclasses.replace(info(Chip()), protocol_version=0x0101, capabilities=None)
     assert "not reported (a protocol 1.0/1.1 bootloader)" in _format_info(old)
     assert info_to_json(old)["capabilities"] is None
+
+
+def test_a_running_encrypted_image_whose_key_the_device_lost_is_not_swapped_out(
+    enc_keys: dict[str, tuple[Path, EncryptionPrivateKey]],
+) -> None:
+    """Provisioned anew with another key (``--enc-key`` replaces the kept one), the device cannot encrypt its
+    running image again: it does not swap (its plaintext would land in the secondary slot) and keeps running."""
+    path, key = enc_keys["ecies-x25519"]
+    old, _ = _image("1.0.0", 1)
+    new, app = _image("1.1.0", 2, encrypt_key=key)
+    first = Chip(primary=old, enc_key=path)
+    update(first, new)
+    assert first.running == _digest_of_plain(new, key)
+    chip = Chip(flash_data=first.flash.data, state=first.ctx.state, enc_key=enc_keys["other"][0])
+    check = _watch_plaintext(chip, app)
+    third, _ = _image("1.2.0", 3)
+    transfer(chip, third)
+    command(chip, "verify", 1)
+    command(chip, "activate", False)
+    command(chip, "reboot")
+    chip.settle()
+    assert chip.running == _digest_of_plain(new, key)
+    boot = chip.personality.bootloader
+    assert boot is not None and any("cannot unwrap its key: not swapping" in m for m in boot.messages)
+    check()
