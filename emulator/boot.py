@@ -31,6 +31,20 @@ transfer (``BAD_TRAILER``) while it takes one padded to exactly this slot's size
 slot with no bootable image (a device programmed through serial recovery) is made PERM: there is nothing to
 revert to, so the new image's first boot is a normal one and raises the stored security counter.
 
+**Encrypted images** (``imgtool sign -E``; the device's private key is ``enc_key``): the secondary slot holds
+the payload AES-CTR encrypted, the header and TLVs in the clear.  VERIFY and the boot check decrypt it with
+the key wrapped in its ``ENC*`` TLV and check the plaintext (``NoDecryptKeyError``, status ``NO_DECRYPT_KEY``,
+when the device has no key or not the matching one; at boot such an image is erased, as MCUboot removes an
+image it cannot decrypt).  The swap decrypts the image on its way into the primary slot (step C) and encrypts
+the primary image under its own key on its way out (step B), so the secondary slot and the scratch sector
+only ever hold ciphertext of an encrypted image, and a revert puts the test image back encrypted.  The
+primary slot keeps the header's ``ENCRYPTED`` flag and the TLVs, over a plain payload, as in MCUboot.  Both
+images' keys and payload extents are stored before the swap's BEGIN record (MCUboot writes them into the
+trailer), so a swap resumed after a power cut en/decrypts with the same keys; they are dropped at DONE.
+Compressed images are refused (``compressed``): MCUboot decompresses only in overwrite-only mode.
+Dependencies (``-d``) are checked after the signature: this is a single-image device, so a dependency on
+another image index, or on image 0 at a version above the candidate's own, refuses the image.
+
 After a swap the primary trailer holds the magic,
 ``copy_done`` and, for PERM and REVERT, ``image_ok``; the secondary trailer is erased.  The application
 confirms a TEST image by setting ``image_ok`` (``boot_set_confirmed``); otherwise the next reset reverts.
@@ -60,6 +74,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 from protocol.errors import ImageError
 from protocol.image import (
     Image,
@@ -68,10 +84,21 @@ from protocol.image import (
     TrustedKey,
     VerifiedImage,
     check_digest,
+    key_type,
     parse_image,
     reason_of,
     verify_parsed,
 )
+from protocol.image.capabilities import Capabilities, capabilities_for, check_dependencies
+from protocol.image.compression import is_compressed
+from protocol.image.encryption import (
+    EncryptionPrivateKey,
+    aes_ctr_at,
+    decrypted_image,
+    is_encrypted,
+    unwrap_image_key,
+)
+from protocol.image.errors import CompressedImageError, NoDecryptKeyError
 from protocol.image.mcuboot import BOOT_MAGIC, BOOT_MAGIC_SIZE, IMAGE_HEADER_SIZE, IMAGE_MAGIC
 from protocol.image.slot import SlotGeometry, check_slot_rules, slot_trailer_reserve
 
@@ -343,6 +370,45 @@ class StatusLog:
         self.flash.program(free, body + struct.pack("<I", zlib.crc32(body)))
 
 
+_CRYPTO_KEY = "swap_keys"  # the image keys of the swap in progress, in this module's state entry
+
+
+@dataclass(frozen=True)
+class _Crypto:
+    """An image's AES key and where its payload lies in its slot (slot offsets ``start .. end``)."""
+
+    key: bytes
+    start: int
+    end: int
+
+    @classmethod
+    def load(cls, entry: object) -> _Crypto | None:
+        if not isinstance(entry, dict):
+            return None
+        try:
+            return cls(bytes.fromhex(str(entry["key"])), int(entry["start"]), int(entry["end"]))
+        except (KeyError, ValueError):
+            return None
+
+    def apply(self, offset: int, data: bytes) -> bytes:
+        """``data`` (at slot offset ``offset``) with the payload bytes in it en/decrypted (CTR is symmetric)."""
+        lo, hi = max(offset, self.start), min(offset + len(data), self.end)
+        if lo >= hi:
+            return data
+        done = aes_ctr_at(self.key, lo - self.start, data[lo - offset : hi - offset])
+        return data[: lo - offset] + done + data[hi - offset :]
+
+
+def _enc_scheme(key: EncryptionPrivateKey | None) -> str | None:
+    if key is None:
+        return None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "rsa-oaep"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return "ecies-p256"
+    return "ecies-x25519"
+
+
 class Bootloader:
     """MCUboot-style boot of ``flash``: decide, swap (or resume a swap), check, pick the image to run.
 
@@ -356,12 +422,14 @@ class Bootloader:
         keys: Sequence[TrustedKey],
         state: dict[str, Any],
         *,
+        enc_key: EncryptionPrivateKey | None = None,
         say: Callable[[str], None] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.flash = flash
         self.chip = chip
         self.keys = list(keys)
+        self.enc_key = enc_key
         self.state = state
         layout = chip.layout
         # a swapping bootloader runs every image from the primary slot: that is where ROM_FIXED must point
@@ -372,6 +440,7 @@ class Bootloader:
         self._say = say
         self._progress = progress
         self.messages: list[str] = []
+        self._crypto: tuple[_Crypto | None, _Crypto | None] = (None, None)
         if len(self.primary.sectors) != len(self.secondary.sectors) or any(
             p.size != s.size for p, s in zip(self.primary.sectors, self.secondary.sectors, strict=True)
         ):
@@ -397,23 +466,62 @@ class Bootloader:
             self._say(text)
 
     # -- checks ----------------------------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this bootloader verifies and decrypts (its INFO lists it): the signature types of its trusted
+        keys with the digests MCUboot pairs them with, the scheme of its encryption key; no decompression (a
+        swapping MCUboot does not decompress)."""
+        kinds = {key_type(k) for k in self.keys if not isinstance(k, bytes | bytearray)}
+        return capabilities_for(kinds, _enc_scheme(self.enc_key))
+
+    def plain_image(self, slot: SlotView, image: Image) -> Image:
+        """``image`` (read from ``slot``) with its payload in the clear: an encrypted image in the secondary
+        slot decrypted with the device's key (:class:`NoDecryptKeyError` without one that fits); the primary
+        slot's payload is plain already (the swap decrypted it), as is any unencrypted image."""
+        if not is_encrypted(image) or slot is self.primary:
+            return image
+        if self.enc_key is None:
+            raise NoDecryptKeyError(
+                "no-decrypt-key: the image is encrypted and this device holds no decryption key",
+                hint="configure the device with the private key the image was encrypted for (emulate --enc-key)",
+            )
+        try:
+            return decrypted_image(image, self.enc_key)
+        except ImageError as err:
+            raise NoDecryptKeyError(
+                f"no-decrypt-key: the device's {_enc_scheme(self.enc_key)} key does not decrypt the image ({err})",
+                hint="encrypt the image for this device's public key (sign -E)",
+            ) from err
+
     def validate(
         self, slot: SlotView, size: int | None = None, *, min_security_counter: int | None = None
     ) -> VerifiedImage:
         """Every MCUboot check of ``slot``'s image (of its first ``size`` bytes, if given): the slot rules
-        (:func:`protocol.image.slot.check_slot_rules`: bootable, ROM_FIXED, fit, padding to this slot's size)
-        and the signature checks, the security counter against the stored one (or ``min_security_counter``).
-        Raises the typed :class:`ImageError` of the first failure."""
+        (:func:`protocol.image.slot.check_slot_rules`: bootable, ROM_FIXED, fit, padding to this slot's size),
+        no compression (this bootloader swaps, so it does not decompress), decryption with the device's key
+        (an encrypted image in the secondary slot), the signature checks, the security counter against the
+        stored one (or ``min_security_counter``) and the dependencies (image 0 only, at the version that will
+        run).  Raises the typed :class:`ImageError` of the first failure."""
         image = slot.parse(size)
         check_slot_rules(image, slot.geometry, data_size=size)
+        if is_compressed(image):
+            raise CompressedImageError(
+                "compressed: the image is LZMA2-compressed; this swapping bootloader does not decompress"
+                " (MCUboot decompresses only in overwrite-only mode)",
+                hint="sign the image without --compression",
+            )
+        plain = self.plain_image(slot, image)
         floor = self.security_counter if min_security_counter is None else min_security_counter
-        return verify_parsed(
-            image,
+        verified = verify_parsed(
+            plain,
             keys=self.keys,
             chip_id=self.chip.dev_id,
             board_id=self.chip.board_id,
             min_security_counter=floor,
+            decrypted=is_encrypted(plain),
         )
+        check_dependencies(plain, {0: plain.version})
+        return verified
 
     def update_floor(self) -> int:
         """The lowest security counter an update may carry: the stored counter, or the running confirmed
@@ -424,7 +532,7 @@ class Bootloader:
             return floor
         try:
             image = self.primary.parse()
-            check_digest(image)
+            check_digest(image, decrypted=True)
         except ImageError:
             return floor
         return max(floor, image.security_counter or 0)
@@ -490,10 +598,12 @@ class Bootloader:
                         self._note("no image in the primary slot to fall back on: installing permanently")
                         swap = SwapType.PERM
                     self._note(f"swap type: {swap.name.lower()}, to {verified.version}")
-                    self._start_swap(swap)
+                    if not self._start_swap(swap):
+                        swap = SwapType.NONE
             elif swap is SwapType.REVERT:
                 self._note("swap type: revert (the test image was not confirmed)")
-                self._start_swap(swap)
+                if not self._start_swap(swap):
+                    swap = SwapType.NONE
         try:
             verified = self.validate(self.primary)
         except ImageError as err:
@@ -548,19 +658,62 @@ class Bootloader:
         last = len(self.primary.sectors) - 1
         return sorted(set(range(min(count, last + 1))) | {last})
 
-    def _start_swap(self, swap: SwapType) -> None:
+    def _start_swap(self, swap: SwapType) -> bool:
+        """Begin (and run) a swap; False, with nothing touched, when an encrypted image on either side has a
+        key this device cannot unwrap (moving it would leave its plaintext in the secondary slot, or
+        ciphertext in the primary)."""
+        crypto = {"primary": self._crypto_of(self.primary), "secondary": self._crypto_of(self.secondary)}
+        for slot in (self.primary, self.secondary):
+            if crypto[slot.name] is None and self._encrypted(slot):
+                self._note(f"the {slot.name} image is encrypted and this device cannot unwrap its key: not swapping")
+                return False
         extent = max(self.primary.image_extent(), self.secondary.image_extent())
         count = len(self.flash.chip.sectors_in(self.primary.start, extent)) if extent else 0
         needed = 2 + 3 * len(self._swap_sectors(count))
         if self.log.room() < needed:
             self.log.erase()
         swap_id = (self.log.last_swap_id() + 1) & 0xFFFFFFFF
+        # MCUboot writes the image keys into the trailer before the swap starts (boot_write_enc_key); here they
+        # go into the persisted state, committed before the BEGIN record reaches the flash
+        self._store[_CRYPTO_KEY] = {"swap_id": swap_id, **crypto}
         self.log.append(_Kind.BEGIN, arg=int(swap), count=count, swap_id=swap_id)
         begin = _Record(_Kind.BEGIN, int(swap), 0, count, swap_id)
         self._run_swap(begin, begin)
+        return True
+
+    def _encrypted(self, slot: SlotView) -> bool:
+        try:
+            return is_encrypted(slot.parse())
+        except ImageError:
+            return False
+
+    def _crypto_of(self, slot: SlotView) -> dict[str, Any] | None:
+        """How the payload of ``slot``'s image is en/decrypted while it moves: its AES key and the slot
+        offsets of its payload; ``None`` for an unencrypted image."""
+        try:
+            image = slot.parse()
+        except ImageError:
+            return None
+        if not is_encrypted(image):
+            return None
+        if self.enc_key is None:
+            return None
+        try:
+            key = unwrap_image_key(image, self.enc_key)
+        except ImageError:
+            return None
+        start = image.header.header_size
+        return {"key": key.hex(), "start": start, "end": start + image.header.image_size}
+
+    def _swap_crypto(self, swap_id: int) -> tuple[_Crypto | None, _Crypto | None]:
+        entry = self._store.get(_CRYPTO_KEY)
+        if not isinstance(entry, dict) or entry.get("swap_id") != swap_id:
+            return None, None
+        return _Crypto.load(entry.get("primary")), _Crypto.load(entry.get("secondary"))
 
     def _run_swap(self, begin: _Record, last: _Record) -> None:
         swap = SwapType(begin.arg)
+        self._crypto = self._swap_crypto(begin.swap_id)
         indexes = self._swap_sectors(begin.count)
         steps = [(i, step) for i in indexes for step in _Step]
         position = 0
@@ -574,21 +727,29 @@ class Bootloader:
             self._do_step(swap, index, step, index == indexes[-1])
             self.log.append(_Kind.STEP, arg=int(step), sector=index, swap_id=begin.swap_id)
         self.log.append(_Kind.DONE, swap_id=begin.swap_id)
+        self._store.pop(_CRYPTO_KEY, None)  # the keys are not kept once the swap is done
+        self._crypto = (None, None)
         self._note(f"{swap.name.lower()} swap complete")
 
     def _do_step(self, swap: SwapType, index: int, step: _Step, last: bool) -> None:
         p = self.primary.sectors[index]
         s = self.secondary.sectors[index]
         scratch = self.scratch
-        if step is _Step.TO_SCRATCH:
+        primary_crypto, secondary_crypto = self._crypto
+        if step is _Step.TO_SCRATCH:  # the secondary sector as it is (still encrypted)
             self.flash.erase_sector(scratch.index)
             self._copy(s.start, scratch.start, s.size, self._keep(self.secondary, s, last))
-        elif step is _Step.TO_SECONDARY:
+        elif step is _Step.TO_SECONDARY:  # the primary image, encrypted again under its own key
             self.flash.erase_sector(s.index)
-            self._copy(p.start, s.start, p.size, self._keep(self.primary, p, last))
-        else:
+            offset = p.start - self.primary.start
+            self._copy(
+                p.start, s.start, p.size, self._keep(self.primary, p, last), crypto=primary_crypto, slot_offset=offset
+            )
+        else:  # the secondary image, decrypted on its way into the primary slot
             self.flash.erase_sector(p.index)
-            self._copy(scratch.start, p.start, p.size, self._keep(self.secondary, s, last))
+            offset = s.start - self.secondary.start
+            keep = self._keep(self.secondary, s, last)
+            self._copy(scratch.start, p.start, p.size, keep, crypto=secondary_crypto, slot_offset=offset)
             if last:
                 slot = self.primary
                 slot.write_field(slot.swap_size_addr, struct.pack("<I", 0))
@@ -603,12 +764,18 @@ class Bootloader:
         """Bytes of ``sector`` a swap carries over (the trailer's room of the last sector stays behind)."""
         return slot.trailer_start - sector.start if last else sector.size
 
-    def _copy(self, src: int, dst: int, size: int, keep: int) -> None:
-        """Copy ``keep`` bytes (of a ``size``-byte sector) in ``COPY_CHUNK`` pieces, skipping erased chunks."""
+    def _copy(
+        self, src: int, dst: int, size: int, keep: int, *, crypto: _Crypto | None = None, slot_offset: int = 0
+    ) -> None:
+        """Copy ``keep`` bytes (of a ``size``-byte sector) in ``COPY_CHUNK`` pieces, skipping erased chunks;
+        with ``crypto``, the bytes of the image payload (the sector sits ``slot_offset`` into its slot) go
+        through AES-CTR on the way (MCUboot's ``boot_copy_region``)."""
         del size
         for off in range(0, keep, COPY_CHUNK):
             n = min(COPY_CHUNK, keep - off)
             data = self.flash.read(src + off, n)
+            if crypto is not None:
+                data = crypto.apply(slot_offset + off, data)
             if data.count(ERASED) != n:
                 self.flash.program_padded(dst + off, data)
 

@@ -11,7 +11,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from protocol.errors import PortError, Stm32OtaError
+from protocol.errors import ImageError, PortError, Stm32OtaError
+from protocol.image.encryption import EncryptionPrivateKeyTypes, load_encryption_key
 
 from .chips import CHIPS
 from .device import Device, Personality, PersonalityFactory
@@ -21,7 +22,7 @@ from .iap import IapPersonality, parse_quirks
 from .line import DEFAULT_BAUD, DEFAULT_RX_BUFFER, Line
 from .ota import OtaPersonality
 
-__all__ = ["MODES", "build_device", "default_trusted_keys", "personality_factory_for"]
+__all__ = ["MODES", "build_device", "check_enc_key", "default_trusted_keys", "personality_factory_for"]
 
 MODES = ("ota", "iap")
 _REPO_KEYS = Path(__file__).resolve().parent.parent / "assets" / "keys"
@@ -36,6 +37,26 @@ def default_trusted_keys() -> list[Path]:
             if keys:
                 return keys
     return []
+
+
+def check_enc_key(path: Path) -> None:
+    """Refuse, with a sentence, an ``--enc-key`` that is missing or not a private image-encryption key."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise Stm32OtaError(
+            f"encryption key not found: {path} ({err.strerror})",
+            hint="pass --enc-key with the private key images are encrypted for (stm32ota keygen -t x25519)",
+        ) from err
+    try:
+        key = load_encryption_key(data)
+    except ImageError as err:
+        raise Stm32OtaError(f"{path}: {err}", hint=err.hint) from err
+    if not isinstance(key, EncryptionPrivateKeyTypes):
+        raise Stm32OtaError(
+            f"{path} is a public key: the device decrypts with the private key",
+            hint="pass the private key (the one `stm32ota getpriv` prints as a C array)",
+        )
 
 
 def personality_factory_for(mode: str, iap_quirks: str | None = None, auto_confirm: bool = True) -> PersonalityFactory:
@@ -73,6 +94,7 @@ def build_device(
     auto_confirm: bool = True,
     personality_factory: PersonalityFactory | None = None,
     durable: bool = True,
+    enc_key: Path | str | None = None,
 ) -> Device:
     """A ready-to-start :class:`Device` on a new pty (or ``socket://127.0.0.1:socket_port``).
 
@@ -80,7 +102,9 @@ def build_device(
     folder (the device still persists there, so a power cut reboots from it).  ``trusted_keys=None`` trusts
     the dev key.  ``auto_confirm=False`` makes the OTA mode's application leave a test image unconfirmed
     (so the next reset reverts it).  ``durable=False`` skips the ``fsync`` of each flash commit (the OS still
-    has every write at once, so a killed emulator loses nothing; a crash of the host machine might)."""
+    has every write at once, so a killed emulator loses nothing; a crash of the host machine might).  ``enc_key``
+    is the image-decryption private key (X25519, P-256 or RSA-2048 PEM/DER) the OTA bootloader embeds; it is
+    kept in the state folder, so a later run of the same folder without ``enc_key`` still decrypts."""
     if chip not in CHIPS:
         raise Stm32OtaError(f"unknown chip {chip!r}", hint=f"choose one of: {', '.join(sorted(CHIPS))}")
     if baud < 0:
@@ -93,6 +117,8 @@ def build_device(
     for key in keys:
         if not key.is_file():
             raise Stm32OtaError(f"trusted key not found: {key}", hint="pass --trust with a public key .pem")
+    if enc_key is not None:
+        check_enc_key(Path(enc_key))
     factory = (
         personality_factory
         if personality_factory is not None
@@ -130,6 +156,7 @@ def build_device(
             trusted_keys=keys,
             name=mode,
             durable=durable,
+            enc_key=enc_key,
         )
     except BaseException:
         endpoint.close()

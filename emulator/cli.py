@@ -44,6 +44,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="trusted public key (repeatable; default: the dev key in assets/keys/)",
     )
     p.add_argument(
+        "--enc-key",
+        default=None,
+        metavar="ENC_KEY.pem",
+        help="ota mode: the private key the bootloader decrypts images with (X25519, P-256 or RSA-2048; kept in"
+        " the state folder; imgtool sign -E takes its public half)",
+    )
+    p.add_argument(
         "--faults",
         default=None,
         metavar="SPEC",
@@ -112,6 +119,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         iap_quirks=args.iap_quirks,
         auto_confirm=args.auto_confirm,
         durable=args.durable,
+        enc_key=args.enc_key,
     )
     stop = threading.Event()
     received: list[int] = []

@@ -95,6 +95,7 @@ class DeviceContext:
     trusted_keys: Sequence[Path]
     log: logging.Logger
     _device: Device = field(repr=False)
+    enc_key: Path | None = None  # the image-decryption private key the bootloader embeds (None: the stored one)
 
     def write(self, data: bytes) -> None:
         """Send ``data`` to the host (paced by the line; returns at once)."""
@@ -173,12 +174,14 @@ class Device:
         trusted_keys: Sequence[Path | str] = (),
         name: str = "device",
         durable: bool = True,
+        enc_key: Path | str | None = None,
     ) -> None:
         self.chip: ChipProfile = CHIPS[chip] if isinstance(chip, str) else chip
         self.line = line
         self.faults = faults if faults is not None else FaultPlan()
         self.time_scale = time_scale
         self.trusted_keys = tuple(Path(k) for k in trusted_keys)
+        self.enc_key = Path(enc_key) if enc_key is not None else None
         self.log = logging.getLogger(f"emulator.{name}")
         self._factory = personality_factory
         self.state_dir = Path(state_dir) if state_dir is not None else None
@@ -326,6 +329,7 @@ class Device:
             time_scale=self.time_scale,
             trusted_keys=self.trusted_keys,
             log=self.log,
+            enc_key=self.enc_key,
             _device=self,
         )
         try:

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives import serialization
+
 from protocol.errors import ImageError
 from protocol.image import (
     Image,
@@ -45,6 +47,7 @@ from protocol.image import (
     load_public_key,
     reason_of,
 )
+from protocol.image.encryption import EncryptionPrivateKey, EncryptionPrivateKeyTypes, load_encryption_key
 from protocol.update.constants import BUSY_REPORT_INTERVAL_S, DIGEST_SIZE
 from protocol.update.device import DeviceConnection
 from protocol.update.events import (
@@ -78,6 +81,7 @@ from protocol.update.messages import (
 from protocol.update.status import Status
 
 from .app import HEARTBEAT_INTERVAL_S, SELF_TEST_DELAY_S, EmulatedApp
+from .boot import STATE_KEY as BOOT_STATE_KEY
 from .boot import Bootloader, BootResult, Flag, MagicState, SlotView, SwapType
 from .chips import ChipProfile
 from .driver import BITS_PER_BYTE, CoreDriver
@@ -109,6 +113,7 @@ RX_RING_SHARE = 0.5  # the share of the UART RX ring a busy spell may fill befor
 REBOOT_DRAIN_MARGIN_S = 0.05  # after the REBOOT reply has left the UART, before the reset
 COMMAND_FEED = 16  # bytes parsed per main-loop pass outside a data phase (a command frame is 9..60 bytes)
 STATE_KEY = "ota"
+ENC_KEY_STATE = "enc_key"  # the provisioned decryption key (PKCS#8 PEM) in the bootloader's state entry
 
 _REASON_STATUS: dict[str, Status] = {
     "truncated": Status.TRUNCATED,
@@ -127,6 +132,11 @@ _REASON_STATUS: dict[str, Status] = {
     "non-bootable": Status.NON_BOOTABLE,
     "rom-fixed": Status.WRONG_ADDRESS,
     "misplaced-trailer": Status.BAD_TRAILER,
+    "no-decrypt-key": Status.NO_DECRYPT_KEY,
+    "dependency": Status.DEPENDENCY,
+    "compressed": Status.COMPRESSED,
+    "unsupported-signature": Status.BAD_SIGNATURE,
+    "unsupported-digest": Status.BAD_SIGNATURE,
 }
 
 
@@ -297,6 +307,7 @@ class OtaPersonality:
             ctx.chip,
             self.keys,
             ctx.state,
+            enc_key=self._load_enc_key(ctx),
             say=lambda text: self.say(LogLevel.INFO, f"boot: {text}"),
         )
         self.say(LogLevel.INFO, f"boot: stm32ota bootloader {BOOTLOADER_VERSION} on {ctx.chip.name.upper()}")
@@ -445,14 +456,15 @@ class OtaPersonality:
             baud_rates=BAUD_RATES,
             key_hashes=tuple(key_hash(k) for k in self.keys),
             partial=self._partial(),
+            capabilities=boot.capabilities,
         )
 
     def _slot_info(self, index: int) -> SlotInfo:
         boot = self._boot
         slot = boot.primary if index == PRIMARY_SLOT else boot.secondary
         try:
-            image = slot.parse()
-            check_digest(image)
+            image = boot.plain_image(slot, slot.parse())  # an encrypted secondary image: its plaintext's digest
+            check_digest(image, decrypted=True)
         except ImageError:
             return SlotInfo(index=index, state=SlotState.EMPTY)
         trailer = slot.trailer()
@@ -812,6 +824,35 @@ class OtaPersonality:
             conn.reply_read(data)
 
     # -- keys ------------------------------------------------------------------------------------------------
+    def _load_enc_key(self, ctx: DeviceContext) -> EncryptionPrivateKey | None:
+        """The bootloader's decryption key: ``--enc-key`` (then kept in the persisted state, as a chip keeps
+        the key it was provisioned with), else the one kept from an earlier run, else none."""
+        store = ctx.state.setdefault(BOOT_STATE_KEY, {})
+        given: Path | None = getattr(ctx, "enc_key", None)  # a test harness's context may not carry one
+        if given is not None:
+            try:
+                key = load_encryption_key(Path(given).read_bytes())
+            except (OSError, ImageError) as err:
+                ctx.log.warning("cannot load the encryption key %s: %s", given, err)
+                return None
+            if not isinstance(key, EncryptionPrivateKeyTypes):
+                ctx.log.warning("the encryption key %s is a public key: the device decrypts nothing", given)
+                return None
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode("ascii")
+            store[ENC_KEY_STATE] = pem
+            return key
+        pem = store.get(ENC_KEY_STATE)
+        if not isinstance(pem, str):
+            return None
+        try:
+            stored = load_encryption_key(pem.encode("ascii"))
+        except ImageError as err:
+            ctx.log.warning("the stored encryption key does not load: %s", err)
+            return None
+        return stored if isinstance(stored, EncryptionPrivateKeyTypes) else None
+
     def _load_keys(self, paths: Sequence[Path]) -> list[PublicKey]:
         keys: list[PublicKey] = []
         for path in paths:

@@ -86,8 +86,10 @@ def running_emulator(
     auto_confirm: bool = True,
     personality_factory: PersonalityFactory | None = None,
     durable: bool = True,
+    enc_key: Path | str | None = None,
 ) -> Iterator[EmulatorHandle]:
-    """Start an emulator (a new pty, or ``socket://`` with ``socket_port``), yield its handle, stop it."""
+    """Start an emulator (a new pty, or ``socket://`` with ``socket_port``), yield its handle, stop it.
+    ``enc_key``: the image-decryption private key of the OTA bootloader (see :func:`~emulator.build.build_device`)."""
     plan = faults if isinstance(faults, FaultPlan) else parse_faults(faults, seed=seed)
     with contextlib.ExitStack() as stack:
         if state_dir is None:
@@ -108,6 +110,7 @@ def running_emulator(
             auto_confirm=auto_confirm,
             personality_factory=personality_factory,
             durable=durable,
+            enc_key=enc_key,
         )
         device.start()
         try:

@@ -623,6 +623,8 @@ def image_digests(image: bytes) -> set[bytes]:
         return digests
     digests.add(hashlib.sha256(image[: parsed.end]).digest())
     digests.add(parsed.digest)
+    if parsed.stored_digest is not None and len(parsed.stored_digest) == len(parsed.digest):
+        digests.add(parsed.stored_digest)  # an encrypted image: the device reports its plaintext's digest
     return digests
 
 

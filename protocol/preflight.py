@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .errors import ImageError
+from .image.capabilities import check_capabilities, check_dependencies
+from .image.compression import is_compressed
+from .image.encryption import is_encrypted
 from .image.errors import (
     BadMagicError,
     InputFormatError,
@@ -44,8 +47,8 @@ from .image.keys import PublicKey, key_hash, public_key
 from .image.loaders import Firmware, guess_format, load_firmware
 from .image.mcuboot import IMAGE_MAGIC, Image, ImageVersion, parse_image
 from .image.slot import SlotGeometry, check_slot_rules, flash_write_unit, slot_trailer_reserve
-from .image.verify import TrustedKey, check_claims, check_digest, verify_parsed
-from .update.messages import DeviceInfo, SlotInfo, SlotState
+from .image.verify import TrustedKey, check_claims, check_digest, check_structure, verify_parsed
+from .update.messages import DIGESTS, ENCRYPTION_SCHEMES, SIGNATURE_TYPES, DeviceInfo, SlotInfo, SlotState
 
 __all__ = [
     "GENERIC_IAP",
@@ -165,6 +168,27 @@ def _hint_for(err: ImageError, info: DeviceInfo, name: str, image: Image | None)
             "sign the application again for this device (app.bin: the unsigned application; KEY.pem: a key it"
             f" trusts): {command}"
         )
+    caps = info.capabilities
+    if reason == "no-decrypt-key":
+        if caps is not None and caps.encryption:
+            schemes = ", ".join(e for e in ENCRYPTION_SCHEMES if e in caps.encryption)
+            return (
+                f"encrypt it for this device's public key ({schemes}; ENC_PUB.pem): add -E ENC_PUB.pem to {command}"
+            )
+        return f"this device decrypts no image: sign it without -E: {command}"
+    if reason == "unsupported-signature" and caps is not None:
+        kinds = [k for k in SIGNATURE_TYPES if k in caps.signatures and k != "ed25519-pure"]
+        return f"sign it with a {' or '.join(kinds) or 'supported'} key the device trusts: {command}"
+    if reason == "unsupported-digest" and caps is not None:
+        digest = next((d for d in DIGESTS if d in caps.digests), "sha256")
+        return f"sign it with --sha {digest.removeprefix('sha')}: {command}"
+    if reason == "compressed":
+        return f"sign it without --compression (this device swaps, it does not decompress): {command}"
+    if reason == "dependency":
+        return (
+            f"see the dependencies with `stm32ota inspect {shlex.quote(name)}`; sign it with -d the device meets"
+            f" (it has image 0 only), or without -d: {command}"
+        )
     if reason in ("truncated", "tlv-overrun", "bad-tlv", "unsupported") or (reason == "too-large" and image is None):
         return f"the file is damaged or not an MCUboot image; see what it holds: stm32ota inspect {shlex.quote(name)}"
     if reason == "too-large":
@@ -229,7 +253,18 @@ def _check_mcuboot(
             what = "the text of a .hex or .srec file; name it .hex/.srec so it is read as one"
         raise BadMagicError(f"bad-magic: the file is {what} (no MCUboot header)")
     image = parse_image(flat)
-    check_digest(image)
+    encrypted, compressed = is_encrypted(image), is_compressed(image)
+    notes: list[str] = []
+    if info.capabilities is not None:
+        check_capabilities(image, info.capabilities, encrypted=encrypted, compressed=compressed)
+    elif encrypted:
+        notes.append("the device does not report whether it decrypts images (a protocol 1.0/1.1 bootloader)")
+    if encrypted:
+        # the digest and signature cover the plaintext, which only the device's private key reveals
+        check_structure(image, decrypted=True)
+        notes.append("encrypted image: the device checks its digest and signature after decrypting it")
+    else:
+        check_digest(image)
     trusted = set(info.key_hashes)
     signer = image.key_hash
     if image.signature_type is None:
@@ -257,8 +292,7 @@ def _check_mcuboot(
             f"unknown-key: the image is signed by key {signer.hex()[:16]}..., the device trusts {listed}",
         )
     floor = _counter_floor(info)
-    checked = carried is not None or signer in by_image_hash
-    notes: list[str] = []
+    checked = not encrypted and (carried is not None or signer in by_image_hash)
     if checked:
         known = {key_hash(k) for k in publics}
         table: list[TrustedKey] = [*publics, *(h for h in info.key_hashes if h not in known)]
@@ -271,7 +305,10 @@ def _check_mcuboot(
         counter = verified.security_counter
     else:
         counter, _tag = check_claims(image, chip_id=info.chip_id, board_id=info.board_id, min_security_counter=floor)
-        notes.append("signature not checked on the host (no public key for it): the device checks it")
+        if not encrypted:
+            notes.append("signature not checked on the host (no public key for it): the device checks it")
+    # a single-image device: image 0 is the only one, and after the update it runs this image's version
+    check_dependencies(image, {PRIMARY_SLOT: image.version})
     try:
         region = info.flash.slot(slot)
         run = info.flash.slot(PRIMARY_SLOT)

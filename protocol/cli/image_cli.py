@@ -103,6 +103,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-c", "--clear", action="store_true", help="with -E: keep the payload plain (encrypted on swap)")
     p.add_argument("--save-enctlv", action="store_true", help="with -E: trailer room for the saved ENC TLV")
     p.add_argument("--hmac-sha", choices=("auto", "256", "512"), default="auto", help="ECIES HMAC (512: X25519)")
+    p.add_argument(
+        "--compression",
+        choices=("disabled", "lzma2", "lzma2armthumb"),
+        default="disabled",
+        help="LZMA2-compress the payload as imgtool does (a swapping MCUboot refuses such images)",
+    )
     p.add_argument("--pure", action="store_true", help="Ed25519 signs the image itself (SHA-512, SIG_PURE TLV)")
     p.add_argument("-x", "--hex-addr", type=_int, default=None, help="flash address of a .hex OUT (default: IN's)")
     p.add_argument("--input-format", choices=("bin", "hex", "srec", "elf"), help="default: from IN")

@@ -216,6 +216,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         clear=args.clear,
         save_enctlv=args.save_enctlv,
         hmac_sha=args.hmac_sha,
+        compression=args.compression,
     )
     if args.outfile.lower().endswith(".hex"):
         image = _as_hex(image, args, firmware.address)

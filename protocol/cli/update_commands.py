@@ -24,7 +24,7 @@ from ..pump import pump, with_deadline
 from ..sansio import DeviceLog, Event
 from ..update.events import CommandComplete
 from ..update.host import HostConnection
-from ..update.messages import DeviceInfo, LogLevel
+from ..update.messages import DIGESTS, ENCRYPTION_SCHEMES, SIGNATURE_TYPES, DeviceInfo, LogLevel
 
 __all__ = ["cmd_flash", "cmd_info", "cmd_monitor", "info_to_json"]
 
@@ -58,6 +58,7 @@ def info_to_json(info: DeviceInfo) -> dict[str, object]:
         "deflate_wbits": info.deflate_wbits,
         "baud_rates": list(info.baud_rates),
         "key_hashes": [h.hex() for h in info.key_hashes],
+        "capabilities": None if info.capabilities is None else info.capabilities.describe(),
         "partial": None
         if info.partial is None
         else {
@@ -67,6 +68,21 @@ def info_to_json(info: DeviceInfo) -> dict[str, object]:
             "digest": info.partial.digest.hex(),
         },
     }
+
+
+def _format_capabilities(info: DeviceInfo) -> list[str]:
+    caps = info.capabilities
+    if caps is None:
+        return ["checks       not reported (a protocol 1.0/1.1 bootloader)"]
+    sigs = ", ".join(s for s in SIGNATURE_TYPES if s in caps.signatures) or "none"
+    digests = ", ".join(d.upper() for d in DIGESTS if d in caps.digests) or "none"
+    enc = ", ".join(e for e in ENCRYPTION_SCHEMES if e in caps.encryption)
+    aes = "/".join(f"AES-{b}" for b in sorted(caps.aes_bits))
+    return [
+        f"signatures   {sigs}; digests {digests}",
+        f"encryption   {enc + ' (' + aes + ')' if enc else 'none: the device decrypts no image'}"
+        f"; compressed images {'decompressed' if caps.decompress else 'refused'}",
+    ]
 
 
 def _format_info(info: DeviceInfo) -> str:
@@ -91,6 +107,7 @@ def _format_info(info: DeviceInfo) -> str:
         )
     for h in info.key_hashes:
         lines.append(f"trusted key  {h.hex()}")
+    lines.extend(_format_capabilities(info))
     if info.partial is not None:
         p = info.partial
         lines.append(f"resumable    {p.written}/{p.size} bytes of {p.digest.hex()[:16]} into slot {p.slot}")

@@ -32,8 +32,10 @@ from .mcuboot import IMAGE_F_ENCRYPTED_AES128, IMAGE_F_ENCRYPTED_AES256, Image, 
 __all__ = [
     "ENC_TLV_TYPES",
     "EncryptionPrivateKey",
+    "EncryptionPrivateKeyTypes",
     "EncryptionPublicKey",
     "aes_ctr",
+    "aes_ctr_at",
     "decrypted_image",
     "encryption_flag",
     "is_encrypted",
@@ -45,6 +47,7 @@ __all__ = [
 
 EncryptionPublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | x25519.X25519PublicKey
 EncryptionPrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | x25519.X25519PrivateKey
+EncryptionPrivateKeyTypes = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, x25519.X25519PrivateKey)
 ENC_TLV_TYPES = (TlvType.ENC_RSA2048, TlvType.ENC_EC256, TlvType.ENC_X25519, TlvType.ENC_X25519_SHA512)
 _ECIES_INFO = b"MCUBoot_ECIES_v1"
 _NONCE = bytes(16)
@@ -71,6 +74,14 @@ def aes_ctr(key: bytes, data: bytes) -> bytes:
     """AES-CTR with MCUboot's all-zero initial counter (encrypts and decrypts alike)."""
     encryptor = Cipher(algorithms.AES(key), modes.CTR(_NONCE)).encryptor()
     return encryptor.update(data) + encryptor.finalize()
+
+
+def aes_ctr_at(key: bytes, offset: int, data: bytes) -> bytes:
+    """AES-CTR of ``data`` that sits ``offset`` bytes into the encrypted payload (MCUboot's counter block is
+    the payload offset / 16, big endian): what a bootloader does to one flash chunk while it copies."""
+    block, skip = divmod(offset, 16)
+    encryptor = Cipher(algorithms.AES(key), modes.CTR(block.to_bytes(16, "big"))).encryptor()
+    return (encryptor.update(bytes(skip) + data) + encryptor.finalize())[skip:]
 
 
 def encryption_flag(key_bits: int) -> int:

@@ -13,6 +13,9 @@ __all__ = [
     "BadMagicError",
     "BadSignatureError",
     "BadTlvError",
+    "CapabilityError",
+    "CompressedImageError",
+    "DependencyError",
     "DigestMismatchError",
     "ImageError",
     "ImageTooLargeError",
@@ -20,6 +23,7 @@ __all__ = [
     "KeyFileError",
     "MisplacedTrailerError",
     "MissingTlvError",
+    "NoDecryptKeyError",
     "NonBootableError",
     "NotAnApplicationError",
     "OverlapError",
@@ -177,6 +181,38 @@ class VersionError(_ReasonedImageError):
     reason = "downgrade"
 
     def __init__(self, message: str, *, reason: str = "downgrade", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class NoDecryptKeyError(UnsupportedError):
+    """An encrypted image, and no private key that unwraps its AES key: none given (the device decrypts
+    nothing), one of another kind (an X25519 device, an ``ENCRSA2048`` image), or another device's key."""
+
+    reason = "no-decrypt-key"
+
+
+class DependencyError(_ReasonedImageError):
+    """A DEPENDENCY TLV (``imgtool sign -d``) names an image the device does not have, or a version of it
+    the device will not run."""
+
+    reason = "dependency"
+
+
+class CompressedImageError(UnsupportedError):
+    """A compressed image for a bootloader that does not decompress (MCUboot decompresses only in
+    overwrite-only mode; a swapping bootloader refuses compressed images)."""
+
+    reason = "compressed"
+
+
+class CapabilityError(_ReasonedImageError):
+    """The image needs a signature type or digest the device does not verify (``reason``
+    ``unsupported-signature`` or ``unsupported-digest``), from the capabilities its INFO lists."""
+
+    reason = "unsupported-signature"
+
+    def __init__(self, message: str, *, reason: str = "unsupported-signature", hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
 

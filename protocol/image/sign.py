@@ -17,10 +17,12 @@ Layout decisions copied from imgtool 2.x:
 from __future__ import annotations
 
 import hashlib
+import logging
+import lzma
 import re
 import struct
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import cbor2
 from cryptography.hazmat.primitives import hashes
@@ -40,6 +42,8 @@ from .keys import PrivateKey, key_hash, key_type, public_key_der, signature_tlv_
 from .mcuboot import (
     DEFAULT_MAX_ALIGN,
     DEFAULT_MAX_SECTORS,
+    IMAGE_F_COMPRESSED_ARM_THUMB,
+    IMAGE_F_COMPRESSED_LZMA2,
     IMAGE_F_NON_BOOTABLE,
     IMAGE_F_RAM_LOAD,
     IMAGE_F_ROM_FIXED,
@@ -56,21 +60,27 @@ from .mcuboot import (
     align_up,
     assemble_tlv_area,
     boot_magic,
+    parse_image,
     trailer_size,
 )
 
 __all__ = [
+    "COMPRESSIONS",
     "ECDSA_PADDED_SIG_LEN",
     "PublicKeyFormat",
     "SecurityCounter",
     "VectorToSign",
     "allowed_digests",
+    "lzma2_header",
     "pack_dependency",
     "parse_custom_tlv",
     "parse_dependencies",
     "select_digest",
     "sign_image",
 ]
+
+log = logging.getLogger(__name__)
+_SIGNATURE_TLV_TYPES = (TlvType.ED25519, TlvType.ECDSA_SIG, TlvType.RSA2048_PSS, TlvType.RSA3072_PSS)
 
 PublicKeyFormat = Literal["hash", "full"]
 SecurityCounter = int | Literal["auto"] | None
@@ -257,6 +267,10 @@ def sign_image(
     clear: bool = False,
     save_enctlv: bool = False,
     hmac_sha: str = "auto",
+    compression: str | None = None,
+    _extra_protected: Sequence[Tlv] = (),
+    _extra_flags: int = 0,
+    _dont_encrypt: bool = False,
 ) -> bytes:
     """The signed image for ``firmware`` (raw bytes of the application, as flat binary).
 
@@ -272,8 +286,12 @@ def sign_image(
     payload plain but marks and wraps as if encrypted, as ``imgtool -c``); ``save_enctlv`` sizes the trailer
     for a bootloader that saves the ENC TLV.
     ``hw_tag`` adds the stm32ota hardware-compatibility tag after ``custom_tlvs``.
+    ``compression`` is ``--compression lzma2|lzma2armthumb`` (:func:`_compressed_image`).
     Raises :class:`ImageError` for options imgtool would refuse.
     """
+    if compression not in (None, "disabled"):
+        options = dict(locals())
+        return _compressed_image(options)
     if isinstance(version, str):
         version = ImageVersion.parse(version)
     digest_name = select_digest(key, sha, pure=pure)
@@ -306,7 +324,7 @@ def sign_image(
         )
     if len(body) < header_size:
         raise ImageError("the input is shorter than the header it should hold; use --pad-header")
-    if encrypt_key is not None and len(body) % _AES_BLOCK:
+    if encrypt_key is not None and not _dont_encrypt and len(body) % _AES_BLOCK:
         body += bytes(_AES_BLOCK - len(body) % _AES_BLOCK)  # as imgtool: AES-CTR over whole blocks
     image_size = len(body) - header_size
     if image_size > _MAX_U32:
@@ -328,6 +346,7 @@ def sign_image(
         protected.append(Tlv(type=TlvType.BOOT_RECORD, value=record, protected=True))
     for image_id, dep_version in dependencies:
         protected.append(Tlv(type=TlvType.DEPENDENCY, value=pack_dependency(image_id, dep_version), protected=True))
+    protected.extend(_extra_protected)
     seen: set[int] = set()
     customs = list(custom_tlvs)
     if hw_tag is not None:
@@ -349,6 +368,7 @@ def sign_image(
         flags |= IMAGE_F_NON_BOOTABLE
     if encrypt_key is not None:
         flags |= encryption_flag(encrypt_keylen)
+    flags |= _extra_flags
     header = ImageHeader(
         load_addr=rom_fixed or load_addr,
         header_size=header_size,
@@ -382,7 +402,7 @@ def sign_image(
     enc_key_len = 0
     if vector_to_sign is None:
         stored = hashed
-        if encrypt_key is not None:
+        if encrypt_key is not None and not _dont_encrypt:
             image_key = new_image_key(encrypt_keylen)
             enc_type, enc_value = wrap_image_key(encrypt_key, image_key, hmac_sha=hmac_sha)
             unprotected.append(Tlv(type=enc_type, value=enc_value))
@@ -415,6 +435,65 @@ def sign_image(
                 overwrite_only=overwrite_only,
             )
     return image
+
+
+COMPRESSIONS = ("lzma2", "lzma2armthumb")
+# imgtool 2.5's LZMA2 settings (its comp_default_*): preset 9, a 128 KiB dictionary, lc 3, lp 1, pb 2
+_LZMA_PRESET, _LZMA_DICT, _LZMA_LC, _LZMA_LP, _LZMA_PB = 9, 128 * 1024, 3, 1, 2
+
+
+def lzma2_header(dict_size: int = _LZMA_DICT, *, lc: int = _LZMA_LC, lp: int = _LZMA_LP, pb: int = _LZMA_PB) -> bytes:
+    """The 2-byte header imgtool puts before the raw LZMA2 stream: the dictionary-size byte (the smallest
+    ``(2 | (i & 1)) << (i // 2 + 11)`` that holds ``dict_size``) and the ``lc/lp/pb`` properties byte."""
+    index = next(i for i in range(40) if dict_size <= (2 | (i & 1)) << (i // 2 + 11))
+    return bytes([index, (pb * 5 + lp) * 9 + lc])
+
+
+def _compressed_image(options: dict[str, Any]) -> bytes:
+    """``imgtool sign --compression``: sign the plain image first (not encrypted, not padded to 16), compress
+    the application with LZMA2 (behind the ARM Thumb branch filter for ``lzma2armthumb``) as imgtool does,
+    and build a second image around the stream whose protected TLVs carry the plain image's size, digest
+    and signature (``DECOMP_SIZE``, ``DECOMP_SHA``, ``DECOMP_SIGNATURE``; ``COMP_DEC_SIZE`` too when
+    encrypted) -- byte-identical to imgtool for a deterministic signer.  As imgtool, the second image does
+    not carry ``--test`` or ``--non-bootable``; when compressing does not make the image smaller, the plain
+    image is returned (imgtool then returns its unencrypted first image; we return the image asked for)."""
+    compression = options.pop("compression")
+    if compression not in COMPRESSIONS:
+        raise ImageError(f"unknown compression {compression!r}: one of disabled, {', '.join(COMPRESSIONS)}")
+    if options["vector_to_sign"] is not None:
+        raise ImageError("--vector-to-sign cannot be combined with --compression")
+    firmware = bytes(options.pop("firmware"))
+    header_size = int(options["header_size"])
+    plain = parse_image(
+        sign_image(firmware, **{**options, "pad": False, "confirm": False, "test": False, "_dont_encrypt": True})
+    )
+    data = firmware if options["pad_header"] else firmware[header_size:]
+    filters: list[dict[str, int]] = [
+        {"id": lzma.FILTER_LZMA2, "preset": _LZMA_PRESET, "dict_size": _LZMA_DICT, "lp": _LZMA_LP, "lc": _LZMA_LC}
+    ]
+    flags = IMAGE_F_COMPRESSED_LZMA2
+    if compression == "lzma2armthumb":
+        filters.insert(0, {"id": lzma.FILTER_ARMTHUMB})
+        flags |= IMAGE_F_COMPRESSED_ARM_THUMB
+    stream = lzma.compress(data, format=lzma.FORMAT_RAW, filters=filters)
+    extra = [
+        Tlv(type=TlvType.DECOMP_SIZE, value=struct.pack("<I", plain.header.image_size), protected=True),
+        Tlv(type=TlvType.DECOMP_SHA, value=plain.digest, protected=True),
+    ]
+    signature = next((t for t in plain.tlvs if t.type in _SIGNATURE_TLV_TYPES), None)
+    if signature is not None:
+        extra.append(Tlv(type=TlvType.DECOMP_SIGNATURE, value=signature.value, protected=True))
+    if len(stream) + sum(len(t.value) for t in extra) >= len(data):
+        log.info("compressing does not make the image smaller: the image is not compressed")
+        return sign_image(firmware, **options)
+    payload = lzma2_header() + stream
+    if options["encrypt_key"] is not None:
+        extra.append(Tlv(type=TlvType.COMP_DEC_SIZE, value=struct.pack("<I", len(payload)), protected=True))
+    if not options["pad_header"]:
+        payload = bytes(header_size) + payload  # imgtool fills the header room with zeros here
+    return sign_image(
+        payload, **{**options, "test": False, "non_bootable": False, "_extra_protected": extra, "_extra_flags": flags}
+    )
 
 
 def _trailer_padding(

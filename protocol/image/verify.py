@@ -26,6 +26,7 @@ from .errors import (
     ImageError,
     KeyFileError,
     MissingTlvError,
+    NoDecryptKeyError,
     SecurityCounterError,
     UnknownKeyError,
     UnsupportedError,
@@ -46,7 +47,15 @@ from .mcuboot import (
     parse_image,
 )
 
-__all__ = ["TrustedKey", "VerifiedImage", "check_claims", "check_digest", "verify_image", "verify_parsed"]
+__all__ = [
+    "TrustedKey",
+    "VerifiedImage",
+    "check_claims",
+    "check_digest",
+    "check_structure",
+    "verify_image",
+    "verify_parsed",
+]
 
 TrustedKey = PublicKey | PrivateKey | bytes
 """A public key (a private key stands for its public half), or the 32-byte SHA-256 key hash (then the image
@@ -135,8 +144,8 @@ def _check_structure(image: Image, *, decrypted: bool = False) -> None:
     for bit, what in _UNSUPPORTED_FLAGS.items():
         if image.header.flags & bit and not (decrypted and bit in (IMAGE_F_ENCRYPTED_AES128, IMAGE_F_ENCRYPTED_AES256)):
             if bit != IMAGE_F_COMPRESSED_LZMA1:
-                raise UnsupportedError(
-                    f"unsupported: an {what} image is checked after decrypting it: give the device's"
+                raise NoDecryptKeyError(
+                    f"no-decrypt-key: an {what} image is checked after decrypting it: give the device's"
                     " encryption key (verify --decrypt-key KEY.pem)"
                 )
             raise UnsupportedError(f"unsupported: {what} images are not supported")
@@ -153,6 +162,12 @@ def _check_structure(image: Image, *, decrypted: bool = False) -> None:
     pure = _single(image.find(TlvType.SIG_PURE, protected=False), "SIG_PURE")
     if pure is not None and pure.value != b"\x01":
         raise BadTlvError(f"bad-tlv: the SIG_PURE TLV holds {pure.value.hex() or 'nothing'}, not 01")
+
+
+def check_structure(image: Image, *, decrypted: bool = False) -> None:
+    """The TLV-level checks that need no digest (only allowed TLVs unprotected, one digest algorithm, a sound
+    SIG_PURE); an encrypted image passes only with ``decrypted`` (or when it is judged without its payload)."""
+    _check_structure(image, decrypted=decrypted)
 
 
 def _is_pure(image: Image) -> bool:
@@ -272,9 +287,12 @@ def verify_parsed(
     board_id: int | None = None,
     min_security_counter: int | None = None,
     decrypt_key: EncryptionPrivateKey | None = None,
+    decrypted: bool = False,
     _decrypted: bool = False,
 ) -> VerifiedImage:
-    """:func:`verify_image` for an already parsed :class:`Image`."""
+    """:func:`verify_image` for an already parsed :class:`Image`.  ``decrypted`` says the payload of an
+    image flagged encrypted is in the clear already (the primary slot of a bootloader that decrypted it)."""
+    _decrypted = _decrypted or decrypted
     if is_encrypted(image) and not _decrypted and decrypt_key is not None:
         image = decrypted_image(image, decrypt_key)
         _decrypted = True

@@ -46,7 +46,7 @@ __all__ = [
     "UID_SIZE",
 ]
 
-PROTOCOL_VERSION = 0x0101  # major.minor as u16: 1.1 (1.0 plus the PING version and INFO in pieces)
+PROTOCOL_VERSION = 0x0102  # major.minor as u16: 1.2 (1.1: the PING version and INFO in pieces; 1.2: capabilities)
 
 # --- framing ------------------------------------------------------------------------------------------------
 SOF = 0xA5  # start-of-frame marker

@@ -20,6 +20,7 @@ __all__ = [
     "Ack",
     "BeginReply",
     "BeginRequest",
+    "Capabilities",
     "DeviceInfo",
     "EndRequest",
     "EraseReply",
@@ -242,6 +243,70 @@ class PartialTransfer:
         _check_digest(self.digest)
 
 
+# Wire order of the INFO capability bits (protocol 1.2): never reorder, only append.
+SIGNATURE_TYPES: tuple[str, ...] = ("ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "ed25519-pure")
+DIGESTS: tuple[str, ...] = ("sha256", "sha384", "sha512")
+ENCRYPTION_SCHEMES: tuple[str, ...] = ("rsa-oaep", "ecies-p256", "ecies-x25519", "ecies-x25519-sha512")
+AES_KEY_SIZES: tuple[int, ...] = (128, 256)
+_CAPS = struct.Struct("<HBBBB")
+CAPABILITIES_VERSION = 0x0102  # the protocol version that added them
+_CAP_DECOMPRESS = 0x01
+
+
+def _bits(names: frozenset[str] | frozenset[int], order: tuple[object, ...]) -> int:
+    return sum(1 << i for i, name in enumerate(order) if name in names)
+
+
+def _names(bits: int, order: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(name for i, name in enumerate(order) if bits >> i & 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capabilities:
+    """What the device's bootloader verifies, decrypts and installs (INFO, protocol 1.2): signature types
+    (imgtool key types, and ``ed25519-pure``), digests, encryption schemes (empty: it decrypts nothing), AES
+    key sizes, and whether it decompresses LZMA2 images."""
+
+    signatures: frozenset[str] = frozenset()
+    digests: frozenset[str] = frozenset()
+    encryption: frozenset[str] = frozenset()
+    aes_bits: frozenset[int] = frozenset()
+    decompress: bool = False
+
+    def encode(self) -> bytes:
+        body = _CAPS.pack(
+            _bits(self.signatures, SIGNATURE_TYPES),
+            _bits(self.digests, DIGESTS),
+            _bits(self.encryption, ENCRYPTION_SCHEMES),
+            _bits(self.aes_bits, AES_KEY_SIZES),
+            _CAP_DECOMPRESS if self.decompress else 0,
+        )
+        return struct.pack("<B", len(body)) + body
+
+    @classmethod
+    def decode(cls, body: bytes) -> Capabilities:
+        """The capability bytes after their length byte (a shorter body from an early peer leaves the missing
+        fields empty; a longer one from a later peer has fields this side does not know)."""
+        signatures, digests, encryption, aes, flags = _CAPS.unpack((body + bytes(_CAPS.size))[: _CAPS.size])
+        return cls(
+            signatures=_names(signatures, SIGNATURE_TYPES),
+            digests=_names(digests, DIGESTS),
+            encryption=_names(encryption, ENCRYPTION_SCHEMES),
+            aes_bits=frozenset(b for i, b in enumerate(AES_KEY_SIZES) if aes >> i & 1),
+            decompress=bool(flags & _CAP_DECOMPRESS),
+        )
+
+    def describe(self) -> dict[str, object]:
+        """Lists in wire order, for ``stm32ota info`` and its ``--json``."""
+        return {
+            "signatures": [s for s in SIGNATURE_TYPES if s in self.signatures],
+            "digests": [d for d in DIGESTS if d in self.digests],
+            "encryption": [e for e in ENCRYPTION_SCHEMES if e in self.encryption],
+            "aes_bits": sorted(self.aes_bits),
+            "decompress": self.decompress,
+        }
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeviceInfo:
     """What INFO reports."""
@@ -261,6 +326,7 @@ class DeviceInfo:
     baud_rates: tuple[int, ...] = ()
     key_hashes: tuple[bytes, ...] = ()
     partial: PartialTransfer | None = None
+    capabilities: Capabilities | None = None  # None: a 1.0/1.1 device, which does not say
 
     def __post_init__(self) -> None:
         if len(self.uid) != UID_SIZE:
@@ -307,6 +373,10 @@ class DeviceInfo:
             p = self.partial
             out.append(struct.pack("<BBII", 1, p.slot, p.size, p.written) + p.digest)
         out.append(struct.pack("<B", len(version)) + version)
+        if self.capabilities is not None:
+            out.append(self.capabilities.encode())
+        elif self.protocol_version >= CAPABILITIES_VERSION:
+            out.append(b"\x00")  # a 1.2 record that states none (length 0), so appended fields stay apart
         return b"".join(out)
 
     @classmethod
@@ -330,6 +400,12 @@ class DeviceInfo:
                 f"INFO: the bootloader version is not valid UTF-8 ({err.reason} at byte {err.start})",
                 hint="the bootloader sends a malformed INFO record: report it with `stm32ota --trace info`",
             ) from None
+        # protocol 1.2: the capabilities (u8 length, then the fields); a 1.0/1.1 record has none, and bytes a
+        # 1.1 peer appended after its version string are not capabilities
+        tail = r.rest()
+        capabilities = None
+        if tail and tail[0] and protocol_version >= CAPABILITIES_VERSION:
+            capabilities = Capabilities.decode(tail[1 : 1 + tail[0]])
         return cls(
             protocol_version=protocol_version,
             bootloader_version=version,
@@ -346,6 +422,7 @@ class DeviceInfo:
             baud_rates=bauds,
             key_hashes=keys,
             partial=partial,
+            capabilities=capabilities,
         )
 
 

@@ -50,6 +50,9 @@ class Status(IntEnum):
     NON_BOOTABLE = 0x2A
     WRONG_ADDRESS = 0x2B
     BAD_TRAILER = 0x2C
+    NO_DECRYPT_KEY = 0x2D
+    DEPENDENCY = 0x2E
+    COMPRESSED = 0x2F
     # flash
     ERASE_FAILED = 0x40
     PROGRAM_FAILED = 0x41
@@ -175,6 +178,22 @@ STATUS_TABLE: dict[int, StatusInfo] = dict(
             Status.BAD_TRAILER,
             "the image is padded for another slot size: its trailer is not at this slot's end",
             "sign it without --pad, or with --pad -S set to the slot size `stm32ota info` shows",
+        ),
+        _row(
+            Status.NO_DECRYPT_KEY,
+            "the image is encrypted for a key this device does not hold",
+            "encrypt it for this device's public key (sign -E), or flash the plain image;"
+            " `stm32ota info` lists what the device decrypts",
+        ),
+        _row(
+            Status.DEPENDENCY,
+            "the image depends on an image or version the device does not have (imgtool sign -d)",
+            "sign it again with dependencies this device meets: `stm32ota inspect` shows them",
+        ),
+        _row(
+            Status.COMPRESSED,
+            "the image is compressed and the device's swapping bootloader does not decompress",
+            "sign it again without --compression",
         ),
         _row(Status.ERASE_FAILED, "flash erase failed", "the sector may be worn or write-protected"),
         _row(Status.PROGRAM_FAILED, "flash programming failed (PROGERR)", _RETRY),

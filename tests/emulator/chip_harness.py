@@ -78,6 +78,7 @@ class Ctx:
     baud: int = 115200
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("test.chip"))
     out: bytearray = field(default_factory=bytearray)
+    enc_key: Path | None = None
     reset_requested: bool = False
     busy_end: float = 0.0
 
@@ -126,6 +127,7 @@ class Chip:
         auto_confirm: bool = True,
         personality: Callable[[], OtaPersonality] | None = None,
         time_scale: float = 0.0,
+        enc_key: Path | None = None,
     ) -> None:
         self.profile = CHIPS[chip]
         self.cut_at: int | None = None
@@ -150,6 +152,7 @@ class Chip:
             trusted_keys=keys if keys is not None else [DEV_PUB],
             clock=self.clock,
             time_scale=time_scale,
+            enc_key=enc_key,
         )
         self._factory = personality or (lambda: OtaPersonality(auto_confirm=auto_confirm, self_test_delay=0.1))
         self.personality: OtaPersonality = self._factory()

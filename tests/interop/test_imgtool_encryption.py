@@ -21,7 +21,7 @@ from protocol.cli import main as stm32ota
 from protocol.image import parse_image
 from protocol.image.encryption import decrypted_image, load_encryption_key
 
-from .test_imgtool_keys import BASE, DEMO, Imgtool
+from .test_imgtool_keys import BASE, DEMO, Imgtool, _assert_dumpinfo_agrees
 
 pytestmark = pytest.mark.interop
 
@@ -71,11 +71,17 @@ def _ours(*args: object) -> int:
 @pytest.mark.parametrize("extra", list(EXTRAS.values()), ids=list(EXTRAS))
 @pytest.mark.parametrize("kind", list(WRAPS))
 def test_we_decrypt_and_verify_imgtool_images(
-    imgtool: Imgtool, enc_keys: dict[str, tuple[Path, Path, Path]], tmp_path: Path, kind: str, extra: list[str]
+    imgtool: Imgtool,
+    enc_keys: dict[str, tuple[Path, Path, Path]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+    extra: list[str],
 ) -> None:
     priv, pub, other = enc_keys[kind]
     image = tmp_path / "theirs.bin"
     imgtool.run("sign", "-k", ED_KEY, "-E", pub, *BASE, *extra, DEMO, image)
+    _assert_dumpinfo_agrees(imgtool, capsys, image)
     data = image.read_bytes()
     assert WRAPS[kind] in [t.name for t in parse_image(data).tlvs]
     assert DEMO.read_bytes()[:64] not in data  # the payload is stored encrypted
@@ -105,7 +111,12 @@ def test_x25519_hmac_sha512(imgtool: Imgtool, enc_keys: dict[str, tuple[Path, Pa
 @pytest.mark.parametrize("extra", list(EXTRAS.values()), ids=list(EXTRAS))
 @pytest.mark.parametrize("kind", list(WRAPS))
 def test_our_images_match_imgtool_but_for_the_random_key(
-    imgtool: Imgtool, enc_keys: dict[str, tuple[Path, Path, Path]], tmp_path: Path, kind: str, extra: list[str]
+    imgtool: Imgtool,
+    enc_keys: dict[str, tuple[Path, Path, Path]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+    extra: list[str],
 ) -> None:
     priv, pub, _ = enc_keys[kind]
     their_clear, our_clear, ours = tmp_path / "tc.bin", tmp_path / "oc.bin", tmp_path / "o.bin"
@@ -125,6 +136,8 @@ def test_our_images_match_imgtool_but_for_the_random_key(
     plain = decrypted_image(o, load_encryption_key(priv.read_bytes()))  # type: ignore[arg-type]
     assert plain.hashed == t.hashed
     assert _ours("verify", "-k", ED_KEY, "--decrypt-key", priv, ours) == 0
+    for path in (their_clear, our_clear, ours):
+        _assert_dumpinfo_agrees(imgtool, capsys, path)
 
 
 @pytest.mark.parametrize(("signer", "wrap"), [("ecdsa-p256", "x25519"), ("rsa-2048", "ecdsa-p256")])

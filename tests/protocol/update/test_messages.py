@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
 
@@ -11,10 +12,12 @@ from hypothesis import strategies as st
 
 from protocol.errors import RemoteProtocolError
 from protocol.update import DeviceConnection
+from protocol.update.constants import PROTOCOL_VERSION
 from protocol.update.messages import (
     Ack,
     BeginReply,
     BeginRequest,
+    Capabilities,
     DeviceInfo,
     EndRequest,
     FlashLayout,
@@ -48,6 +51,29 @@ def test_info_round_trip() -> None:
     data = info.encode()
     assert DeviceInfo.decode(data) == info
     assert DeviceInfo.decode(data + b"future fields") == info  # newer devices may append
+    caps = Capabilities(
+        signatures=frozenset({"ecdsa-p256", "rsa-2048"}),
+        digests=frozenset({"sha256"}),
+        encryption=frozenset({"ecies-x25519"}),
+        aes_bits=frozenset({128, 256}),
+    )
+    with_caps = dataclasses.replace(info, capabilities=caps)
+    data = with_caps.encode()
+    assert data.startswith(info.encode()[:-1])  # 1.2 appends its field after what a 1.1 peer reads
+    assert DeviceInfo.decode(data) == with_caps
+    assert DeviceInfo.decode(data + b"future fields") == with_caps
+    longer = data[:-7] + bytes([data[-7] + 3]) + data[-6:] + b"abc"  # a later version's longer field
+    assert DeviceInfo.decode(longer) == with_caps
+
+
+def test_info_of_an_older_peer_has_no_capabilities() -> None:
+    old = dataclasses.replace(full_info(), protocol_version=0x0101)
+    assert DeviceInfo.decode(old.encode() + b"\x06junk!!").capabilities is None  # 1.1 tail bytes are not caps
+    assert DeviceInfo.decode(old.encode()).capabilities is None
+    short = dataclasses.replace(full_info(), capabilities=Capabilities(signatures=frozenset({"ed25519"})))
+    data = short.encode()
+    first = data[: -7] + b"\x02" + data[-6:-4]  # an early peer's 2-byte field: the rest reads as empty
+    assert DeviceInfo.decode(first).capabilities == Capabilities(signatures=frozenset({"ed25519"}))
 
 
 def test_info_without_partial_round_trip() -> None:
@@ -58,7 +84,7 @@ def test_info_without_partial_round_trip() -> None:
 def test_info_fixed_header_layout() -> None:
     data = full_info().encode()
     protocol_version, chip_id, board_id = struct.unpack_from("<HHH", data, 0)
-    assert (protocol_version, chip_id, board_id) == (0x0101, 0x413, 0)
+    assert (protocol_version, chip_id, board_id) == (PROTOCOL_VERSION, 0x413, 0)
     assert data[6:18] == bytes(range(12))
     max_block, max_window, options, ram, wbits = struct.unpack_from("<HBBIB", data, 18)
     assert (max_block, max_window, ram) == (4096, 16, 4096 * 16)
@@ -66,7 +92,7 @@ def test_info_fixed_header_layout() -> None:
     assert wbits == 15
 
 
-@pytest.mark.parametrize("cut", [0, 1, 6, 17, 20, 30, 60, 100, 200, -40, -1])
+@pytest.mark.parametrize("cut", [0, 1, 6, 17, 20, 30, 60, 100, 200, -40, -2])  # -1: only the 1.2 field goes
 def test_info_truncated_is_a_remote_error(cut: int) -> None:
     data = full_info().encode()
     with pytest.raises(RemoteProtocolError):
