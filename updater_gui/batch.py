@@ -46,6 +46,7 @@ from protocol.flow import FlashOptions
 from . import operations as ops
 from .emulated import EmulatorPool, EmulatorSpec
 from .inspection import FileSummary, judge
+from .messages import error_text, phase_label, reason_text
 from .operations import EventAdapter, Snapshot, Target
 from .ports import EMULATED
 from .workers import ErrorInfo, Worker, start_worker
@@ -53,7 +54,7 @@ from .workers import ErrorInfo, Worker, start_worker
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
-__all__ = ["BatchModel", "BatchRow", "BatchView", "flash_board"]
+__all__ = ["BatchModel", "BatchRow", "BatchView", "ProgressDelegate", "flash_board"]
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 NEXT_BOARD_POLL_S = 1.0
@@ -69,6 +70,21 @@ class BatchRow:
     ok: bool | None = None
     seconds: float = 0.0
     version: str = ""
+    board: BoardResult | None = None  # the last board's result, or
+    failure: ErrorInfo | None = None  # why the row's worker stopped
+
+    def shown(self) -> str:
+        """The result column in the window's language (rendered at display time: a switch re-renders it)."""
+        if self.failure is not None:
+            return self.failure.text()
+        board = self.board
+        if board is None:
+            return self.result
+        if board.ok:
+            return QCoreApplication.translate("BatchView", "ok, {version} in {seconds:.1f} s").format(
+                version=board.version, seconds=board.seconds
+            )
+        return board.shown()
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,16 @@ class BoardResult:
     result: str
     seconds: float
     version: str
+    error: BaseException | None = None  # a failure's typed error, or
+    slug: str | None = None  # a refusal's pre-flight reason slug (``result`` holds the core's English)
+
+    def shown(self) -> str:
+        """The result in the window's language (the CSV keeps the core's English)."""
+        if self.error is not None:
+            return error_text(self.error)
+        if self.slug is not None:
+            return reason_text(self.slug, self.result)
+        return self.result
 
 
 def flash_board(
@@ -96,7 +122,9 @@ def flash_board(
         adapter.on_snapshot(Snapshot(phase="check", message=device_id))
         verdict = judge(summary, device)
         if not verdict.ok:
-            return BoardResult(target.url, device_id, False, verdict.reason, time.monotonic() - start, "")
+            return BoardResult(
+                target.url, device_id, False, verdict.reason, time.monotonic() - start, "", slug=verdict.slug or ""
+            )
         options = FlashOptions(protocol="ymodem" if device.kind == "iap" else "ota", baud=target.baud)
         _result, after = ops.flash(target, summary.data, summary.name, options, cancel=cancel, adapter=adapter)
         version = ""
@@ -106,7 +134,7 @@ def flash_board(
     except Stm32OtaError as err:
         if cancel.cancelled:
             raise
-        return BoardResult(target.url, device_id, False, str(err), time.monotonic() - start, "")
+        return BoardResult(target.url, device_id, False, str(err), time.monotonic() - start, "", error=err)
 
 
 class BatchModel(QAbstractTableModel):
@@ -144,9 +172,7 @@ class BatchModel(QAbstractTableModel):
             return None
         row = self.rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            from .main_window import phase_label
-
-            return (row.port, row.device_id, phase_label(row.phase), f"{row.fraction * 100:.0f} %", row.result)[
+            return (row.port, row.device_id, phase_label(row.phase), f"{row.fraction * 100:.0f} %", row.shown())[
                 index.column()
             ]
         if role == Qt.ItemDataRole.UserRole:
@@ -154,12 +180,15 @@ class BatchModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == 4 and row.ok is not None:
             return QColor("#2e7d32") if row.ok else QColor("#c62828")
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 4:
-            return row.result
+            return row.shown()
         return None
 
 
-class _ProgressDelegate(QStyledItemDelegate):
+class ProgressDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
+        if index.data(Qt.ItemDataRole.UserRole) is None:  # no progress to show in this row
+            super().paint(painter, option, index)
+            return
         bar = QStyleOptionProgressBar()
         bar.rect = option.rect.adjusted(2, 2, -2, -2)
         bar.minimum = 0
@@ -206,7 +235,7 @@ class BatchView(QWidget):
         self.table = QTableView(self)
         self.table.setModel(self.model)
         self.table.verticalHeader().setVisible(False)
-        self.table.setItemDelegateForColumn(3, _ProgressDelegate(self.table))
+        self.table.setItemDelegateForColumn(3, ProgressDelegate(self.table))
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Fixed)
@@ -249,6 +278,8 @@ class BatchView(QWidget):
         self.csv_button.setText(self.tr("Save CSV…"))
         self.ports.setToolTip(self.tr("Tick the ports to flash"))
         self.model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, 4)
+        if self.model.rows:
+            self.model.dataChanged.emit(self.model.index(0, 0), self.model.index(len(self.model.rows) - 1, 4))
         self._update_summary()
 
     @property
@@ -376,11 +407,9 @@ class BatchView(QWidget):
         entry = self.model.rows[row]
         entry.device_id = result.device_id
         entry.ok = result.ok
-        entry.result = (
-            result.result
-            if not result.ok
-            else self.tr("ok, {version} in {seconds:.1f} s").format(version=result.version, seconds=result.seconds)
-        )
+        entry.board = result
+        entry.failure = None
+        entry.result = result.result
         entry.phase = "done" if result.ok else "error"
         entry.fraction = 1.0 if result.ok else entry.fraction
         self.model.row_changed(row)
@@ -393,7 +422,8 @@ class BatchView(QWidget):
         else:
             entry.ok = False
             entry.phase = "error"
-            entry.result = error.text()
+            entry.failure = error
+            entry.result = error.english()
         self.model.row_changed(row)
 
     def _row_finished(self, row: int) -> None:

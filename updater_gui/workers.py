@@ -45,11 +45,20 @@ def keep_gui_responsive() -> None:
 class ErrorInfo:
     """An error as the window shows it: one sentence, and what to do about it."""
 
-    message: str
+    message: str  # the core's English (the log console shows it)
     hint: str | None = None
     cancelled: bool = False
+    error: BaseException | None = None  # the typed error, rendered in the window's language by text()
 
     def text(self) -> str:
+        """The sentence in the window's language (call it on the GUI thread, at display time)."""
+        from .messages import error_hint, error_text, message_text
+
+        message = error_text(self.error) if self.error is not None else message_text(self.message)
+        hint = error_hint(self.hint)
+        return f"{message} — {hint}" if hint else message
+
+    def english(self) -> str:
         return f"{self.message} — {self.hint}" if self.hint else self.message
 
 
@@ -119,10 +128,10 @@ class Worker(QObject):
             result = self._work(self.cancel_token, adapter)
         except Cancelled as err:
             self._flush()
-            self.signals.errored.emit(ErrorInfo(str(err), cancelled=True))
+            self.signals.errored.emit(ErrorInfo(str(err), cancelled=True, error=err))
         except Stm32OtaError as err:
             self._flush()
-            self.signals.errored.emit(ErrorInfo(str(err), err.hint))
+            self.signals.errored.emit(ErrorInfo(str(err), err.hint, error=err))
         except Exception as err:  # a bug must not take the window down: say it, log the traceback
             log.exception("%s failed", self.name)
             self._flush()
