@@ -150,10 +150,6 @@ _ERRORS = _table(
             r"no reply to (?P<what>.+?): the device reports it is busy .*",
             QT_TRANSLATE_NOOP("Errors", "The device is busy (swapping or erasing) and did not answer ({what})."),
         ),
-        (
-            r"cannot flash: (?P<reason>.+)",
-            QT_TRANSLATE_NOOP("Errors", "Cannot flash: {reason}"),
-        ),
     ],
 )
 
@@ -290,7 +286,10 @@ def reason_text(slug: str | None, reason: str) -> str:
     if detailed is not None:
         return detailed
     template = _REASONS.get(slug or "")
-    return _tr("Reasons", template) if template else reason
+    if template is None:
+        return reason
+    shown = _tr("Reasons", template)
+    return reason if shown == template else shown  # in English the core's own sentence says more
 
 
 def verdict_text(verdict: Verdict) -> str:
@@ -318,6 +317,9 @@ def verdict_text(verdict: Verdict) -> str:
     )
 
 
+_SIGN_AGAIN = QT_TRANSLATE_NOOP("Reasons", "sign the application again with a key the device trusts: {command}")
+
+
 def verdict_hint(verdict: Verdict) -> str | None:
     """What to do about a refusal: the window's own controls where there is one, else the core's command."""
     hint = verdict.hint
@@ -327,6 +329,8 @@ def verdict_hint(verdict: Verdict) -> str | None:
         return _tr("Reasons", QT_TRANSLATE_NOOP("Reasons", "tick “Reinstall same version” to flash it again"))
     if hint is None:
         return None
+    if _tr("Reasons", _SIGN_AGAIN) == _SIGN_AGAIN:  # English: the core's own hint says more
+        return hint
     if "stm32ota inspect" in hint:
         command = hint[hint.index("stm32ota inspect") :]
         return _tr("Reasons", QT_TRANSLATE_NOOP("Reasons", "see what the file holds: {command}")).format(
@@ -395,6 +399,18 @@ _FLOW = _table(
         (r"opening (?P<url>\S+) at (?P<baud>\d+) baud", QT_TRANSLATE_NOOP("Flow", "opening {url} at {baud} baud")),
         (r"starting the emulated STM32", QT_TRANSLATE_NOOP("Flow", "starting the emulated STM32")),
         (r"update complete", QT_TRANSLATE_NOOP("Flow", "update complete")),
+        (
+            r"choosing the IAP menu's 'Download image' and sending with YMODEM",
+            QT_TRANSLATE_NOOP("Flow", "choosing “Download image” in the IAP menu and sending with YMODEM"),
+        ),
+        (
+            r"the device keeps running its old image until it restarts",
+            QT_TRANSLATE_NOOP("Flow", "the device keeps running its old image until it restarts"),
+        ),
+        (
+            r"the device came back without the new image",
+            QT_TRANSLATE_NOOP("Flow", "the device came back without the new image"),
+        ),
         (
             r"image installed; left to do: (?P<left>.+)",
             QT_TRANSLATE_NOOP("Flow", "image installed; left to do: {left}"),
