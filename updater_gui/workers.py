@@ -29,10 +29,12 @@ __all__ = ["EMIT_INTERVAL_S", "ErrorInfo", "Worker", "WorkerSignals", "start_wor
 log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 0.05  # progress and log batches reach the GUI thread at most this often
-# Workers are Python threads: while one runs a core, the GUI thread waits for the GIL up to the interpreter's
-# switch interval (5 ms by default) per runnable worker.  1 ms keeps a batch of 8 under the 50 ms stall target
-# (benchmarks/gui.py: 123 ms -> 45 ms longest stall).
-GIL_SWITCH_INTERVAL_S = 0.001
+# Workers are Python threads.  While Qt paints, every call into Python (a model's data(), a delegate's paint)
+# takes the GIL, and while a worker runs a core the GUI thread waits for it up to the interpreter's switch
+# interval each time (5 ms by default), so a repaint of a table costs hundreds of waits.  0.2 ms keeps the
+# event loop under the 50 ms stall target with a batch of 8 (benchmarks/gui.py: 5 ms -> 123 ms, 1 ms -> 45-120
+# ms under load, 0.2 ms -> 15-45 ms, lower is better; the workers lose a few per cent of throughput).
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 
 def keep_gui_responsive() -> None:
