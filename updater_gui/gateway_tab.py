@@ -292,7 +292,7 @@ class GatewayPortModel(QAbstractTableModel):
             values = (
                 row.get("url", ""),
                 row.get("controller_id") or "",
-                row.get("version") or "",
+                row.get("version") or ("–" if row.get("controller_id") else ""),
                 gateway_state_label(str(row.get("state", ""))),
                 job,
                 phase_label(str(row["phase"])) if row.get("phase") and busy else "",
@@ -394,6 +394,8 @@ class GatewayTab(QWidget):
         self.table = QTableView(self)
         self.table.setModel(self.model)
         self.table.verticalHeader().setVisible(False)
+        self.table.setWordWrap(False)  # one line a port; the whole message is the cell's tooltip
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.setItemDelegateForColumn(GatewayPortModel.PROGRESS_COLUMN, ProgressDelegate(self.table))
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -432,7 +434,8 @@ class GatewayTab(QWidget):
         self.state_label.setText(self.tr("State folder:"))
         self.baud_label.setText(self.tr("Baud:"))
         self.extra_label.setText(self.tr("More ports:"))
-        self.extra_edit.setPlaceholderText(self.tr("URLs, comma-separated (socket://…, rfc2217://…)"))
+        self.extra_edit.setPlaceholderText(self.tr("socket://host:4001, rfc2217://…"))
+        self.extra_edit.setToolTip(self.tr("Any pyserial URLs or device paths, comma-separated"))
         self.emulated_label.setText(self.tr("Emulated boards:"))
         self.ports_label.setText(self.tr("Serial ports to serve (tick):"))
         self.start_button.setText(self.tr("Start gateway"))

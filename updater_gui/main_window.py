@@ -746,7 +746,9 @@ class MainWindow(QMainWindow):
         if self.summary is None:
             return self.tr("open a firmware file first")
         if self.verdict is None or not self.verdict.ok:
-            return verdict_text(self.verdict) if self.verdict is not None else self.tr("the file was not checked")
+            if self.verdict is None:
+                return self.tr("the file was not checked")
+            return _without_slug(verdict_text(self.verdict), self.verdict.slug)
         return None
 
     def _update_actions(self) -> None:

@@ -447,4 +447,4 @@ _GATEWAY_MESSAGES = _table(
 
 def gateway_message(text: str) -> str:
     """A gateway port's status message in the window's language."""
-    return _render(_GATEWAY_MESSAGES, text) or message_text(text)
+    return _render(_GATEWAY_MESSAGES, text) or flow_message(text)

@@ -268,6 +268,22 @@
         <source>scratch / free</source>
         <translation>暂存 / 空闲</translation>
     </message>
+    <message>
+        <source>boot</source>
+        <translation>引导</translation>
+    </message>
+    <message>
+        <source>primary</source>
+        <translation>主槽</translation>
+    </message>
+    <message>
+        <source>secondary</source>
+        <translation>副槽</translation>
+    </message>
+    <message>
+        <source>free</source>
+        <translation>空闲</translation>
+    </message>
 </context>
 <context>
     <name>Flow</name>
@@ -542,8 +558,12 @@
         <translation>其他端口：</translation>
     </message>
     <message>
-        <source>URLs, comma-separated (socket://…, rfc2217://…)</source>
-        <translation>URL，用逗号分隔（socket://…、rfc2217://…）</translation>
+        <source>socket://host:4001, rfc2217://…</source>
+        <translation>socket://主机:4001, rfc2217://…</translation>
+    </message>
+    <message>
+        <source>Any pyserial URLs or device paths, comma-separated</source>
+        <translation>任意 pyserial URL 或设备路径，用逗号分隔</translation>
     </message>
     <message>
         <source>Emulated boards:</source>
