@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QCoreApplication,
     QModelIndex,
     QObject,
@@ -18,7 +17,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QPainter, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -137,51 +136,59 @@ def flash_board(
         return BoardResult(target.url, device_id, False, str(err), time.monotonic() - start, "", error=err)
 
 
-class BatchModel(QAbstractTableModel):
+class BatchModel(QStandardItemModel):
+    r"""The batch rows, kept as :class:`BatchRow`\ s and mirrored into Qt's own item model.
+
+    A C++ model on purpose: painting a Python model calls ``data()`` in Python for every cell and role, and each
+    call waits for the GIL while eight workers flash (benchmarks/gui.py); here a row's texts are pushed once
+    when it changes (:meth:`row_changed`) and painting never enters Python."""
+
+    COLUMNS = 5
+
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(0, self.COLUMNS, parent)
         self.rows: list[BatchRow] = []
+        self.retranslate()
 
-    def set_rows(self, rows: list[BatchRow]) -> None:
-        self.beginResetModel()
-        self.rows = rows
-        self.endResetModel()
-
-    def row_changed(self, row: int) -> None:
-        self.dataChanged.emit(self.index(row, 0), self.index(row, 4))
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
-        return 0 if parent.isValid() else 5
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return (
+    def retranslate(self) -> None:
+        self.setHorizontalHeaderLabels(
+            [
                 QCoreApplication.translate("Batch", "Port"),
                 QCoreApplication.translate("Batch", "Device id"),
                 QCoreApplication.translate("Batch", "Phase"),
                 QCoreApplication.translate("Batch", "Progress"),
                 QCoreApplication.translate("Batch", "Result"),
-            )[section]
-        return None
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        row = self.rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return (row.port, row.device_id, phase_label(row.phase), f"{row.fraction * 100:.0f} %", row.shown())[
-                index.column()
             ]
-        if role == Qt.ItemDataRole.UserRole:
-            return row.fraction
-        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 4 and row.ok is not None:
-            return QColor("#2e7d32") if row.ok else QColor("#c62828")
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 4:
-            return row.shown()
-        return None
+        )
+        for row in range(len(self.rows)):
+            self.row_changed(row)
+
+    def set_rows(self, rows: list[BatchRow]) -> None:
+        self.rows = rows
+        self.setRowCount(len(rows))
+        for row in range(len(rows)):
+            for column in range(self.COLUMNS):
+                if self.item(row, column) is None:
+                    item = QStandardItem()
+                    item.setEditable(False)
+                    self.setItem(row, column, item)
+            self.row_changed(row)
+
+    def row_changed(self, row: int) -> None:
+        entry = self.rows[row]
+        shown = entry.shown()
+        texts = (entry.port, entry.device_id, phase_label(entry.phase), f"{entry.fraction * 100:.0f} %", shown)
+        items: list[QStandardItem | None] = [self.item(row, column) for column in range(self.COLUMNS)]
+        for item, text in zip(items, texts, strict=True):
+            if item is not None and item.text() != text:
+                item.setText(text)
+        progress, result = items[3], items[4]
+        if progress is not None and progress.data(Qt.ItemDataRole.UserRole) != entry.fraction:
+            progress.setData(entry.fraction, Qt.ItemDataRole.UserRole)
+        if result is not None:
+            result.setToolTip(shown)
+            if entry.ok is not None:
+                result.setForeground(QColor("#2e7d32") if entry.ok else QColor("#c62828"))
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -277,9 +284,7 @@ class BatchView(QWidget):
         self.stop_button.setText(self.tr("Stop"))
         self.csv_button.setText(self.tr("Save CSV…"))
         self.ports.setToolTip(self.tr("Tick the ports to flash"))
-        self.model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, 4)
-        if self.model.rows:
-            self.model.dataChanged.emit(self.model.index(0, 0), self.model.index(len(self.model.rows) - 1, 4))
+        self.model.retranslate()
         self._update_summary()
 
     @property
