@@ -226,9 +226,11 @@ def main() -> int:
         finally:
             window.shutdown()
             pool.close()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"platform {app.platformName()}, emulators: {args.emulator}, Qt tick {TICK_MS} ms, "
-        f"target: no stall over {TARGET_MS:.0f} ms"
+        f"target: no stall over {TARGET_MS:.0f} ms; load average {load} on {os.cpu_count()} CPUs "
+        "(the box is shared: a stall is also the OS running someone else)"
     )
     print(f"{'load':58} {'ok':>4} {'seconds':>8} {'max stall':>10} {'p99':>6}")
     for row in rows:

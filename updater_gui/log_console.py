@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QFont, QFontDatabase
@@ -40,6 +41,7 @@ __all__ = ["LEVELS", "LogConsole", "LogFilter", "LogModel", "format_record"]
 LEVELS = ("error", "warning", "info", "debug")  # most severe first
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 MAX_LINES = 500_000  # the oldest lines go beyond this
+FOLLOW_MS = 150  # auto-scroll at most this often
 RecordRole = Qt.ItemDataRole.UserRole + 1
 _COLOURS = {"error": QColor("#c62828"), "warning": QColor("#b26a00"), "info": None, "debug": QColor("#757575")}
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -178,6 +180,10 @@ class LogConsole(QWidget):
         self.filter.textChanged.connect(lambda text: self._filter(lambda: self.proxy.set_text(text)))
         self.clear_button.clicked.connect(self.model.clear)
         self.save_button.clicked.connect(self._ask_save)
+        self._scroll = QTimer(self)
+        self._scroll.setSingleShot(True)
+        self._scroll.setInterval(FOLLOW_MS)
+        self._scroll.timeout.connect(self._scroll_to_end)
         self.proxy.rowsInserted.connect(self._follow)
         self.model.rowsInserted.connect(self._follow)
         self.model.rowsInserted.connect(self._update_count)
@@ -236,8 +242,14 @@ class LogConsole(QWidget):
         return [format_record(record) for record in self.model.records()]
 
     def _follow(self) -> None:
-        if self.sender() is not self.view.model():
+        """New lines: scroll to them, at most every FOLLOW_MS (scrolling lays the view out and calls the model
+        back from C++; once per batch of a chatty device was the GUI thread's largest cost while flashing)."""
+        if self.sender() is not self.view.model() or self.pause.isChecked():
             return
+        if not self._scroll.isActive():
+            self._scroll.start()
+
+    def _scroll_to_end(self) -> None:
         if not self.pause.isChecked():
             self.view.scrollToBottom()
 

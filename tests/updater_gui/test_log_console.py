@@ -43,14 +43,15 @@ def test_pause_keeps_the_view_where_it_is(qtbot) -> None:
     console.show()
     console.add(_records(1000))
     bar = console.view.verticalScrollBar()
-    assert bar.value() == bar.maximum()
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum() > 0, timeout=5000)  # auto-scroll is coalesced
     console.pause.setChecked(True)
     bar.setValue(0)
     console.add(_records(1000))
+    qtbot.wait(400)  # longer than the auto-scroll's coalescing
     assert bar.value() == 0
     console.pause.setChecked(False)
     console.add(_records(10))
-    assert bar.value() == bar.maximum()
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum(), timeout=5000)
 
 
 def test_hundred_thousand_lines_in_batches(qtbot) -> None:
