@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 EMIT_INTERVAL_S = 0.05  # progress and log batches reach the GUI thread at most this often
 # Workers are Python threads.  While Qt paints, every call into Python (a model's data(), a delegate's paint)
 # takes the GIL, and while a worker runs a core the GUI thread waits for it up to the interpreter's switch
-# interval each time (5 ms by default), so a repaint of a table costs hundreds of waits.  0.2 ms keeps the
-# event loop under the 50 ms stall target with a batch of 8 (benchmarks/gui.py: 5 ms -> 123 ms, 1 ms -> 45-120
-# ms under load, 0.2 ms -> 15-45 ms, lower is better; the workers lose a few per cent of throughput).
+# interval each time (5 ms by default), so a repaint of a Python model costs hundreds of waits.  The batch table
+# and the unfiltered log view no longer call Python while painting; 0.2 ms bounds the waits left (the batch of
+# 8 stalled 123 ms at 5 ms, 45-120 ms at 1 ms; figures by load in benchmarks/README.md).
 GIL_SWITCH_INTERVAL_S = 0.0002
 
 
