@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QCoreApplication,
     QModelIndex,
     QObject,
@@ -18,7 +17,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QPainter, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -46,6 +45,7 @@ from protocol.flow import FlashOptions
 from . import operations as ops
 from .emulated import EmulatorPool, EmulatorSpec
 from .inspection import FileSummary, judge
+from .messages import error_text, phase_label, reason_text
 from .operations import EventAdapter, Snapshot, Target
 from .ports import EMULATED
 from .workers import ErrorInfo, Worker, start_worker
@@ -53,7 +53,7 @@ from .workers import ErrorInfo, Worker, start_worker
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
-__all__ = ["BatchModel", "BatchRow", "BatchView", "flash_board"]
+__all__ = ["BatchModel", "BatchRow", "BatchView", "ProgressDelegate", "flash_board"]
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 NEXT_BOARD_POLL_S = 1.0
@@ -69,6 +69,21 @@ class BatchRow:
     ok: bool | None = None
     seconds: float = 0.0
     version: str = ""
+    board: BoardResult | None = None  # the last board's result, or
+    failure: ErrorInfo | None = None  # why the row's worker stopped
+
+    def shown(self) -> str:
+        """The result column in the window's language (rendered at display time: a switch re-renders it)."""
+        if self.failure is not None:
+            return self.failure.text()
+        board = self.board
+        if board is None:
+            return self.result
+        if board.ok:
+            return QCoreApplication.translate("BatchView", "ok, {version} in {seconds:.1f} s").format(
+                version=board.version, seconds=board.seconds
+            )
+        return board.shown()
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,16 @@ class BoardResult:
     result: str
     seconds: float
     version: str
+    error: BaseException | None = None  # a failure's typed error, or
+    slug: str | None = None  # a refusal's pre-flight reason slug (``result`` holds the core's English)
+
+    def shown(self) -> str:
+        """The result in the window's language (the CSV keeps the core's English)."""
+        if self.error is not None:
+            return error_text(self.error)
+        if self.slug is not None:
+            return reason_text(self.slug, self.result)
+        return self.result
 
 
 def flash_board(
@@ -96,7 +121,9 @@ def flash_board(
         adapter.on_snapshot(Snapshot(phase="check", message=device_id))
         verdict = judge(summary, device)
         if not verdict.ok:
-            return BoardResult(target.url, device_id, False, verdict.reason, time.monotonic() - start, "")
+            return BoardResult(
+                target.url, device_id, False, verdict.reason, time.monotonic() - start, "", slug=verdict.slug or ""
+            )
         options = FlashOptions(protocol="ymodem" if device.kind == "iap" else "ota", baud=target.baud)
         _result, after = ops.flash(target, summary.data, summary.name, options, cancel=cancel, adapter=adapter)
         version = ""
@@ -106,60 +133,69 @@ def flash_board(
     except Stm32OtaError as err:
         if cancel.cancelled:
             raise
-        return BoardResult(target.url, device_id, False, str(err), time.monotonic() - start, "")
+        return BoardResult(target.url, device_id, False, str(err), time.monotonic() - start, "", error=err)
 
 
-class BatchModel(QAbstractTableModel):
+class BatchModel(QStandardItemModel):
+    r"""The batch rows, kept as :class:`BatchRow`\ s and mirrored into Qt's own item model.
+
+    A C++ model on purpose: painting a Python model calls ``data()`` in Python for every cell and role, and each
+    call waits for the GIL while eight workers flash (benchmarks/gui.py); here a row's texts are pushed once
+    when it changes (:meth:`row_changed`) and painting never enters Python."""
+
+    COLUMNS = 5
+
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(0, self.COLUMNS, parent)
         self.rows: list[BatchRow] = []
+        self.retranslate()
 
-    def set_rows(self, rows: list[BatchRow]) -> None:
-        self.beginResetModel()
-        self.rows = rows
-        self.endResetModel()
-
-    def row_changed(self, row: int) -> None:
-        self.dataChanged.emit(self.index(row, 0), self.index(row, 4))
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
-        return 0 if parent.isValid() else 5
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return (
+    def retranslate(self) -> None:
+        self.setHorizontalHeaderLabels(
+            [
                 QCoreApplication.translate("Batch", "Port"),
                 QCoreApplication.translate("Batch", "Device id"),
                 QCoreApplication.translate("Batch", "Phase"),
                 QCoreApplication.translate("Batch", "Progress"),
                 QCoreApplication.translate("Batch", "Result"),
-            )[section]
-        return None
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        row = self.rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            from .main_window import phase_label
-
-            return (row.port, row.device_id, phase_label(row.phase), f"{row.fraction * 100:.0f} %", row.result)[
-                index.column()
             ]
-        if role == Qt.ItemDataRole.UserRole:
-            return row.fraction
-        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 4 and row.ok is not None:
-            return QColor("#2e7d32") if row.ok else QColor("#c62828")
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 4:
-            return row.result
-        return None
+        )
+        for row in range(len(self.rows)):
+            self.row_changed(row)
+
+    def set_rows(self, rows: list[BatchRow]) -> None:
+        self.rows = rows
+        self.setRowCount(len(rows))
+        for row in range(len(rows)):
+            for column in range(self.COLUMNS):
+                if self.item(row, column) is None:
+                    item = QStandardItem()
+                    item.setEditable(False)
+                    self.setItem(row, column, item)
+            self.row_changed(row)
+
+    def row_changed(self, row: int) -> None:
+        entry = self.rows[row]
+        shown = entry.shown()
+        texts = (entry.port, entry.device_id, phase_label(entry.phase), f"{entry.fraction * 100:.0f} %", shown)
+        items: list[QStandardItem | None] = [self.item(row, column) for column in range(self.COLUMNS)]
+        for item, text in zip(items, texts, strict=True):
+            if item is not None and item.text() != text:
+                item.setText(text)
+        progress, result = items[3], items[4]
+        if progress is not None and progress.data(Qt.ItemDataRole.UserRole) != entry.fraction:
+            progress.setData(entry.fraction, Qt.ItemDataRole.UserRole)
+        if result is not None:
+            result.setToolTip(shown)
+            if entry.ok is not None:
+                result.setForeground(QColor("#2e7d32") if entry.ok else QColor("#c62828"))
 
 
-class _ProgressDelegate(QStyledItemDelegate):
+class ProgressDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
+        if index.data(Qt.ItemDataRole.UserRole) is None:  # no progress to show in this row
+            super().paint(painter, option, index)
+            return
         bar = QStyleOptionProgressBar()
         bar.rect = option.rect.adjusted(2, 2, -2, -2)
         bar.minimum = 0
@@ -206,7 +242,7 @@ class BatchView(QWidget):
         self.table = QTableView(self)
         self.table.setModel(self.model)
         self.table.verticalHeader().setVisible(False)
-        self.table.setItemDelegateForColumn(3, _ProgressDelegate(self.table))
+        self.table.setItemDelegateForColumn(3, ProgressDelegate(self.table))
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Fixed)
@@ -248,7 +284,7 @@ class BatchView(QWidget):
         self.stop_button.setText(self.tr("Stop"))
         self.csv_button.setText(self.tr("Save CSV…"))
         self.ports.setToolTip(self.tr("Tick the ports to flash"))
-        self.model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, 4)
+        self.model.retranslate()
         self._update_summary()
 
     @property
@@ -376,11 +412,9 @@ class BatchView(QWidget):
         entry = self.model.rows[row]
         entry.device_id = result.device_id
         entry.ok = result.ok
-        entry.result = (
-            result.result
-            if not result.ok
-            else self.tr("ok, {version} in {seconds:.1f} s").format(version=result.version, seconds=result.seconds)
-        )
+        entry.board = result
+        entry.failure = None
+        entry.result = result.result
         entry.phase = "done" if result.ok else "error"
         entry.fraction = 1.0 if result.ok else entry.fraction
         self.model.row_changed(row)
@@ -393,7 +427,8 @@ class BatchView(QWidget):
         else:
             entry.ok = False
             entry.phase = "error"
-            entry.result = error.text()
+            entry.failure = error
+            entry.result = error.english()
         self.model.row_changed(row)
 
     def _row_finished(self, row: int) -> None:

@@ -161,6 +161,12 @@ class FlashLayoutBar(QWidget):
             "secondary": QCoreApplication.translate("FlashLayoutBar", "secondary slot"),
             "free": QCoreApplication.translate("FlashLayoutBar", "scratch / free"),
         }
+        short = {  # where the name does not fit (a 64 KiB bootloader on a 1 MiB chip)
+            "bootloader": QCoreApplication.translate("FlashLayoutBar", "boot"),
+            "primary": QCoreApplication.translate("FlashLayoutBar", "primary"),
+            "secondary": QCoreApplication.translate("FlashLayoutBar", "secondary"),
+            "free": QCoreApplication.translate("FlashLayoutBar", "free"),
+        }
         metrics = painter.fontMetrics()
         for kind, start, size in self._regions:
             x = rect.left() + rect.width() * (start - self._base) / self._size
@@ -169,10 +175,15 @@ class FlashLayoutBar(QWidget):
             painter.fillRect(box, _COLOURS[kind])
             painter.setPen(QColor("#ffffff"))
             painter.drawRect(box)
-            label = f"{names[kind]} {human_bytes(size)}"
-            if metrics.horizontalAdvance(label) + 6 > w:
-                label = names[kind]
-            if metrics.horizontalAdvance(label) + 6 <= w:
+            label = next(
+                (
+                    text
+                    for text in (f"{names[kind]} {human_bytes(size)}", names[kind], short[kind])
+                    if metrics.horizontalAdvance(text) + 6 <= w
+                ),
+                metrics.elidedText(short[kind], Qt.TextElideMode.ElideRight, max(int(w) - 6, 0)),
+            )
+            if label:
                 painter.setPen(QColor("#000000") if kind == "free" else QColor("#ffffff"))
                 painter.drawText(box, Qt.AlignmentFlag.AlignCenter, label)
         painter.end()

@@ -9,12 +9,15 @@ Python's GIL (the GUI benchmark measures the app, not the emulator).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import secrets
 import subprocess
 import sys
 import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from emulator.testing import EmulatorHandle, running_emulator
@@ -49,17 +52,27 @@ class EmulatorPool:
             port = self._start_subprocess(spec)
         else:
             with self._lock:
+                state = self._state_dir()
                 handle = self._stack.enter_context(
-                    running_emulator(mode=spec.mode, chip=spec.chip, baud=spec.baud, pacing=spec.baud > 0)
+                    running_emulator(
+                        mode=spec.mode, chip=spec.chip, baud=spec.baud, pacing=spec.baud > 0, state_dir=state
+                    )
                 )
                 self.handles.append(handle)
             port = handle.port
         log.info("emulated %s (%s) on %s", spec.chip, spec.mode, port)
         return port
 
+    def _state_dir(self) -> str:
+        """A fresh state folder whose board has a unique id of its own (call with the lock held): a tray of
+        emulated boards, or a gateway serving several, must tell them apart as it would real ones."""
+        state = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stm32ota-gui-emu-"))
+        (Path(state) / "state.json").write_text(json.dumps({"uid": secrets.token_hex(12)}))
+        return state
+
     def _start_subprocess(self, spec: EmulatorSpec) -> str:
         with self._lock:
-            state = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stm32ota-gui-emu-"))
+            state = self._state_dir()
         command = [
             sys.executable,
             "-m",

@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from PySide6.QtCore import (
+    QAbstractItemModel,
     QAbstractListModel,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QFont, QFontDatabase
@@ -39,6 +41,7 @@ __all__ = ["LEVELS", "LogConsole", "LogFilter", "LogModel", "format_record"]
 LEVELS = ("error", "warning", "info", "debug")  # most severe first
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 MAX_LINES = 500_000  # the oldest lines go beyond this
+FOLLOW_MS = 150  # auto-scroll at most this often
 RecordRole = Qt.ItemDataRole.UserRole + 1
 _COLOURS = {"error": QColor("#c62828"), "warning": QColor("#b26a00"), "info": None, "debug": QColor("#757575")}
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -119,6 +122,11 @@ class LogFilter(QSortFilterProxyModel):
             change()
             self.invalidateFilter()
 
+    @property
+    def active(self) -> bool:
+        """Whether the filter hides anything (when not, the view shows the source model directly)."""
+        return self._rank != _RANK["debug"] or bool(self._text)
+
     def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
         model = self.sourceModel()
         record = model.data(model.index(source_row, 0, source_parent), RecordRole)
@@ -136,10 +144,9 @@ class LogConsole(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = LogModel(self)
-        self.proxy = LogFilter(self)
-        self.proxy.setSourceModel(self.model)
+        self.proxy = LogFilter(self)  # attached to the model only while a filter is set: see _route
         self.view = QListView(self)
-        self.view.setModel(self.proxy)
+        self.view.setModel(self.model)  # the proxy only while a filter is set: see _route
         self.view.setUniformItemSizes(True)
         self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
@@ -169,11 +176,16 @@ class LogConsole(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.view, 1)
 
-        self.level.currentIndexChanged.connect(lambda i: self.proxy.set_level(LEVELS[i]))
-        self.filter.textChanged.connect(self.proxy.set_text)
+        self.level.currentIndexChanged.connect(lambda i: self._filter(lambda: self.proxy.set_level(LEVELS[i])))
+        self.filter.textChanged.connect(lambda text: self._filter(lambda: self.proxy.set_text(text)))
         self.clear_button.clicked.connect(self.model.clear)
         self.save_button.clicked.connect(self._ask_save)
+        self._scroll = QTimer(self)
+        self._scroll.setSingleShot(True)
+        self._scroll.setInterval(FOLLOW_MS)
+        self._scroll.timeout.connect(self._scroll_to_end)
         self.proxy.rowsInserted.connect(self._follow)
+        self.model.rowsInserted.connect(self._follow)
         self.model.rowsInserted.connect(self._update_count)
         self.model.modelReset.connect(self._update_count)
         self.retranslate()
@@ -198,7 +210,46 @@ class LogConsole(QWidget):
     def set_level(self, level: str) -> None:
         self.level.setCurrentIndex(LEVELS.index(level))
 
+    def _filter(self, change: Callable[[], None]) -> None:
+        change()
+        self._route()
+
+    def _route(self) -> None:
+        """The view shows the proxy only while a filter hides something.  Unfiltered, every inserted line
+        would cost a ``filterAcceptsRow`` call into Python (a thousand a second from a chatty device, each
+        waiting for the GIL while a worker flashes), for nothing."""
+        if self.proxy.active:
+            if self.proxy.sourceModel() is not self.model:
+                self.proxy.setSourceModel(self.model)
+            if self.view.model() is not self.proxy:
+                self.view.setModel(self.proxy)
+        else:
+            if self.view.model() is not self.model:
+                self.view.setModel(self.model)
+            if self.proxy.sourceModel() is not None:
+                self.proxy.setSourceModel(None)  # type: ignore[arg-type]  # Qt takes a null model
+        if not self.pause.isChecked():
+            self.view.scrollToBottom()
+
+    def shown(self) -> QAbstractItemModel:
+        """The model the view shows (the log, or the filter over it)."""
+        return self.view.model()
+
+    def visible_lines(self) -> list[str]:
+        """The lines the view shows, as saved."""
+        if self.proxy.active:
+            return self.proxy.visible_lines()
+        return [format_record(record) for record in self.model.records()]
+
     def _follow(self) -> None:
+        """New lines: scroll to them, at most every FOLLOW_MS (scrolling lays the view out and calls the model
+        back from C++; once per batch of a chatty device was the GUI thread's largest cost while flashing)."""
+        if self.sender() is not self.view.model() or self.pause.isChecked():
+            return
+        if not self._scroll.isActive():
+            self._scroll.start()
+
+    def _scroll_to_end(self) -> None:
         if not self.pause.isChecked():
             self.view.scrollToBottom()
 
@@ -214,7 +265,7 @@ class LogConsole(QWidget):
 
     def save(self, path: Path) -> int:
         """Write the lines the filter shows; returns how many."""
-        lines = self.proxy.visible_lines()
+        lines = self.visible_lines()
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         self.saved.emit(str(path))
         return len(lines)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -41,42 +41,18 @@ from .device_view import FlashLayoutBar, SlotTableModel, human_bytes
 from .emulated import EmulatorPool, EmulatorSpec
 from .inspection import FIRMWARE_SUFFIXES, FileSummary, Verdict, inspect_file, judge
 from .log_console import LogConsole
+from .messages import flow_message, phase_label, verdict_hint, verdict_text
 from .operations import DeviceSnapshot, EventAdapter, LogRecord, Snapshot, Target
 from .ports import EMULATED, PortEntry, list_serial_ports
 from .workers import ErrorInfo, Worker, keep_gui_responsive, start_worker
 
-__all__ = ["BAUD_RATES", "MainWindow", "phase_label"]
+__all__ = ["BAUD_RATES", "MainWindow", "phase_label"]  # phase_label: re-exported from .messages
 
 log = logging.getLogger(__name__)
 
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 PORT_POLL_MS = 1000  # how often the port list is rescanned (plug/unplug)
 MAX_RECENT = 8
-
-
-def phase_label(phase: str) -> str:
-    labels = {
-        "connect": QCoreApplication.translate("Phase", "connect"),
-        "probe": QCoreApplication.translate("Phase", "probe"),
-        "read": QCoreApplication.translate("Phase", "read back"),
-        "other": QCoreApplication.translate("Phase", "device work"),
-        "info": QCoreApplication.translate("Phase", "read device"),
-        "check": QCoreApplication.translate("Phase", "check image"),
-        "erase": QCoreApplication.translate("Phase", "erase"),
-        "transfer": QCoreApplication.translate("Phase", "transfer"),
-        "verify": QCoreApplication.translate("Phase", "verify"),
-        "activate": QCoreApplication.translate("Phase", "activate"),
-        "baud": QCoreApplication.translate("Phase", "baud switch"),
-        "reboot": QCoreApplication.translate("Phase", "reboot"),
-        "confirm": QCoreApplication.translate("Phase", "confirm"),
-        "done": QCoreApplication.translate("Phase", "done"),
-        "cancelled": QCoreApplication.translate("Phase", "cancelled"),
-        "error": QCoreApplication.translate("Phase", "error"),
-        "waiting": QCoreApplication.translate("Phase", "waiting"),
-        "rollback": QCoreApplication.translate("Phase", "roll back"),
-        "boot": QCoreApplication.translate("Phase", "boot"),
-    }
-    return labels.get(phase, phase)
 
 
 def format_eta(seconds: float | None) -> str:
@@ -298,6 +274,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.terminal, "")
         self.batch = BatchView(self)
         self.tabs.addTab(self.batch, "")
+        from .gateway_tab import GatewayTab
+
+        self.gateway = GatewayTab(self)
+        self.tabs.addTab(self.gateway, "")
 
         top = QWidget()
         grid = QGridLayout(top)
@@ -372,6 +352,7 @@ class MainWindow(QMainWindow):
         self.tabs.setTabText(0, self.tr("Device log"))
         self.tabs.setTabText(1, self.tr("IAP terminal"))
         self.tabs.setTabText(2, self.tr("Batch"))
+        self.tabs.setTabText(3, self.tr("Gateway"))
         self.file_menu.setTitle(self.tr("&File"))
         self.open_action.setText(self.tr("&Open firmware…"))
         self.quit_action.setText(self.tr("&Quit"))
@@ -379,6 +360,7 @@ class MainWindow(QMainWindow):
         self.log_console.retranslate()
         self.terminal.retranslate()
         self.batch.retranslate()
+        self.gateway.retranslate()
         self.slot_model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(SlotTableModel.COLUMNS) - 1)
         self._fill_port_combo()
         self._show_device()
@@ -461,6 +443,8 @@ class MainWindow(QMainWindow):
         self.port_combo.blockSignals(False)
         if hasattr(self, "batch"):
             self.batch.refresh_ports(self.port_urls())
+        if hasattr(self, "gateway"):
+            self.gateway.refresh_ports(self.port_urls())
 
     def port_urls(self) -> list[str]:
         return [str(self.port_combo.itemData(i)) for i in range(self.port_combo.count())]
@@ -555,7 +539,8 @@ class MainWindow(QMainWindow):
             self.progress.setFormat(phase)
             if snapshot.phase == "done":
                 self.progress.setValue(1000)
-            self.progress_text.setText(f"{phase}: {snapshot.message}" if snapshot.message else phase)
+            message = flow_message(snapshot.message) if snapshot.message else ""
+            self.progress_text.setText(f"{phase}: {message}" if message else phase)
 
     def cancel(self) -> None:
         if self.worker is not None:
@@ -724,13 +709,15 @@ class MainWindow(QMainWindow):
                 neutral = True
                 text = self.tr("The device already runs this version; tick “Reinstall same version” to flash it again.")
             elif self.verdict.ok:
-                text = self.tr("Ready to flash: {reason}").format(reason=self.verdict.reason)
+                text = self.tr("Ready to flash: {reason}").format(reason=verdict_text(self.verdict))
             else:
                 text = self.tr("Refused ({slug}): {reason}").format(
-                    slug=self.verdict.slug or "?", reason=_without_slug(self.verdict.reason, self.verdict.slug)
+                    slug=self.verdict.slug or "?",
+                    reason=_without_slug(verdict_text(self.verdict), self.verdict.slug),
                 )
-                if self.verdict.hint:
-                    text += "\n" + self.tr("Fix: {hint}").format(hint=self.verdict.hint)
+                hint = verdict_hint(self.verdict)
+                if hint:
+                    text += "\n" + self.tr("Fix: {hint}").format(hint=hint)
             mark = "" if neutral else "✔ " if self.verdict.ok else "✘ "
             self.verdict_value.setText(mark + text)
             colour = "#616161" if neutral else "#2e7d32" if self.verdict.ok else "#c62828"
@@ -759,7 +746,9 @@ class MainWindow(QMainWindow):
         if self.summary is None:
             return self.tr("open a firmware file first")
         if self.verdict is None or not self.verdict.ok:
-            return self.verdict.reason if self.verdict is not None else self.tr("the file was not checked")
+            if self.verdict is None:
+                return self.tr("the file was not checked")
+            return _without_slug(verdict_text(self.verdict), self.verdict.slug)
         return None
 
     def _update_actions(self) -> None:
@@ -866,6 +855,7 @@ class MainWindow(QMainWindow):
         self._port_timer.stop()
         self.terminal.stop()
         self.batch.stop()
+        self.gateway.shutdown()
         wait_all()
         if self._own_emulators:
             self.emulators.close()

@@ -29,10 +29,12 @@ __all__ = ["EMIT_INTERVAL_S", "ErrorInfo", "Worker", "WorkerSignals", "start_wor
 log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 0.05  # progress and log batches reach the GUI thread at most this often
-# Workers are Python threads: while one runs a core, the GUI thread waits for the GIL up to the interpreter's
-# switch interval (5 ms by default) per runnable worker.  1 ms keeps a batch of 8 under the 50 ms stall target
-# (benchmarks/gui.py: 123 ms -> 45 ms longest stall).
-GIL_SWITCH_INTERVAL_S = 0.001
+# Workers are Python threads.  While Qt paints, every call into Python (a model's data(), a delegate's paint)
+# takes the GIL, and while a worker runs a core the GUI thread waits for it up to the interpreter's switch
+# interval each time (5 ms by default), so a repaint of a Python model costs hundreds of waits.  The batch table
+# and the unfiltered log view no longer call Python while painting; 0.2 ms bounds the waits left (the batch of
+# 8 stalled 123 ms at 5 ms, 45-120 ms at 1 ms; figures by load in benchmarks/README.md).
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 
 def keep_gui_responsive() -> None:
@@ -45,11 +47,20 @@ def keep_gui_responsive() -> None:
 class ErrorInfo:
     """An error as the window shows it: one sentence, and what to do about it."""
 
-    message: str
+    message: str  # the core's English (the log console shows it)
     hint: str | None = None
     cancelled: bool = False
+    error: BaseException | None = None  # the typed error, rendered in the window's language by text()
 
     def text(self) -> str:
+        """The sentence in the window's language (call it on the GUI thread, at display time)."""
+        from .messages import error_hint, error_text, message_text
+
+        message = error_text(self.error) if self.error is not None else message_text(self.message)
+        hint = error_hint(self.hint)
+        return f"{message} — {hint}" if hint else message
+
+    def english(self) -> str:
         return f"{self.message} — {self.hint}" if self.hint else self.message
 
 
@@ -119,10 +130,10 @@ class Worker(QObject):
             result = self._work(self.cancel_token, adapter)
         except Cancelled as err:
             self._flush()
-            self.signals.errored.emit(ErrorInfo(str(err), cancelled=True))
+            self.signals.errored.emit(ErrorInfo(str(err), cancelled=True, error=err))
         except Stm32OtaError as err:
             self._flush()
-            self.signals.errored.emit(ErrorInfo(str(err), err.hint))
+            self.signals.errored.emit(ErrorInfo(str(err), err.hint, error=err))
         except Exception as err:  # a bug must not take the window down: say it, log the traceback
             log.exception("%s failed", self.name)
             self._flush()

@@ -27,7 +27,13 @@ _WITH_ENTRY_POINT = (
 def test_pyproject_declares_the_entry_point() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["entry-points"]["stm32ota.commands"]["gui"] == "updater_gui.cli:register"
-    assert project["project"]["optional-dependencies"]["gui"] == ["PySide6-Essentials>=6.6"]
+    (gui,) = project["project"]["optional-dependencies"]["gui"]
+    assert gui == "PySide6-Essentials>=6.11,<6.13"
+    assert gui in project["project"]["optional-dependencies"]["test"]  # the README's two commands test the GUI
+    import PySide6
+    from packaging.specifiers import SpecifierSet
+
+    assert PySide6.__version__ in SpecifierSet(gui.removeprefix("PySide6-Essentials")), "the pin excludes this Qt"
     assert not any("PySide6" in dep for dep in project["project"]["dependencies"])
 
 

@@ -110,3 +110,20 @@ def test_shortcuts(qtbot, window) -> None:
     assert window.open_action.shortcut().toString() == "Ctrl+O"
     window.shortcuts["Ctrl+F"].activated.emit()  # no device: the refusal is a sentence in the window
     assert "cannot flash: connect a device first" in window.result_value.text()
+
+
+def test_batch_loop_mode_waits_for_the_next_board_and_never_flashes_one_twice(qtbot, window) -> None:
+    window.open_file(FIRMWARE / "demo-1.1.0.signed.bin")
+    batch = window.batch
+    batch.loop.setChecked(True)
+    assert batch.start(ports=[], emulated=1)
+    qtbot.waitUntil(lambda: len(batch.results) == 1, timeout=TIMEOUT_MS)
+    assert batch.results[0].ok
+    # the same board stays on the port: the row waits for another one instead of flashing it again
+    qtbot.waitUntil(lambda: batch.model.rows[0].phase in ("connect", "info"), timeout=TIMEOUT_MS)
+    qtbot.wait(2500)  # two more looks at the port (NEXT_BOARD_POLL_S apart)
+    assert len(batch.results) == 1 and batch.running
+    with qtbot.waitSignal(batch.batch_finished, timeout=TIMEOUT_MS):
+        batch.stop()
+    assert len(batch.results) == 1 and not batch.running
+    assert "1 flashed, 0 failed" in batch.summary.text()

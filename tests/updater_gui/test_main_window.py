@@ -61,7 +61,7 @@ def test_tampered_image_is_refused_with_a_reason_and_nothing_sent(qtbot, window)
     shown = window.verdict_value.text()
     assert shown.startswith("✘ Refused (digest-mismatch):") and "altered after signing" in shown
     assert window.verdict.hint and window.verdict.hint in shown
-    assert window.flash_button.toolTip() == window.verdict.reason
+    assert window.flash_button.toolTip() == window.verdict.reason.removeprefix("digest-mismatch: ")
     assert window.flash() is None  # a shortcut or a script gets the same refusal, in the window
     assert "cannot flash" in window.result_value.text()
     assert [emu.device.flash.read(s.address, s.size) for s in layout.slots] == before
@@ -168,3 +168,30 @@ def test_ports_are_named_by_bridge(qtbot, window, monkeypatch) -> None:
     monkeypatch.setattr(ports, "_list_ports", lambda: fake[:1])  # unplugged
     window.refresh_ports()
     assert window.port_combo.count() == 2
+
+
+def test_a_free_text_pyserial_url_and_the_recent_files_menu(qtbot, window, tmp_path: Path) -> None:
+    """socket:// to an emulator served over TCP (as ser2net would): the URL field wins over the port list."""
+    import socket
+
+    from emulator.testing import running_emulator
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    with running_emulator(baud=0, pacing=False, socket_port=free) as emu:
+        window.url_edit.setText(emu.port)
+        assert window.selected_url().startswith("socket://")
+        connect(qtbot, window, window.selected_url())
+        assert window.target is not None and window.target.url.startswith("socket://")
+        assert window.device is not None and window.device.kind == "ota"
+        window.disconnect_device()
+    window.open_file(FIRMWARE / "demo-1.0.0.signed.bin")
+    window.open_file(FIRMWARE / "demo-1.1.0.signed.bin")
+    actions = window.recent_menu.actions()
+    assert [a.text() for a in actions[:2]] == [
+        str(FIRMWARE / "demo-1.1.0.signed.bin"),
+        str(FIRMWARE / "demo-1.0.0.signed.bin"),
+    ]
+    actions[1].trigger()  # the recent files menu opens the file again
+    assert window.summary is not None and window.summary.name == "demo-1.0.0.signed.bin"
