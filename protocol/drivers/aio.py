@@ -31,7 +31,7 @@ import serial
 from ..errors import Cancelled, PortError, Stm32OtaError
 from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
 from ..sansio import Connection, Event
-from .link import _READ_CHUNK, DEFAULT_BAUD, CancelToken, SerialLink, _hint_for, check_baud, end_of_line_error
+from .link import _READ_CHUNK, DEFAULT_BAUD, CancelToken, SerialLink, check_baud, end_of_line_error, port_error
 from .trace import log_wire
 
 __all__ = ["AsyncSerialLink"]
@@ -195,10 +195,6 @@ class AsyncSerialLink:
             await self._worker.call(self._link.discard_input)
 
     # -- I/O on the loop (ports with a descriptor) ----------------------------------------------------------
-    def _port_error(self, err: BaseException) -> PortError:
-        message, hint = _hint_for(err, self.url)
-        return PortError(message, hint=hint)
-
     async def _ready(self, add: Callable[..., None], remove: Callable[[int], bool], wait: float | None) -> bool:
         """Wait until the descriptor is ready (True) or ``wait`` seconds pass (False)."""
         fd = self._fd
@@ -227,7 +223,7 @@ class AsyncSerialLink:
         except BlockingIOError:
             return b""
         except OSError as err:
-            raise self._port_error(err) from err
+            raise port_error(err, self.url) from err
         if not data and after_ready:
             raise end_of_line_error(self.url)
         return data
@@ -257,7 +253,7 @@ class AsyncSerialLink:
             except BlockingIOError:
                 pass
             except OSError as err:
-                raise self._port_error(err) from err
+                raise port_error(err, self.url) from err
             if not view:
                 break
             if cancelled is None:

@@ -179,6 +179,14 @@ def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
     return (f"cannot use {url}: {text}", None)
 
 
+def port_error(err: BaseException, url: str) -> PortError:
+    """``err`` (a pyserial or OS error on ``url``) as the :class:`~protocol.errors.PortError` a technician
+    reads: what happened to which port, and what to do about it.  Both drivers translate through this, once,
+    at the call that failed (``raise port_error(err, url) from err``)."""
+    message, hint = _hint_for(err, url)
+    return PortError(message, hint=hint)
+
+
 def open_port(url: str, baud: int = DEFAULT_BAUD, *, exclusive: bool = True) -> serial.SerialBase:
     """Open ``url`` (any pyserial URL or a device path) raw, 8N1, with no flow control."""
     check_baud(baud)
@@ -191,8 +199,7 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, *, exclusive: bool = True) -> 
             port.exclusive = True
         port.open()
     except (serial.SerialException, OSError, ValueError) as err:
-        message, hint = _hint_for(err, url)
-        raise PortError(message, hint=hint) from err
+        raise port_error(err, url) from err
     return port
 
 
@@ -281,8 +288,7 @@ class SerialLink:
         try:
             return fn(*args)
         except (serial.SerialException, OSError) as err:
-            message, hint = _hint_for(err, self.url)
-            raise PortError(message, hint=hint) from err
+            raise port_error(err, self.url) from err
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -313,8 +319,7 @@ class SerialLink:
                 if interrupted is not None and time.monotonic() >= deadline:
                     break
         except OSError as err:
-            message, hint = _hint_for(err, self.url)
-            raise PortError(message, hint=hint) from err
+            raise port_error(err, self.url) from err
         if interrupted is not None:
             raise interrupted
 
@@ -330,8 +335,7 @@ class SerialLink:
             try:
                 ready, _, _ = select.select([fd], [], [], max(timeout, 0.0))
             except (OSError, ValueError) as err:
-                message, hint = _hint_for(err, self.url)
-                raise PortError(message, hint=hint) from err
+                raise port_error(err, self.url) from err
             if not ready:
                 return b""
             try:
@@ -339,8 +343,7 @@ class SerialLink:
             except BlockingIOError:
                 return b""
             except OSError as err:
-                message, hint = _hint_for(err, self.url)
-                raise PortError(message, hint=hint) from err
+                raise port_error(err, self.url) from err
             if not data:
                 raise end_of_line_error(self.url)
         else:
