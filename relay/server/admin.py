@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import delete, func, select
@@ -42,6 +42,9 @@ from .tokens import MAX_TOKEN_LENGTH, hash_token, new_token
 from .validate import bad_request, check_controller_id, check_name, field, is_number, json_body, optional
 
 __all__ = ["add_routes"]
+
+_Row = TypeVar("_Row")
+_Token = TypeVar("_Token", GatewayToken, AdminToken)
 
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _MIN_TOKEN_LENGTH = 16
@@ -128,6 +131,22 @@ def action_json(action: Action, controller_id: str, version: str) -> dict[str, A
         "created_at": _iso(action.created_at),
         "updated_at": _iso(action.updated_at),
     }
+
+
+def _path_id(request: web.Request, key: str, noun: str) -> int:
+    """The number the path's ``{key}`` holds, or a 400 ("action id must be a number")."""
+    text = request.match_info[key]
+    if not is_number(text):
+        raise bad_request(f"{noun} id must be a number", "bad-id")
+    return int(text)
+
+
+async def _by_path_id(session: Any, request: web.Request, model: type[_Row], key: str, *, noun: str, what: str) -> _Row:
+    """The ``model`` row whose id the path's ``{key}`` holds, or a 400 (not a number) or a 404 ("no {what} 7")."""
+    row: _Row | None = await session.get(model, _path_id(request, key, noun))
+    if row is None:
+        raise _not_found(f"{what} {request.match_info[key]}")
+    return row
 
 
 def _limit(request: web.Request) -> int:
@@ -499,15 +518,12 @@ async def assign_release(request: web.Request) -> web.Response:
 
 async def cancel_action(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "release-manager")
-    text = request.match_info["actionId"]
-    if not is_number(text):
-        raise bad_request("action id must be a number", "bad-id")
     async with ctx.sessions.begin() as session:
-        action = await session.get(Action, int(text))
-        if action is None:
-            raise _not_found(f"action {text}")
+        action = await _by_path_id(session, request, Action, "actionId", noun="action", what="action")
         if not action.active:
-            raise http_error(web.HTTPConflict, "closed", f"action {text} is already {action.status}")
+            raise http_error(
+                web.HTTPConflict, "closed", f"action {request.match_info['actionId']} is already {action.status}"
+            )
         devices = await rollouts.cancel_actions(session, Action.id == action.id, "canceled by an operator")
     ctx.changed(devices)
     return web.json_response({"id": action.id, "status": "canceling"})
@@ -603,10 +619,7 @@ async def _rollout_response(ctx: ServerContext, rollout_id: int, status: int = 2
 
 
 def _rollout_id(request: web.Request) -> int:
-    text = request.match_info["rolloutId"]
-    if not is_number(text):
-        raise bad_request("rollout id must be a number", "bad-id")
-    return int(text)
+    return _path_id(request, "rolloutId", "rollout")
 
 
 async def list_rollouts(request: web.Request) -> web.Response:
@@ -723,18 +736,19 @@ async def list_gateway_tokens(request: web.Request) -> web.Response:
     )
 
 
+async def _revoke_token(ctx: ServerContext, request: web.Request, model: type[_Token], what: str) -> _Token:
+    """Revoke the token the path's ``{tokenId}`` names (once: a second revoke keeps the first time) and make
+    every credential cache forget it."""
+    async with ctx.sessions.begin() as session:
+        row = await _by_path_id(session, request, model, "tokenId", noun="token", what=what)
+        row.revoked_at = row.revoked_at or utcnow()
+    ctx.invalidate_credentials()
+    return row
+
+
 async def revoke_gateway_token(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "admin")
-    text = request.match_info["tokenId"]
-    if not is_number(text):
-        raise bad_request("token id must be a number", "bad-id")
-    async with ctx.sessions.begin() as session:
-        row = await session.get(GatewayToken, int(text))
-        if row is None:
-            raise _not_found(f"gateway token {text}")
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-    ctx.invalidate_credentials()
+    row = await _revoke_token(ctx, request, GatewayToken, "gateway token")
     return web.json_response({"id": row.id, "revoked": True})
 
 
@@ -772,15 +786,7 @@ async def list_admin_tokens(request: web.Request) -> web.Response:
 
 async def revoke_admin_token(request: web.Request) -> web.Response:
     ctx, principal = await _auth(request, "admin")
-    text = request.match_info["tokenId"]
-    if not is_number(text):
-        raise bad_request("token id must be a number", "bad-id")
-    async with ctx.sessions.begin() as session:
-        row = await session.get(AdminToken, int(text))
-        if row is None:
-            raise _not_found(f"admin token {text}")
-        row.revoked_at = row.revoked_at or utcnow()
-    ctx.invalidate_credentials()
+    row = await _revoke_token(ctx, request, AdminToken, "admin token")
     return web.json_response({"id": row.id, "revoked": True, "self": row.id == principal.token_id})
 
 
