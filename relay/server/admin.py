@@ -169,6 +169,20 @@ async def _device_by_cid(session: Any, tenant: str, controller_id: str) -> Devic
     return device  # type: ignore[no-any-return]
 
 
+def _check_tags(tags: list[Any]) -> list[str]:
+    if not all(isinstance(t, str) and t for t in tags):
+        raise bad_request("tags must be a list of non-empty strings", "bad-field")
+    return tags
+
+
+def _chip_id(name: str, where: str = "chip") -> int:
+    """The DEV_ID a chip name stands for ("F407", "0x413"), or a 400 that says which field was wrong."""
+    try:
+        return chip_id_from_name(name)
+    except ImageError as err:
+        raise bad_request(f"{where}: {err}", "bad-field") from None
+
+
 def _token_from(data: dict[str, Any]) -> str:
     token = optional(data, "token", str, "")
     if token and not _MIN_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH:
@@ -195,9 +209,7 @@ async def list_devices(request: web.Request) -> web.Response:
 def _new_device(tenant: str, data: dict[str, Any]) -> tuple[Device, str]:
     controller_id = check_controller_id(field(data, "controller_id", str))
     token = _token_from(data)
-    tags = optional(data, "tags", list, [])
-    if not all(isinstance(t, str) and t for t in tags):
-        raise bad_request("tags must be a list of non-empty strings", "bad-field")
+    tags = _check_tags(optional(data, "tags", list, []))
     device = Device(
         tenant=tenant,
         controller_id=controller_id,
@@ -209,10 +221,7 @@ def _new_device(tenant: str, data: dict[str, Any]) -> tuple[Device, str]:
     )
     chip = optional(data, "chip", str, "")
     if chip:
-        try:
-            device.chip_id = chip_id_from_name(chip)
-        except ImageError as err:
-            raise bad_request(f"chip: {err}", "bad-field") from None
+        device.chip_id = _chip_id(chip)
     board = optional(data, "board", int, -1)
     if board > 0xFFFF:
         raise bad_request("board must fit 16 bits", "bad-field")
@@ -270,15 +279,9 @@ async def update_device(request: web.Request) -> web.Response:
         if "name" in data:
             device.name = field(data, "name", str)[:128]
         if "tags" in data:
-            tags = field(data, "tags", list)
-            if not all(isinstance(t, str) and t for t in tags):
-                raise bad_request("tags must be a list of non-empty strings", "bad-field")
-            device.tags = tags
+            device.tags = _check_tags(field(data, "tags", list))
         if "chip" in data:
-            try:
-                device.chip_id = chip_id_from_name(field(data, "chip", str))
-            except ImageError as err:
-                raise bad_request(f"chip: {err}", "bad-field") from None
+            device.chip_id = _chip_id(field(data, "chip", str))
         if "board" in data:
             board = field(data, "board", int)
             if not 0 <= board <= 0xFFFF:
@@ -551,10 +554,7 @@ async def create_rollout(request: web.Request) -> web.Response:
             f"unknown filter key(s) {', '.join(sorted(unknown))}: use chip, board, tags, devices", "bad-field"
         )
     if "chip" in flt:
-        try:
-            chip_id_from_name(str(flt["chip"]))
-        except ImageError as err:
-            raise bad_request(f"filter.chip: {err}", "bad-field") from None
+        _chip_id(str(flt["chip"]), "filter.chip")
     if "board" in flt:
         field(flt, "board", int, "filter.")
     for key in ("tags", "devices"):
