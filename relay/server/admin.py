@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -192,6 +193,18 @@ def _token_from(data: dict[str, Any]) -> str:
     return token or new_token()
 
 
+async def _change_device(
+    ctx: ServerContext, request: web.Request, tenant: str, change: Callable[[Device], None]
+) -> web.Response:
+    """Apply ``change`` to the device the path's ``{controllerId}`` names, in one transaction (it may raise an
+    HTTP error, which changes nothing), tell the poll waiters it changed, and answer with the device."""
+    async with ctx.sessions.begin() as session:
+        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+        change(device)
+    ctx.changed([device.id])
+    return web.json_response(device_json(device))
+
+
 async def list_devices(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "read-only")
     tenant = _tenant(request, ctx)
@@ -274,8 +287,8 @@ async def update_device(request: web.Request) -> web.Response:
     unknown = set(data) - {"name", "tags", "chip", "board"}
     if unknown:
         raise bad_request(f"unknown field(s) {', '.join(sorted(unknown))}: name, tags, chip, board", "bad-field")
-    async with ctx.sessions.begin() as session:
-        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+
+    def change(device: Device) -> None:
         if "name" in data:
             device.name = field(data, "name", str)[:128]
         if "tags" in data:
@@ -287,19 +300,18 @@ async def update_device(request: web.Request) -> web.Response:
             if not 0 <= board <= 0xFFFF:
                 raise bad_request("board must fit 16 bits", "bad-field")
             device.board_id = board
-    ctx.changed([device.id])
-    return web.json_response(device_json(device))
+
+    return await _change_device(ctx, request, tenant, change)
 
 
 async def request_attributes(request: web.Request) -> web.Response:
     """Ask the device for its attributes again (the poll links configData until it sends them)."""
     ctx, _ = await _auth(request, "admin")
-    tenant = _tenant(request, ctx)
-    async with ctx.sessions.begin() as session:
-        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+
+    def change(device: Device) -> None:
         device.request_attributes = True
-    ctx.changed([device.id])
-    return web.json_response(device_json(device))
+
+    return await _change_device(ctx, request, _tenant(request, ctx), change)
 
 
 async def show_device(request: web.Request) -> web.Response:
@@ -324,14 +336,13 @@ async def show_device(request: web.Request) -> web.Response:
 
 async def accept_device(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "admin")
-    tenant = _tenant(request, ctx)
-    async with ctx.sessions.begin() as session:
-        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+
+    def change(device: Device) -> None:
         if device.state != "pending":
             raise http_error(web.HTTPConflict, "not-pending", f"device {device.controller_id!r} is {device.state}")
         device.state = "active"
-    ctx.changed([device.id])
-    return web.json_response(device_json(device))
+
+    return await _change_device(ctx, request, _tenant(request, ctx), change)
 
 
 async def device_token(request: web.Request) -> web.Response:
