@@ -35,7 +35,7 @@ from serial.tools.list_ports_common import ListPortInfo
 from .crc import crc16_xmodem
 from .drivers.link import SerialLink
 from .errors import DeviceError, PortError, ProtocolTimeoutError, Stm32OtaError
-from .flow import detect_protocol, image_digests, read_info
+from .flow import detect_protocol, image_digests, read_info, slot_json
 from .progress import Phase, PhaseStatus, ProgressSnapshot
 from .pump import IoRequest, PumpResult, Write, pump, with_deadline
 from .sansio import DeviceLog, Event, Progress
@@ -258,16 +258,7 @@ def describe_running(info: DeviceInfo) -> str:
 
 
 def _slot_json(slot: SlotInfo | None) -> dict[str, object] | None:
-    if slot is None:
-        return None
-    return {
-        "index": slot.index,
-        "state": slot.state.name.lower(),
-        "version": slot.version_text,
-        "size": slot.image_size,
-        "digest": slot.digest.hex(),
-        "security_counter": slot.security_counter,
-    }
+    return None if slot is None else slot_json(slot)
 
 
 def _state_json(info: DeviceInfo | None) -> dict[str, object] | None:
