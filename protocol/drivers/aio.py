@@ -28,10 +28,19 @@ from typing import Any, TypeVar
 
 import serial
 
-from ..errors import Cancelled, PortError, Stm32OtaError
+from ..errors import Cancelled, PortError
 from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
 from ..sansio import Connection, Event
-from .link import _READ_CHUNK, DEFAULT_BAUD, CancelToken, SerialLink, check_baud, end_of_line_error, port_error
+from .link import (
+    _READ_CHUNK,
+    DEFAULT_BAUD,
+    CancelToken,
+    SerialLink,
+    check_baud,
+    cleanup_after_cancel,
+    end_of_line_error,
+    port_error,
+)
 from .trace import log_wire
 
 __all__ = ["AsyncSerialLink"]
@@ -383,25 +392,22 @@ class AsyncSerialLink:
     async def _clean_up(
         self, steps: Generator[IoRequest, PumpResult, object], error: Cancelled, stop: Callable[[], bool]
     ) -> None:
-        deadline = time.monotonic() + CANCEL_CLEANUP_S
+        cleanup = cleanup_after_cancel(
+            steps,
+            error,
+            stop=stop,
+            again=asyncio.CancelledError,
+            again_note="cancelled again: cleanup stopped",
+            logger=log,
+        )
         try:
-            request = steps.throw(error)
+            request, deadline = next(cleanup)
             while True:
-                if stop():
-                    log.info("second cancel: cleanup stopped")
-                    return
-                if time.monotonic() >= deadline:
-                    log.warning("cleanup after a cancel took longer than %.1f s: stopped", CANCEL_CLEANUP_S)
-                    return
-                request = steps.send(await self._perform(request, deadline))
+                try:
+                    reply = await self._perform(request, deadline)
+                except BaseException as err:  # judged by the cleanup's rules, as if its steps had raised it
+                    request, deadline = cleanup.throw(err)
+                else:
+                    request, deadline = cleanup.send(reply)
         except StopIteration:
             return
-        except Cancelled as err:
-            if err is not error:
-                log.debug("cleanup raised another cancel: %s", err)
-        except asyncio.CancelledError:
-            log.info("cancelled again: cleanup stopped")
-        except Stm32OtaError as err:
-            log.warning("cleanup after a cancel failed: %s", err)
-        finally:
-            steps.close()

@@ -71,41 +71,69 @@ class CancelToken:
             raise Cancelled("cancelled by the user")
 
 
+def cleanup_after_cancel(
+    steps: Generator[IoRequest, PumpResult, object],
+    error: Cancelled,
+    *,
+    stop: Callable[[], bool],
+    again: type[BaseException],
+    again_note: str,
+    clock: Callable[[], float] = time.monotonic,
+    logger: logging.Logger = log,
+) -> Generator[tuple[IoRequest, float], PumpResult, None]:
+    """The cancel contract's second half, for either driver: throw ``error`` into ``steps`` at their pending
+    yield, then yield ``(request, deadline)`` for whatever they still yield (their cleanup: an ABORT for the
+    device, a switch back to the start rate) and send them what the driver's I/O returned, until they return
+    or raise, for at most :data:`~protocol.pump.CANCEL_CLEANUP_S`, or until ``stop()`` says a second cancel
+    came.  The driver performs each request by the deadline and throws what that raised back in here.  Errors
+    of the cleanup, and ``again`` (the driver's own second interrupt: Ctrl-C, a task cancel), are logged
+    to ``logger``, never raised: the caller raises ``error`` afterwards, the cancel is never swallowed."""
+    deadline = clock() + CANCEL_CLEANUP_S
+    try:
+        request = steps.throw(error)
+        while True:
+            if stop():
+                logger.info("second cancel: cleanup stopped")
+                return
+            if clock() >= deadline:
+                logger.warning("cleanup after a cancel took longer than %.1f s: stopped", CANCEL_CLEANUP_S)
+                return
+            request = steps.send((yield request, deadline))
+    except StopIteration:
+        return
+    except Cancelled as err:
+        if err is not error:
+            logger.debug("cleanup raised another cancel: %s", err)
+    except again:
+        logger.info(again_note)
+    except Stm32OtaError as err:
+        logger.warning("cleanup after a cancel failed: %s", err)
+    finally:
+        steps.close()
+
+
 def _clean_up_after_cancel(
     steps: Generator[IoRequest, PumpResult, object],
     error: Cancelled,
     perform: Callable[[IoRequest, float], PumpResult],
     *,
     stop: Callable[[], bool],
-    clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """The cancel contract's second half, for a blocking driver: throw ``error`` into ``steps`` at their
-    pending yield, then ``perform(request, deadline)`` whatever they still yield (their cleanup: an ABORT for
-    the device, a switch back to the start rate) until they return or raise, for at most
-    :data:`~protocol.pump.CANCEL_CLEANUP_S`, or until ``stop()`` says a second cancel came.  Errors of the
-    cleanup are logged, never raised: the caller raises ``error`` afterwards, the cancel is never swallowed."""
-    deadline = clock() + CANCEL_CLEANUP_S
+    """:func:`cleanup_after_cancel` with blocking I/O (``perform(request, deadline)``)."""
+    cleanup = cleanup_after_cancel(
+        steps, error, stop=stop, again=KeyboardInterrupt, again_note="interrupted again: cleanup stopped"
+    )
     try:
-        request = steps.throw(error)
+        request, deadline = next(cleanup)
         while True:
-            if stop():
-                log.info("second cancel: cleanup stopped")
-                return
-            if clock() >= deadline:
-                log.warning("cleanup after a cancel took longer than %.1f s: stopped", CANCEL_CLEANUP_S)
-                return
-            request = steps.send(perform(request, deadline))
+            try:
+                reply = perform(request, deadline)
+            except BaseException as err:  # judged by the cleanup's rules, as if its steps had raised it
+                request, deadline = cleanup.throw(err)
+            else:
+                request, deadline = cleanup.send(reply)
     except StopIteration:
         return
-    except Cancelled as err:
-        if err is not error:
-            log.debug("cleanup raised another cancel: %s", err)
-    except KeyboardInterrupt:
-        log.info("interrupted again: cleanup stopped")
-    except Stm32OtaError as err:
-        log.warning("cleanup after a cancel failed: %s", err)
-    finally:
-        steps.close()
 
 
 _PORT_HINT = (
