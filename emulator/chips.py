@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Self
 
 __all__ = [
     "CHIPS",
@@ -49,6 +50,14 @@ class SlotLayout:
     primary: tuple[int, int]
     secondary: tuple[int, int]
     scratch: tuple[int, int]
+
+    @classmethod
+    def packed(cls, base: int, *, bootloader: int, state: int, primary: int, secondary: int, scratch: int) -> Self:
+        """The five areas back to back from ``base``, in this order, each given by its size: every part's
+        layout is one, so the starts are worked out here rather than by hand in each profile."""
+        sizes = (bootloader, state, primary, secondary, scratch)
+        starts = [base + sum(sizes[:i]) for i in range(len(sizes))]
+        return cls(*zip(starts, sizes, strict=True))
 
     def areas(self) -> dict[str, tuple[int, int]]:
         return {
@@ -165,12 +174,8 @@ _F407 = ChipProfile(
     mass_erase_time_s=8.0,
     ram_size=128 * KIB,  # SRAM1 + SRAM2, contiguous at 0x20000000 (the 64 KiB CCM sits elsewhere)
     uid=_uid("stm32f407vg"),
-    layout=SlotLayout(
-        bootloader=(0x0800_0000, 64 * KIB),
-        state=(0x0801_0000, 64 * KIB),
-        primary=(0x0802_0000, 384 * KIB),
-        secondary=(0x0808_0000, 384 * KIB),
-        scratch=(0x080E_0000, 128 * KIB),
+    layout=SlotLayout.packed(
+        FLASH_BASE, bootloader=64 * KIB, state=64 * KIB, primary=384 * KIB, secondary=384 * KIB, scratch=128 * KIB
     ),
     uid_address=0x1FFF_7A10,
     description="STM32F407VG: 1 MiB single-bank flash, 4x16K + 1x64K + 7x128K sectors, 32-bit programming",
@@ -188,12 +193,8 @@ _F103 = ChipProfile(
     mass_erase_time_s=0.020,
     ram_size=20 * KIB,
     uid=_uid("stm32f103c8"),
-    layout=SlotLayout(
-        bootloader=(0x0800_0000, 16 * KIB),
-        state=(0x0800_4000, 2 * KIB),
-        primary=(0x0800_4800, 22 * KIB),
-        secondary=(0x0800_A000, 22 * KIB),
-        scratch=(0x0800_F800, 2 * KIB),
+    layout=SlotLayout.packed(
+        FLASH_BASE, bootloader=16 * KIB, state=2 * KIB, primary=22 * KIB, secondary=22 * KIB, scratch=2 * KIB
     ),
     uid_address=0x1FFF_F7E8,
     description="STM32F103C8: 64 KiB flash, 1 KiB pages, 16-bit programming",
@@ -211,12 +212,13 @@ _L476 = ChipProfile(
     mass_erase_time_s=0.02213,
     ram_size=96 * KIB,  # SRAM1 (SRAM2 is aliased elsewhere)
     uid=_uid("stm32l476rg"),
-    layout=SlotLayout(
-        bootloader=(0x0800_0000, 64 * KIB),
-        state=(0x0801_0000, 64 * KIB),
-        primary=(0x0802_0000, 384 * KIB),  # bank 1
-        secondary=(0x0808_0000, 384 * KIB),  # bank 2: erased and written while bank 1 runs
-        scratch=(0x080E_0000, 128 * KIB),
+    layout=SlotLayout.packed(
+        FLASH_BASE,
+        bootloader=64 * KIB,
+        state=64 * KIB,
+        primary=384 * KIB,  # the rest of bank 1
+        secondary=384 * KIB,  # bank 2 (from 0x0808_0000): erased and written while bank 1 runs
+        scratch=128 * KIB,
     ),
     read_while_write=True,
     uid_address=0x1FFF_7590,

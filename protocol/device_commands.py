@@ -35,7 +35,16 @@ from serial.tools.list_ports_common import ListPortInfo
 from .crc import crc16_xmodem
 from .drivers.link import SerialLink
 from .errors import DeviceError, PortError, ProtocolTimeoutError, Stm32OtaError
-from .flow import detect_protocol, image_digests, read_info
+from .flow import (
+    PRIMARY_SLOT,
+    REBOOT_POLL_S,
+    REBOOT_TIMEOUT_S,
+    SECONDARY_SLOT,
+    detect_protocol,
+    image_digests,
+    read_info,
+    slot_json,
+)
 from .progress import Phase, PhaseStatus, ProgressSnapshot
 from .pump import IoRequest, PumpResult, Write, pump, with_deadline
 from .sansio import DeviceLog, Event, Progress
@@ -77,10 +86,10 @@ __all__ = [
     "terminal",
 ]
 
-PRIMARY_SLOT = 0
-SECONDARY_SLOT = 1
-RESET_TIMEOUT_S = 60.0  # the bootloader may swap two slots with real flash timings before the app answers
-RESET_POLL_S = 0.5  # listening (device logs still show) between INFO tries while the device restarts
+# A reset waits for the device exactly as the update flow's reboot does (the bootloader may swap two slots
+# with real flash timings before the app answers; device logs still show between the INFO tries).
+RESET_TIMEOUT_S = REBOOT_TIMEOUT_S
+RESET_POLL_S = REBOOT_POLL_S
 READ_CHUNK_ATTEMPTS = 12  # consecutive tries of one READ without an intact answer before giving up
 READ_SHRINK_AFTER = 2  # failed tries of one READ after which it asks for READ_CHUNK_SHRINK times fewer bytes
 READ_CHUNK_SHRINK = 4  # (long replies rarely survive a noisy line)
@@ -258,16 +267,7 @@ def describe_running(info: DeviceInfo) -> str:
 
 
 def _slot_json(slot: SlotInfo | None) -> dict[str, object] | None:
-    if slot is None:
-        return None
-    return {
-        "index": slot.index,
-        "state": slot.state.name.lower(),
-        "version": slot.version_text,
-        "size": slot.image_size,
-        "digest": slot.digest.hex(),
-        "security_counter": slot.security_counter,
-    }
+    return None if slot is None else slot_json(slot)
 
 
 def _state_json(info: DeviceInfo | None) -> dict[str, object] | None:

@@ -59,6 +59,7 @@ __all__ = [
     "flash_image",
     "image_digests",
     "read_info",
+    "slot_json",
 ]
 
 T = TypeVar("T")
@@ -167,12 +168,13 @@ class FlashResult:
             "compression_ratio": round(self.compression_ratio, 4),
             "baud": self.baud,
             "seconds": round(self.total_seconds, 4),
-            "slots_after": [_slot_json(s) for s in self.info_after.slots] if self.info_after else None,
+            "slots_after": [slot_json(s) for s in self.info_after.slots] if self.info_after else None,
             "phases": [p.to_json() for p in self.phases],
         }
 
 
-def _slot_json(slot: SlotInfo) -> dict[str, object]:
+def slot_json(slot: SlotInfo) -> dict[str, object]:
+    """One row of a device's slot table as ``--json`` shows it, the same in every command's output."""
     return {
         "index": slot.index,
         "state": slot.state.name.lower(),

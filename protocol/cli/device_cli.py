@@ -9,13 +9,16 @@ rendering when one of them runs, open the link, and print what the command retur
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .options import add_port_arguments
 
 if TYPE_CHECKING:
-    from ..console import ConsoleReporter
+    from collections.abc import Callable
+
     from ..sansio import Event
+
+T = TypeVar("T")
 
 _HANDLERS = "protocol.cli.device_cli"
 
@@ -104,8 +107,12 @@ def _reporting(p: argparse.ArgumentParser) -> None:
 # --- handlers (imported only when one of these commands runs) ---------------------------------------------
 
 
-def _reporter(args: argparse.Namespace) -> tuple[ConsoleReporter, Any]:
+def _on_device(args: argparse.Namespace, command: Callable[..., T], *params: Any, **options: Any) -> T:
+    """Every device command's frame: open the link ``-p``/``-b`` name, run ``command(link, *params,
+    on_event=..., **options)`` (a :mod:`protocol.device_commands` function) with its progress and device logs
+    on the console (``-q``: none), close the link, then the console."""
     from ..console import ConsoleReporter
+    from ..drivers.link import SerialLink
     from ..progress import Phase, PhaseStatus, ProgressSnapshot
 
     reporter = ConsoleReporter(quiet=args.quiet)
@@ -115,7 +122,11 @@ def _reporter(args: argparse.Namespace) -> tuple[ConsoleReporter, Any]:
             return  # "probing the device": not worth a line
         reporter(event)
 
-    return reporter, on_event
+    try:
+        with SerialLink(args.port, args.baud) as link:
+            return command(link, *params, on_event=on_event, **options)
+    finally:
+        reporter.close()
 
 
 def _finish(args: argparse.Namespace, result: Any) -> int:
@@ -150,53 +161,29 @@ def cmd_ports(args: argparse.Namespace) -> int:
 
 def cmd_reset(args: argparse.Namespace) -> int:
     from ..device_commands import reset
-    from ..drivers.link import SerialLink
 
-    reporter, on_event = _reporter(args)
-    try:
-        with SerialLink(args.port, args.baud) as link:
-            result = reset(link, on_event=on_event, timeout=args.timeout)
-    finally:
-        reporter.close()
+    result = _on_device(args, reset, timeout=args.timeout)
     return _finish(args, result)
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
     from ..device_commands import confirm
-    from ..drivers.link import SerialLink
 
-    reporter, on_event = _reporter(args)
-    try:
-        with SerialLink(args.port, args.baud) as link:
-            result = confirm(link, on_event=on_event)
-    finally:
-        reporter.close()
+    result = _on_device(args, confirm)
     return _finish(args, result)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from ..device_commands import rollback
-    from ..drivers.link import SerialLink
 
-    reporter, on_event = _reporter(args)
-    try:
-        with SerialLink(args.port, args.baud) as link:
-            result = rollback(link, reboot=args.reboot, on_event=on_event, timeout=args.timeout)
-    finally:
-        reporter.close()
+    result = _on_device(args, rollback, reboot=args.reboot, timeout=args.timeout)
     return _finish(args, result)
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
     from ..device_commands import erase
-    from ..drivers.link import SerialLink
 
-    reporter, on_event = _reporter(args)
-    try:
-        with SerialLink(args.port, args.baud) as link:
-            result = erase(link, args.slot, force=args.force, on_event=on_event, timeout=args.timeout)
-    finally:
-        reporter.close()
+    result = _on_device(args, erase, args.slot, force=args.force, timeout=args.timeout)
     return _finish(args, result)
 
 
@@ -206,7 +193,6 @@ def cmd_read(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..device_commands import read_slot
-    from ..drivers.link import SerialLink
     from ..errors import Stm32OtaError
 
     target = Path(args.output)
@@ -214,12 +200,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         raise Stm32OtaError(f"{target} is a folder", hint="name the file to write, e.g. slot0.bin")
     if not target.parent.is_dir():
         raise Stm32OtaError(f"the folder {target.parent} does not exist", hint="create it, or name another file")
-    reporter, on_event = _reporter(args)
-    try:
-        with SerialLink(args.port, args.baud) as link:
-            result = read_slot(link, args.slot, raw=args.raw, on_event=on_event)
-    finally:
-        reporter.close()
+    result = _on_device(args, read_slot, args.slot, raw=args.raw)
     try:  # the file appears whole or not at all
         fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
         try:

@@ -18,7 +18,7 @@ from ..console import (
 )
 from ..drivers.link import SerialLink
 from ..errors import ImageError
-from ..flow import FlashOptions, IapMenuError, flash_image, read_info
+from ..flow import FlashOptions, IapMenuError, flash_image, read_info, slot_json
 from ..image import load_public_key
 from ..pump import pump, with_deadline
 from ..sansio import DeviceLog, Event
@@ -42,17 +42,7 @@ def info_to_json(info: DeviceInfo) -> dict[str, object]:
             "sectors": [{"count": r.count, "size": r.size} for r in info.flash.sectors],
             "slots": [{"index": s.index, "address": f"0x{s.address:08x}", "size": s.size} for s in info.flash.slots],
         },
-        "slots": [
-            {
-                "index": s.index,
-                "state": s.state.name.lower(),
-                "version": s.version_text,
-                "size": s.image_size,
-                "digest": s.digest.hex(),
-                "security_counter": s.security_counter,
-            }
-            for s in info.slots
-        ],
+        "slots": [slot_json(s) for s in info.slots],
         "limits": {"max_block": info.max_block, "max_window": info.max_window, "ram_buffer": info.ram_buffer},
         "options": [o.name.lower() for o in type(info.options) if o and o in info.options and o.name],
         "deflate_wbits": info.deflate_wbits,

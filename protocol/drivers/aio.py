@@ -28,10 +28,19 @@ from typing import Any, TypeVar
 
 import serial
 
-from ..errors import Cancelled, PortError, Stm32OtaError
+from ..errors import Cancelled, PortError
 from ..pump import CANCEL_CLEANUP_S, POLL_INTERVAL_S, IoRequest, PumpResult, Read, SetBaud, Write, pump
 from ..sansio import Connection, Event
-from .link import _READ_CHUNK, DEFAULT_BAUD, CancelToken, SerialLink, _hint_for, check_baud, end_of_line_error
+from .link import (
+    _READ_CHUNK,
+    DEFAULT_BAUD,
+    CancelToken,
+    SerialLink,
+    check_baud,
+    cleanup_after_cancel,
+    end_of_line_error,
+    port_error,
+)
 from .trace import log_wire
 
 __all__ = ["AsyncSerialLink"]
@@ -195,10 +204,6 @@ class AsyncSerialLink:
             await self._worker.call(self._link.discard_input)
 
     # -- I/O on the loop (ports with a descriptor) ----------------------------------------------------------
-    def _port_error(self, err: BaseException) -> PortError:
-        message, hint = _hint_for(err, self.url)
-        return PortError(message, hint=hint)
-
     async def _ready(self, add: Callable[..., None], remove: Callable[[int], bool], wait: float | None) -> bool:
         """Wait until the descriptor is ready (True) or ``wait`` seconds pass (False)."""
         fd = self._fd
@@ -227,7 +232,7 @@ class AsyncSerialLink:
         except BlockingIOError:
             return b""
         except OSError as err:
-            raise self._port_error(err) from err
+            raise port_error(err, self.url) from err
         if not data and after_ready:
             raise end_of_line_error(self.url)
         return data
@@ -257,7 +262,7 @@ class AsyncSerialLink:
             except BlockingIOError:
                 pass
             except OSError as err:
-                raise self._port_error(err) from err
+                raise port_error(err, self.url) from err
             if not view:
                 break
             if cancelled is None:
@@ -387,25 +392,22 @@ class AsyncSerialLink:
     async def _clean_up(
         self, steps: Generator[IoRequest, PumpResult, object], error: Cancelled, stop: Callable[[], bool]
     ) -> None:
-        deadline = time.monotonic() + CANCEL_CLEANUP_S
+        cleanup = cleanup_after_cancel(
+            steps,
+            error,
+            stop=stop,
+            again=asyncio.CancelledError,
+            again_note="cancelled again: cleanup stopped",
+            logger=log,
+        )
         try:
-            request = steps.throw(error)
+            request, deadline = next(cleanup)
             while True:
-                if stop():
-                    log.info("second cancel: cleanup stopped")
-                    return
-                if time.monotonic() >= deadline:
-                    log.warning("cleanup after a cancel took longer than %.1f s: stopped", CANCEL_CLEANUP_S)
-                    return
-                request = steps.send(await self._perform(request, deadline))
+                try:
+                    reply = await self._perform(request, deadline)
+                except BaseException as err:  # judged by the cleanup's rules, as if its steps had raised it
+                    request, deadline = cleanup.throw(err)
+                else:
+                    request, deadline = cleanup.send(reply)
         except StopIteration:
             return
-        except Cancelled as err:
-            if err is not error:
-                log.debug("cleanup raised another cancel: %s", err)
-        except asyncio.CancelledError:
-            log.info("cancelled again: cleanup stopped")
-        except Stm32OtaError as err:
-            log.warning("cleanup after a cancel failed: %s", err)
-        finally:
-            steps.close()

@@ -71,41 +71,69 @@ class CancelToken:
             raise Cancelled("cancelled by the user")
 
 
+def cleanup_after_cancel(
+    steps: Generator[IoRequest, PumpResult, object],
+    error: Cancelled,
+    *,
+    stop: Callable[[], bool],
+    again: type[BaseException],
+    again_note: str,
+    clock: Callable[[], float] = time.monotonic,
+    logger: logging.Logger = log,
+) -> Generator[tuple[IoRequest, float], PumpResult, None]:
+    """The cancel contract's second half, for either driver: throw ``error`` into ``steps`` at their pending
+    yield, then yield ``(request, deadline)`` for whatever they still yield (their cleanup: an ABORT for the
+    device, a switch back to the start rate) and send them what the driver's I/O returned, until they return
+    or raise, for at most :data:`~protocol.pump.CANCEL_CLEANUP_S`, or until ``stop()`` says a second cancel
+    came.  The driver performs each request by the deadline and throws what that raised back in here.  Errors
+    of the cleanup, and ``again`` (the driver's own second interrupt: Ctrl-C, a task cancel), are logged
+    to ``logger``, never raised: the caller raises ``error`` afterwards, the cancel is never swallowed."""
+    deadline = clock() + CANCEL_CLEANUP_S
+    try:
+        request = steps.throw(error)
+        while True:
+            if stop():
+                logger.info("second cancel: cleanup stopped")
+                return
+            if clock() >= deadline:
+                logger.warning("cleanup after a cancel took longer than %.1f s: stopped", CANCEL_CLEANUP_S)
+                return
+            request = steps.send((yield request, deadline))
+    except StopIteration:
+        return
+    except Cancelled as err:
+        if err is not error:
+            logger.debug("cleanup raised another cancel: %s", err)
+    except again:
+        logger.info(again_note)
+    except Stm32OtaError as err:
+        logger.warning("cleanup after a cancel failed: %s", err)
+    finally:
+        steps.close()
+
+
 def _clean_up_after_cancel(
     steps: Generator[IoRequest, PumpResult, object],
     error: Cancelled,
     perform: Callable[[IoRequest, float], PumpResult],
     *,
     stop: Callable[[], bool],
-    clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """The cancel contract's second half, for a blocking driver: throw ``error`` into ``steps`` at their
-    pending yield, then ``perform(request, deadline)`` whatever they still yield (their cleanup: an ABORT for
-    the device, a switch back to the start rate) until they return or raise, for at most
-    :data:`~protocol.pump.CANCEL_CLEANUP_S`, or until ``stop()`` says a second cancel came.  Errors of the
-    cleanup are logged, never raised: the caller raises ``error`` afterwards, the cancel is never swallowed."""
-    deadline = clock() + CANCEL_CLEANUP_S
+    """:func:`cleanup_after_cancel` with blocking I/O (``perform(request, deadline)``)."""
+    cleanup = cleanup_after_cancel(
+        steps, error, stop=stop, again=KeyboardInterrupt, again_note="interrupted again: cleanup stopped"
+    )
     try:
-        request = steps.throw(error)
+        request, deadline = next(cleanup)
         while True:
-            if stop():
-                log.info("second cancel: cleanup stopped")
-                return
-            if clock() >= deadline:
-                log.warning("cleanup after a cancel took longer than %.1f s: stopped", CANCEL_CLEANUP_S)
-                return
-            request = steps.send(perform(request, deadline))
+            try:
+                reply = perform(request, deadline)
+            except BaseException as err:  # judged by the cleanup's rules, as if its steps had raised it
+                request, deadline = cleanup.throw(err)
+            else:
+                request, deadline = cleanup.send(reply)
     except StopIteration:
         return
-    except Cancelled as err:
-        if err is not error:
-            log.debug("cleanup raised another cancel: %s", err)
-    except KeyboardInterrupt:
-        log.info("interrupted again: cleanup stopped")
-    except Stm32OtaError as err:
-        log.warning("cleanup after a cancel failed: %s", err)
-    finally:
-        steps.close()
 
 
 _PORT_HINT = (
@@ -179,6 +207,14 @@ def _hint_for(err: BaseException, url: str) -> tuple[str, str | None]:
     return (f"cannot use {url}: {text}", None)
 
 
+def port_error(err: BaseException, url: str) -> PortError:
+    """``err`` (a pyserial or OS error on ``url``) as the :class:`~protocol.errors.PortError` a technician
+    reads: what happened to which port, and what to do about it.  Both drivers translate through this, once,
+    at the call that failed (``raise port_error(err, url) from err``)."""
+    message, hint = _hint_for(err, url)
+    return PortError(message, hint=hint)
+
+
 def open_port(url: str, baud: int = DEFAULT_BAUD, *, exclusive: bool = True) -> serial.SerialBase:
     """Open ``url`` (any pyserial URL or a device path) raw, 8N1, with no flow control."""
     check_baud(baud)
@@ -191,8 +227,7 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, *, exclusive: bool = True) -> 
             port.exclusive = True
         port.open()
     except (serial.SerialException, OSError, ValueError) as err:
-        message, hint = _hint_for(err, url)
-        raise PortError(message, hint=hint) from err
+        raise port_error(err, url) from err
     return port
 
 
@@ -281,8 +316,7 @@ class SerialLink:
         try:
             return fn(*args)
         except (serial.SerialException, OSError) as err:
-            message, hint = _hint_for(err, self.url)
-            raise PortError(message, hint=hint) from err
+            raise port_error(err, self.url) from err
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -313,8 +347,7 @@ class SerialLink:
                 if interrupted is not None and time.monotonic() >= deadline:
                     break
         except OSError as err:
-            message, hint = _hint_for(err, self.url)
-            raise PortError(message, hint=hint) from err
+            raise port_error(err, self.url) from err
         if interrupted is not None:
             raise interrupted
 
@@ -330,8 +363,7 @@ class SerialLink:
             try:
                 ready, _, _ = select.select([fd], [], [], max(timeout, 0.0))
             except (OSError, ValueError) as err:
-                message, hint = _hint_for(err, self.url)
-                raise PortError(message, hint=hint) from err
+                raise port_error(err, self.url) from err
             if not ready:
                 return b""
             try:
@@ -339,8 +371,7 @@ class SerialLink:
             except BlockingIOError:
                 return b""
             except OSError as err:
-                message, hint = _hint_for(err, self.url)
-                raise PortError(message, hint=hint) from err
+                raise port_error(err, self.url) from err
             if not data:
                 raise end_of_line_error(self.url)
         else:

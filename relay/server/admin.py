@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import delete, func, select
@@ -42,6 +43,9 @@ from .tokens import MAX_TOKEN_LENGTH, hash_token, new_token
 from .validate import bad_request, check_controller_id, check_name, field, is_number, json_body, optional
 
 __all__ = ["add_routes"]
+
+_Row = TypeVar("_Row")
+_Token = TypeVar("_Token", GatewayToken, AdminToken)
 
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _MIN_TOKEN_LENGTH = 16
@@ -130,6 +134,22 @@ def action_json(action: Action, controller_id: str, version: str) -> dict[str, A
     }
 
 
+def _path_id(request: web.Request, key: str, noun: str) -> int:
+    """The number the path's ``{key}`` holds, or a 400 ("action id must be a number")."""
+    text = request.match_info[key]
+    if not is_number(text):
+        raise bad_request(f"{noun} id must be a number", "bad-id")
+    return int(text)
+
+
+async def _by_path_id(session: Any, request: web.Request, model: type[_Row], key: str, *, noun: str, what: str) -> _Row:
+    """The ``model`` row whose id the path's ``{key}`` holds, or a 400 (not a number) or a 404 ("no {what} 7")."""
+    row: _Row | None = await session.get(model, _path_id(request, key, noun))
+    if row is None:
+        raise _not_found(f"{what} {request.match_info[key]}")
+    return row
+
+
 def _limit(request: web.Request) -> int:
     text = request.query.get("limit", str(DEFAULT_LIST_LIMIT))
     if not is_number(text) or not 0 < int(text) <= 100_000:
@@ -150,6 +170,20 @@ async def _device_by_cid(session: Any, tenant: str, controller_id: str) -> Devic
     return device  # type: ignore[no-any-return]
 
 
+def _check_tags(tags: list[Any]) -> list[str]:
+    if not all(isinstance(t, str) and t for t in tags):
+        raise bad_request("tags must be a list of non-empty strings", "bad-field")
+    return tags
+
+
+def _chip_id(name: str, where: str = "chip") -> int:
+    """The DEV_ID a chip name stands for ("F407", "0x413"), or a 400 that says which field was wrong."""
+    try:
+        return chip_id_from_name(name)
+    except ImageError as err:
+        raise bad_request(f"{where}: {err}", "bad-field") from None
+
+
 def _token_from(data: dict[str, Any]) -> str:
     token = optional(data, "token", str, "")
     if token and not _MIN_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH:
@@ -157,6 +191,18 @@ def _token_from(data: dict[str, Any]) -> str:
     if (token and not token.isprintable()) or " " in token:
         raise bad_request("token must be printable, without spaces", "bad-token")
     return token or new_token()
+
+
+async def _change_device(
+    ctx: ServerContext, request: web.Request, tenant: str, change: Callable[[Device], None]
+) -> web.Response:
+    """Apply ``change`` to the device the path's ``{controllerId}`` names, in one transaction (it may raise an
+    HTTP error, which changes nothing), tell the poll waiters it changed, and answer with the device."""
+    async with ctx.sessions.begin() as session:
+        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+        change(device)
+    ctx.changed([device.id])
+    return web.json_response(device_json(device))
 
 
 async def list_devices(request: web.Request) -> web.Response:
@@ -176,9 +222,7 @@ async def list_devices(request: web.Request) -> web.Response:
 def _new_device(tenant: str, data: dict[str, Any]) -> tuple[Device, str]:
     controller_id = check_controller_id(field(data, "controller_id", str))
     token = _token_from(data)
-    tags = optional(data, "tags", list, [])
-    if not all(isinstance(t, str) and t for t in tags):
-        raise bad_request("tags must be a list of non-empty strings", "bad-field")
+    tags = _check_tags(optional(data, "tags", list, []))
     device = Device(
         tenant=tenant,
         controller_id=controller_id,
@@ -190,10 +234,7 @@ def _new_device(tenant: str, data: dict[str, Any]) -> tuple[Device, str]:
     )
     chip = optional(data, "chip", str, "")
     if chip:
-        try:
-            device.chip_id = chip_id_from_name(chip)
-        except ImageError as err:
-            raise bad_request(f"chip: {err}", "bad-field") from None
+        device.chip_id = _chip_id(chip)
     board = optional(data, "board", int, -1)
     if board > 0xFFFF:
         raise bad_request("board must fit 16 bits", "bad-field")
@@ -246,38 +287,31 @@ async def update_device(request: web.Request) -> web.Response:
     unknown = set(data) - {"name", "tags", "chip", "board"}
     if unknown:
         raise bad_request(f"unknown field(s) {', '.join(sorted(unknown))}: name, tags, chip, board", "bad-field")
-    async with ctx.sessions.begin() as session:
-        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+
+    def change(device: Device) -> None:
         if "name" in data:
             device.name = field(data, "name", str)[:128]
         if "tags" in data:
-            tags = field(data, "tags", list)
-            if not all(isinstance(t, str) and t for t in tags):
-                raise bad_request("tags must be a list of non-empty strings", "bad-field")
-            device.tags = tags
+            device.tags = _check_tags(field(data, "tags", list))
         if "chip" in data:
-            try:
-                device.chip_id = chip_id_from_name(field(data, "chip", str))
-            except ImageError as err:
-                raise bad_request(f"chip: {err}", "bad-field") from None
+            device.chip_id = _chip_id(field(data, "chip", str))
         if "board" in data:
             board = field(data, "board", int)
             if not 0 <= board <= 0xFFFF:
                 raise bad_request("board must fit 16 bits", "bad-field")
             device.board_id = board
-    ctx.changed([device.id])
-    return web.json_response(device_json(device))
+
+    return await _change_device(ctx, request, tenant, change)
 
 
 async def request_attributes(request: web.Request) -> web.Response:
     """Ask the device for its attributes again (the poll links configData until it sends them)."""
     ctx, _ = await _auth(request, "admin")
-    tenant = _tenant(request, ctx)
-    async with ctx.sessions.begin() as session:
-        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+
+    def change(device: Device) -> None:
         device.request_attributes = True
-    ctx.changed([device.id])
-    return web.json_response(device_json(device))
+
+    return await _change_device(ctx, request, _tenant(request, ctx), change)
 
 
 async def show_device(request: web.Request) -> web.Response:
@@ -302,14 +336,13 @@ async def show_device(request: web.Request) -> web.Response:
 
 async def accept_device(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "admin")
-    tenant = _tenant(request, ctx)
-    async with ctx.sessions.begin() as session:
-        device = await _device_by_cid(session, tenant, request.match_info["controllerId"])
+
+    def change(device: Device) -> None:
         if device.state != "pending":
             raise http_error(web.HTTPConflict, "not-pending", f"device {device.controller_id!r} is {device.state}")
         device.state = "active"
-    ctx.changed([device.id])
-    return web.json_response(device_json(device))
+
+    return await _change_device(ctx, request, _tenant(request, ctx), change)
 
 
 async def device_token(request: web.Request) -> web.Response:
@@ -499,15 +532,12 @@ async def assign_release(request: web.Request) -> web.Response:
 
 async def cancel_action(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "release-manager")
-    text = request.match_info["actionId"]
-    if not is_number(text):
-        raise bad_request("action id must be a number", "bad-id")
     async with ctx.sessions.begin() as session:
-        action = await session.get(Action, int(text))
-        if action is None:
-            raise _not_found(f"action {text}")
+        action = await _by_path_id(session, request, Action, "actionId", noun="action", what="action")
         if not action.active:
-            raise http_error(web.HTTPConflict, "closed", f"action {text} is already {action.status}")
+            raise http_error(
+                web.HTTPConflict, "closed", f"action {request.match_info['actionId']} is already {action.status}"
+            )
         devices = await rollouts.cancel_actions(session, Action.id == action.id, "canceled by an operator")
     ctx.changed(devices)
     return web.json_response({"id": action.id, "status": "canceling"})
@@ -535,10 +565,7 @@ async def create_rollout(request: web.Request) -> web.Response:
             f"unknown filter key(s) {', '.join(sorted(unknown))}: use chip, board, tags, devices", "bad-field"
         )
     if "chip" in flt:
-        try:
-            chip_id_from_name(str(flt["chip"]))
-        except ImageError as err:
-            raise bad_request(f"filter.chip: {err}", "bad-field") from None
+        _chip_id(str(flt["chip"]), "filter.chip")
     if "board" in flt:
         field(flt, "board", int, "filter.")
     for key in ("tags", "devices"):
@@ -603,10 +630,7 @@ async def _rollout_response(ctx: ServerContext, rollout_id: int, status: int = 2
 
 
 def _rollout_id(request: web.Request) -> int:
-    text = request.match_info["rolloutId"]
-    if not is_number(text):
-        raise bad_request("rollout id must be a number", "bad-id")
-    return int(text)
+    return _path_id(request, "rolloutId", "rollout")
 
 
 async def list_rollouts(request: web.Request) -> web.Response:
@@ -723,18 +747,19 @@ async def list_gateway_tokens(request: web.Request) -> web.Response:
     )
 
 
+async def _revoke_token(ctx: ServerContext, request: web.Request, model: type[_Token], what: str) -> _Token:
+    """Revoke the token the path's ``{tokenId}`` names (once: a second revoke keeps the first time) and make
+    every credential cache forget it."""
+    async with ctx.sessions.begin() as session:
+        row = await _by_path_id(session, request, model, "tokenId", noun="token", what=what)
+        row.revoked_at = row.revoked_at or utcnow()
+    ctx.invalidate_credentials()
+    return row
+
+
 async def revoke_gateway_token(request: web.Request) -> web.Response:
     ctx, _ = await _auth(request, "admin")
-    text = request.match_info["tokenId"]
-    if not is_number(text):
-        raise bad_request("token id must be a number", "bad-id")
-    async with ctx.sessions.begin() as session:
-        row = await session.get(GatewayToken, int(text))
-        if row is None:
-            raise _not_found(f"gateway token {text}")
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-    ctx.invalidate_credentials()
+    row = await _revoke_token(ctx, request, GatewayToken, "gateway token")
     return web.json_response({"id": row.id, "revoked": True})
 
 
@@ -772,15 +797,7 @@ async def list_admin_tokens(request: web.Request) -> web.Response:
 
 async def revoke_admin_token(request: web.Request) -> web.Response:
     ctx, principal = await _auth(request, "admin")
-    text = request.match_info["tokenId"]
-    if not is_number(text):
-        raise bad_request("token id must be a number", "bad-id")
-    async with ctx.sessions.begin() as session:
-        row = await session.get(AdminToken, int(text))
-        if row is None:
-            raise _not_found(f"admin token {text}")
-        row.revoked_at = row.revoked_at or utcnow()
-    ctx.invalidate_credentials()
+    row = await _revoke_token(ctx, request, AdminToken, "admin token")
     return web.json_response({"id": row.id, "revoked": True, "self": row.id == principal.token_id})
 
 

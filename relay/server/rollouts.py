@@ -225,6 +225,15 @@ async def _locked(session: AsyncSession, rollout_id: int) -> Rollout | None:
     ).scalar_one_or_none()
 
 
+async def _operated(session: AsyncSession, rollout_id: int) -> Rollout:
+    """The rollout an operator pauses, resumes or cancels, locked; :class:`LookupError` (the API's 404) when
+    there is none."""
+    rollout = await _locked(session, rollout_id)
+    if rollout is None:
+        raise LookupError(rollout_id)
+    return rollout
+
+
 def _pause(rollout: Rollout, reason: str) -> None:
     rollout.status = "paused"
     rollout.pause_reason = reason
@@ -299,9 +308,7 @@ async def _notify(ctx: ServerContext, device_ids: Sequence[int]) -> None:
 
 async def pause(ctx: ServerContext, rollout_id: int, reason: str = "paused by an operator") -> Rollout:
     async with ctx.rollout_lock(rollout_id), ctx.sessions.begin() as session:
-        rollout = await _locked(session, rollout_id)
-        if rollout is None:
-            raise LookupError(rollout_id)
+        rollout = await _operated(session, rollout_id)
         if rollout.status != "running":
             raise RolloutError(f"rollout {rollout_id} is {rollout.status}, not running")
         _pause(rollout, reason)
@@ -311,9 +318,7 @@ async def pause(ctx: ServerContext, rollout_id: int, reason: str = "paused by an
 
 async def resume(ctx: ServerContext, rollout_id: int) -> Rollout:
     async with ctx.rollout_lock(rollout_id), ctx.sessions.begin() as session:
-        rollout = await _locked(session, rollout_id)
-        if rollout is None:
-            raise LookupError(rollout_id)
+        rollout = await _operated(session, rollout_id)
         if rollout.status != "paused":
             raise RolloutError(f"rollout {rollout_id} is {rollout.status}, not paused")
         groups = (
@@ -350,9 +355,7 @@ async def evaluate_soon(ctx: ServerContext, rollout_id: int) -> None:
 async def cancel(ctx: ServerContext, rollout_id: int) -> Rollout:
     """Stop the rollout; every open action of it becomes a DDI ``cancelAction``."""
     async with ctx.rollout_lock(rollout_id), ctx.sessions.begin() as session:
-        rollout = await _locked(session, rollout_id)
-        if rollout is None:
-            raise LookupError(rollout_id)
+        rollout = await _operated(session, rollout_id)
         if rollout.status in ("finished", "canceled"):
             raise RolloutError(f"rollout {rollout_id} is already {rollout.status}")
         rollout.status = "canceled"
