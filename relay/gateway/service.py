@@ -17,16 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from protocol.image import load_public_key
-from protocol.image.keys import PublicKey
-
+from ..startup import load_trusted_keys, start_site
 from .artifacts import ArtifactCache
 from .config import GatewayConfig
 from .ddi import DdiClient, backoff_delay, feedback_body
@@ -42,24 +39,12 @@ log = logging.getLogger(__name__)
 DELIVERY_IDLE_S = 1.0
 
 
-def _load_keys(paths: tuple[Path, ...]) -> tuple[PublicKey, ...]:
-    keys: list[PublicKey] = []
-    for path in paths:
-        files = sorted(path.glob("*.pem")) if path.is_dir() else [path]
-        for file in files:
-            try:
-                keys.append(load_public_key(file.read_bytes()))
-            except OSError as err:
-                raise ConfigError(f"cannot read trusted key {file}: {err.strerror or err}") from err
-    return tuple(keys)
-
-
 class Gateway:
     def __init__(self, config: GatewayConfig, *, name: str = "stm32ota-gateway", time_factor: float = 1.0) -> None:
         self.config = config
         self.name = name
         self.time_factor = time_factor  # tests shrink the gateway's own waits (cancel checks); never the server's
-        self.keys = _load_keys(config.trusted_keys)
+        self.keys = tuple(load_trusted_keys(config.trusted_keys, error=ConfigError))
         self.config_swu_image: str | None = None
         self.metrics = GatewayMetrics()
         self.client = DdiClient(config.server, config.tenant, config.token_for, timeout=config.request_timeout)
@@ -189,12 +174,6 @@ class Gateway:
         return {"gateway": self.name, "server": self.config.server, "ports": [w.status.to_json() for w in self.workers]}
 
     async def _serve_status(self, listen: str) -> None:
-        host, _, port = listen.rpartition(":")
-        try:
-            port_number = int(port)
-        except ValueError as err:
-            raise ConfigError(f"listen must be HOST:PORT, not {listen!r}") from err
-
         async def healthz(_request: web.Request) -> web.Response:
             backlog = await self.journal.backlog()
             return web.json_response({"status": "ok", "ports": len(self.workers), "backlog": backlog})
@@ -216,15 +195,7 @@ class Gateway:
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/status", status)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]") or "127.0.0.1", port_number)
-        try:
-            await site.start()
-        except OSError as err:
-            raise ConfigError(f"cannot listen on {listen}: {err.strerror or err}") from err
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        bound = sockets[0].getsockname() if sockets else (host, port_number)
-        self.status_url = f"http://{bound[0]}:{bound[1]}"
+        self._runner, self.status_url = await start_site(
+            app, listen, error=ConfigError, default_host="127.0.0.1", access_log=None
+        )
         log.info("status on %s", self.status_url)
