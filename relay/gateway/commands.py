@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .config import DEFAULT_LISTEN, load_config
+from .config import DEFAULT_LISTEN, PortConfig, load_config
 from .errors import ConfigError, GatewayError
 from .service import Gateway
 
@@ -30,6 +30,15 @@ def _tokens(pairs: list[str]) -> dict[str, str]:
     return tokens
 
 
+def _ports(args: argparse.Namespace) -> list[PortConfig]:
+    ports = [PortConfig(url=url) for url in args.port]
+    for rule in getattr(args, "usb", []):
+        vid_pid, _, serial = rule.partition(",")
+        ports.append(PortConfig(usb=vid_pid, serial_number=serial or None))
+    ports += [PortConfig(glob=pattern) for pattern in getattr(args, "port_glob", [])]
+    return ports
+
+
 def config_from_args(args: argparse.Namespace) -> Any:
     return load_config(
         args.config,
@@ -37,13 +46,14 @@ def config_from_args(args: argparse.Namespace) -> Any:
         tenant=args.tenant,
         gateway_token=args.gateway_token,
         target_tokens=_tokens(args.target_token) or None,
-        ports=args.port,
+        ports=_ports(args),
         baud=args.baud,
         trusted_keys=args.trusted_key,
         state_dir=args.state,
         listen=args.listen,
         hw_boardname=args.hw_boardname,
         hw_revision=args.hw_revision,
+        events="off" if getattr(args, "no_events", False) else None,
     )
 
 

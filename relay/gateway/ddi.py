@@ -10,11 +10,14 @@ unchanged is not fetched again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -52,6 +55,7 @@ def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE_S, cap: float = BA
 class Poll:
     sleep: float
     links: dict[str, str]  # rel -> href
+    sent_at: float = 0.0  # wall-clock time the request went out (the answer describes the server after it)
 
     def action_link(self, rel: str) -> tuple[str, str] | None:
         """(href, action id) of ``deploymentBase``/``cancelAction``, if present."""
@@ -83,6 +87,16 @@ class Deployment:
     version: str | None
     chunks: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        """What this deployment delivers (version, and each artifact's name, size and hashes), hashed: an
+        action id alone is not unique (gooseBit's action id is its software id, offered again and again)."""
+        what = {
+            "version": self.version,
+            "artifacts": sorted([a.filename, a.size, sorted(a.hashes.items())] for a in self.artifacts),
+        }
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
 
     @property
     def may_install(self) -> bool:
@@ -230,8 +244,6 @@ class DdiClient:
         parsed: Any = None
         if raw and status != 304:
             try:
-                import json
-
                 parsed = json.loads(raw)
             except ValueError:
                 parsed = None
@@ -250,9 +262,10 @@ class DdiClient:
         url = self.base(controller_id)
         cached = self._etags.get(controller_id)
         headers = {"If-None-Match": cached[0]} if cached else {}
+        sent_at = time.time()
         status, got, body = await self._json("GET", url, controller_id, headers=headers)
         if status == 304 and cached:
-            return cached[1]
+            return replace(cached[1], sent_at=sent_at)
         self._check(status, f"poll of {controller_id}", body)
         if not isinstance(body, dict):
             raise UplinkError(f"poll of {controller_id}: the answer is not a JSON object", status=status)
@@ -262,7 +275,7 @@ class DdiClient:
             for rel, link in (body.get("_links") or {}).items()
             if isinstance(link, dict) and isinstance(link.get("href"), str)
         }
-        poll = Poll(sleep=sleep, links=links)
+        poll = Poll(sleep=sleep, links=links, sent_at=sent_at)
         etag = got.get("ETag")
         if etag:
             self._etags[controller_id] = (etag, poll)

@@ -90,9 +90,11 @@ class _Cancelled(Exception):
 
 
 class PortWorker:
-    def __init__(self, gateway: Gateway, port: PortConfig) -> None:
+    def __init__(self, gateway: Gateway, port: PortConfig, *, discovered: bool = False) -> None:
         self.gw = gateway
         self.port = port
+        self.discovered = discovered  # found by a usb/glob rule: it may vanish (unplugged) and come back
+        self.job: Job | None = None  # the job running on this port, if any
         self.status = PortStatus(url=port.url)
         self.info: DeviceInfo | None = None
         self.cid: str | None = None
@@ -104,6 +106,34 @@ class PortWorker:
     def wake(self) -> None:
         """Poll now (the server's event stream said something changed, or a test wants it)."""
         self._wake.set()
+
+    @property
+    def unplugged(self) -> bool:
+        return self.status.state == "unplugged"
+
+    async def close_port(self) -> None:
+        """Close the port under whatever runs on it (it fails with PortError; nothing more is written)."""
+        link = self._link
+        if link is not None:
+            with contextlib.suppress(Exception):
+                await link.close()
+
+    def mark_unplugged(self, phase: str | None, progress: float) -> None:
+        during = f" during {phase} at {100 * progress:.0f} %" if phase else ""
+        self._set(state="unplugged", message=f"unplugged{during} at {time.strftime('%H:%M:%S')}")
+
+    async def report_unplugged(self, job: Job, phase: str, progress: float) -> None:
+        """Tell the server (through the outbox) that the board of a running job went away."""
+        if self.cid is None:
+            return
+        detail = (
+            f"{self.cid}: unplugged from {self.port.url} during {phase or 'the job'} at {100 * progress:.0f} %; "
+            "the relay resumes from the device's resume record when it is back"
+        )
+        self._logs.append(detail)
+        await self._feedback(
+            job, "proceeding", details=[detail], progress=(int(progress * PROGRESS_STEPS), PROGRESS_STEPS)
+        )
 
     def _set(self, **fields: Any) -> None:
         for key, value in fields.items():
@@ -160,7 +190,7 @@ class PortWorker:
                 await self._cancel_idle(*cancel)
             elif (deployment := poll.action_link("deploymentBase")) is not None:
                 dep = await client.retrying(f"deploymentBase of {cid}", lambda: client.deployment(cid, deployment[0]))
-                if await self._job(link, dep):
+                if await self._job(link, dep, poll.sent_at):
                     return  # the device changed: read its INFO afresh
             await self._sleep(poll)
 
@@ -251,13 +281,24 @@ class PortWorker:
             self.cid, "cancel-feedback", f"cancelAction/{cancel_id}/feedback", body, job_update=update
         )
 
-    async def _job(self, link: AsyncSerialLink, dep: Deployment) -> bool:
+    async def _job(self, link: AsyncSerialLink, dep: Deployment, offered_at: float | None = None) -> bool:
         """Run one deployment; True if the device was touched (its INFO must be read again)."""
         assert self.cid is not None and self.info is not None
-        gw, cid, info = self.gw, self.cid, self.info
-        job = await gw.journal.start_job(cid, dep.action_id, self.port.url, dep.version)
+        gw, cid = self.gw, self.cid
+        job = await gw.journal.start_job(
+            cid, dep.action_id, self.port.url, dep.version, dep.digest, offered_at=offered_at or None
+        )
         if job.final or (job.state == "downloaded" and not dep.may_install):
             return False
+        self.job = job
+        try:
+            return await self._run_job(link, job, dep)
+        finally:
+            self.job = None
+
+    async def _run_job(self, link: AsyncSerialLink, job: Job, dep: Deployment) -> bool:
+        assert self.cid is not None and self.info is not None
+        gw, cid, info = self.gw, self.cid, self.info
         self._set(
             action_id=dep.action_id, target_version=dep.version, state="downloading", progress=0.0, phase="download"
         )
@@ -415,7 +456,12 @@ class PortWorker:
     async def _watch_cancel(self, job: Job, flash: asyncio.Future[Any]) -> _Cancelled | None:
         client, cid = self.gw.client, self.cid or ""
         while not flash.done():
-            await asyncio.sleep(CANCEL_CHECK_S * self.gw.time_factor)
+            # every CANCEL_CHECK_S, or at once when the server's event stream says this device has news
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=CANCEL_CHECK_S * self.gw.time_factor)
+            self._wake.clear()
+            if flash.done():
+                break
             try:
                 poll = await client.poll(cid)
             except UplinkError:
