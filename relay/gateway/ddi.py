@@ -236,7 +236,10 @@ class DdiClient:
         except TimeoutError as err:
             raise UplinkError(f"{method} {url}: no answer within {self.timeout:.0f} s") from err
         except aiohttp.ClientError as err:
-            raise UplinkError(f"{method} {url}: {err or type(err).__name__}") from err
+            raise UplinkError(
+                f"{method} {url}: {err or type(err).__name__}",
+                hint="is the server up and reachable from here? (--server / server =)",
+            ) from err
         if status == 429 or status >= 500:
             raise UplinkError(
                 f"{method} {url}: HTTP {status}", status=status, retry_after=_retry_after(got.get("Retry-After"))
@@ -256,6 +259,8 @@ class DdiClient:
             hint = None
             if status in (401, 403):
                 hint = "check the gateway token or the device's target token (and that the device is accepted)"
+            elif status in (404, 405):
+                hint = "is the server URL the DDI base (scheme, host and port, no path) and the tenant right?"
             raise UplinkError(f"{what}: HTTP {status}" + (f" ({message})" if message else ""), status=status, hint=hint)
 
     async def poll(self, controller_id: str) -> Poll:

@@ -102,6 +102,7 @@ class PortWorker:
         self._log_batch: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._link: AsyncSerialLink | None = None
+        self._last_warning = ""
 
     def wake(self) -> None:
         """Poll now (the server's event stream said something changed, or a test wants it)."""
@@ -140,6 +141,16 @@ class PortWorker:
             setattr(self.status, key, value)
         self.status.updated = time.time()
 
+    def _warn(self, err: BaseException) -> None:
+        """One line per distinct problem (with its hint); the same problem again, retried, only at debug."""
+        hint = getattr(err, "hint", None)
+        text = f"port {self.port.url}: {err}" + (f" ({hint})" if hint else "")
+        if text == self._last_warning:
+            log.debug("%s (again)", text)
+            return
+        self._last_warning = text
+        log.warning("%s; retrying", text)
+
     # -- the port's life --------------------------------------------------------------------------------------
     async def run(self) -> None:
         failures = 0
@@ -158,7 +169,7 @@ class PortWorker:
                 await self._serve(link)
                 failures = 0
             except (Stm32OtaError, OSError) as err:
-                log.warning("port %s: %s", self.port.url, err)
+                self._warn(err)
                 self._set(state="error", message=str(err))
                 failures += 1
                 await asyncio.sleep(min(REOPEN_MAX_S, REOPEN_MIN_S * 2 ** min(failures, 6)))

@@ -93,6 +93,17 @@ class Gateway:
 
     async def start(self) -> None:
         self._journal = await Journal.open(self.config.journal_path)
+        if self.config.listen:  # first: a port that cannot be had stops the start before anything runs
+            try:
+                await self._serve_status(self.config.listen)
+            except BaseException:
+                await self.stop()
+                raise
+        if not self.keys:
+            log.warning(
+                "no trusted keys (trusted_keys / --trusted-key): signatures are checked only by each device, "
+                "after the transfer"
+            )
         for worker in self.workers:
             self._start_worker(worker)
         self._tasks = [asyncio.create_task(self._deliver(), name="outbox")]
@@ -101,8 +112,6 @@ class Gateway:
         if self.config.events == "auto" and self.config.gateway_token:
             self.events_state = "connecting"
             self._tasks.append(asyncio.create_task(self._events(), name="event stream"))
-        if self.config.listen:
-            await self._serve_status(self.config.listen)
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._worker_tasks.values()]
