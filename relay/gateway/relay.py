@@ -321,6 +321,8 @@ class PortWorker:
                 progress=(0, PROGRESS_STEPS),
                 state="downloading",
             )
+            files = ", ".join(f"{a.filename} ({a.size} bytes)" for a in dep.artifacts) or "no artifact"
+            await self._feedback(job, "download", details=[f"downloading {files}"])
         try:
             firmware, name = await self._artifact(dep)
         except (ArtifactError, UplinkError) as err:
@@ -332,8 +334,12 @@ class PortWorker:
             return False
         if not dep.may_install:
             if job.state != "downloaded":
-                why = "maintenance window closed" if dep.maintenance_window == "unavailable" else "download only"
-                await self._feedback(job, "downloaded", details=[f"downloaded {name}; {why}"], state="downloaded")
+                if dep.maintenance_window == "unavailable":  # installed once the window opens
+                    detail = f"downloaded and checked {name}; waiting for the maintenance window"
+                    await self._feedback(job, "scheduled", details=[detail], state="downloaded")
+                else:
+                    detail = f"downloaded and checked {name}; download only"
+                    await self._feedback(job, "downloaded", details=[detail], state="downloaded")
             self._set(state="idle", message="downloaded, waiting for the update to be allowed")
             return False
         if (done := self._already_running(firmware, info)) is not None:
@@ -354,6 +360,15 @@ class PortWorker:
             gw.metrics.jobs.labels(result="rejected").inc()
             self._set(state="idle", message=str(err))
             return False
+        if job.state in ("new", "downloading"):
+            checks = ", ".join(["size", *sorted(dep.artifacts[0].hashes)]) if dep.artifacts else "size"
+            await self._feedback(
+                job, "downloaded", details=[f"{name}: downloaded and checked ({checks}, signature, {cid})"]
+            )
+        elif job.state == "relaying":  # a restart (the gateway, or the board re-plugged) in the middle
+            await self._feedback(
+                job, "resumed", details=[f"{cid}: relay resumed after attempt {job.attempts} was interrupted"]
+            )
         await self._relay(link, job, dep, report.data, name)
         return True
 
@@ -415,7 +430,7 @@ class PortWorker:
                     return
                 await self._feedback(
                     job,
-                    "proceeding",
+                    "resumed",
                     details=[note, "resuming from the device's resume record"],
                     progress=(job.progress_cnt, PROGRESS_STEPS),
                     coalesce=None,
