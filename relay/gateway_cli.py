@@ -55,6 +55,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--no-events", action="store_true", help="never use our server's event stream; poll at the server's sleep"
     )
+    p.add_argument("--log-json", action="store_true", help="log one JSON object a line (time, level, logger, message)")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_gateway")
     actions = p.add_subparsers(dest="gateway_command", metavar="ACTION")
     s = actions.add_parser("status", help="each port's device, job and progress, from a running gateway")

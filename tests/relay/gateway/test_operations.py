@@ -108,3 +108,14 @@ def test_a_listen_address_that_cannot_be_had_stops_the_start_cleanly(tmp_path: P
 
     with pytest.raises(ConfigError, match=r"cannot listen on 192\.0\.2\.1:1"):
         asyncio.run(start())
+
+
+def test_json_logs_are_one_object_a_line() -> None:
+    import json
+
+    from relay.gateway.commands import JsonLogFormatter
+
+    record = logging.LogRecord("relay.gateway.relay", logging.WARNING, __file__, 1, "port %s: %s", ("p", "gone"), None)
+    entry = json.loads(JsonLogFormatter().format(record))
+    assert (entry["level"], entry["logger"], entry["message"]) == ("warning", "relay.gateway.relay", "port p: gone")
+    assert entry["time"].endswith("+00:00")
