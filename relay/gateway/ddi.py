@@ -16,12 +16,13 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiohttp
+from multidict import CIMultiDict
 
 from .errors import UplinkError
 
@@ -226,13 +227,13 @@ class DdiClient:
 
     async def _json(
         self, method: str, url: str, controller_id: str, body: Any = None, *, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], Any]:
+    ) -> tuple[int, Mapping[str, str], Any]:
         self.requests += 1
         sent = self.headers(controller_id, **(headers or {}))
         try:
             async with self.session.request(method, url, json=body, headers=sent) as response:
                 raw = await response.read()
-                status, got = response.status, dict(response.headers)
+                status, got = response.status, CIMultiDict(response.headers)  # header names: any case
         except TimeoutError as err:
             raise UplinkError(f"{method} {url}: no answer within {self.timeout:.0f} s") from err
         except aiohttp.ClientError as err:
