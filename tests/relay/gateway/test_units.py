@@ -210,3 +210,22 @@ def test_a_deployment_digest_follows_its_content() -> None:
 
     assert dep("1.1", "ab").digest == dep("1.1", "ab").digest
     assert len({dep("1.1", "ab").digest, dep("1.2", "ab").digest, dep("1.1", "cd").digest}) == 3
+
+
+def test_path_traversal_in_an_artifact_name_or_hash_never_reaches_the_file_system(tmp_path: Path) -> None:
+    """The cache names files by the artifact's hash, never by its filename; a hash that is not hex is refused."""
+    from relay.gateway.artifacts import ArtifactCache, firmware_of
+    from relay.gateway.ddi import Artifact
+
+    assert firmware_of(NEW, "../../etc/cron.d/evil.bin").name == "evil.bin"
+    cache = ArtifactCache(tmp_path / "cache", client=None)  # type: ignore[arg-type]
+    evil = Artifact(filename="../x", size=3, hashes={"sha256": "../../../etc/passwd"}, links={"download": "u"})
+
+    async def fetch() -> bytes:
+        return await cache.fetch("stm32-a", evil)
+
+    import asyncio
+
+    with pytest.raises(ArtifactError, match="no hash to check it by"):
+        asyncio.run(fetch())
+    assert not (tmp_path / "cache").exists()
