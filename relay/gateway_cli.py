@@ -30,6 +30,20 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="a device's own TargetToken (repeatable)",
     )
     p.add_argument("-p", "--port", action="append", default=[], metavar="URL", help="serial port (repeatable)")
+    p.add_argument(
+        "--usb",
+        action="append",
+        default=[],
+        metavar="VID:PID[,SERIAL]",
+        help="every USB serial adapter with this id (e.g. 0483:5740), plugged in now or later (repeatable)",
+    )
+    p.add_argument(
+        "--port-glob",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="every port path that matches, now or later, e.g. '/dev/serial/by-id/usb-STMicro*' (repeatable)",
+    )
     p.add_argument("-b", "--baud", type=int, default=None, help="line rate of every port (default 115200)")
     p.add_argument("--trusted-key", action="append", default=[], metavar="PUB.pem", help="check signatures with it")
     p.add_argument("--state", default=None, metavar="DIR", help="artifact cache and journal folder")
@@ -38,6 +52,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--hw-boardname", default=None, help="configData hw_boardname (gooseBit matches bundles on it)")
     p.add_argument("--hw-revision", default=None, help="configData hw_revision")
+    p.add_argument(
+        "--no-events", action="store_true", help="never use our server's event stream; poll at the server's sleep"
+    )
+    p.add_argument("--log-json", action="store_true", help="log one JSON object a line (time, level, logger, message)")
     p.set_defaults(handler=f"{_HANDLERS}:cmd_gateway")
     actions = p.add_subparsers(dest="gateway_command", metavar="ACTION")
     s = actions.add_parser("status", help="each port's device, job and progress, from a running gateway")

@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
-from .config import DEFAULT_LISTEN, load_config
+from .config import DEFAULT_LISTEN, PortConfig, load_config
 from .errors import ConfigError, GatewayError
 from .service import Gateway
 
-__all__ = ["cmd_gateway", "cmd_status", "format_status"]
+__all__ = ["JsonLogFormatter", "cmd_gateway", "cmd_status", "format_status"]
 
 STATUS_TIMEOUT_S = 5.0
 
@@ -30,6 +32,15 @@ def _tokens(pairs: list[str]) -> dict[str, str]:
     return tokens
 
 
+def _ports(args: argparse.Namespace) -> list[PortConfig]:
+    ports = [PortConfig(url=url) for url in args.port]
+    for rule in getattr(args, "usb", []):
+        vid_pid, _, serial = rule.partition(",")
+        ports.append(PortConfig(usb=vid_pid, serial_number=serial or None))
+    ports += [PortConfig(glob=pattern) for pattern in getattr(args, "port_glob", [])]
+    return ports
+
+
 def config_from_args(args: argparse.Namespace) -> Any:
     return load_config(
         args.config,
@@ -37,13 +48,14 @@ def config_from_args(args: argparse.Namespace) -> Any:
         tenant=args.tenant,
         gateway_token=args.gateway_token,
         target_tokens=_tokens(args.target_token) or None,
-        ports=args.port,
+        ports=_ports(args),
         baud=args.baud,
         trusted_keys=args.trusted_key,
         state_dir=args.state,
         listen=args.listen,
         hw_boardname=args.hw_boardname,
         hw_revision=args.hw_revision,
+        events="off" if getattr(args, "no_events", False) else None,
     )
 
 
@@ -64,15 +76,39 @@ async def _run(gateway: Gateway) -> None:
         await gateway.stop()
 
 
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line (``time``, ``level``, ``logger``, ``message``): for journald and log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, separators=(",", ":"))
+
+
+def use_json_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(JsonLogFormatter())
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     """Run the gateway until SIGINT/SIGTERM.  The first stdout line is its status URL."""
     config = config_from_args(args)
+    if getattr(args, "log_json", False):
+        use_json_logs()
     asyncio.run(_run(Gateway(config)))
     return 0
 
 
 def format_status(status: dict[str, Any]) -> str:
-    lines = [f"gateway {status.get('gateway')} -> {status.get('server')}"]
+    lines = [f"gateway {status.get('gateway')} -> {status.get('server')} (event stream: {status.get('events', '-')})"]
+    if status.get("rules"):
+        lines.append("discovering: " + ", ".join(status["rules"]))
     lines.append(f"{'PORT':<24} {'DEVICE':<32} {'VERSION':<10} {'STATE':<12} {'JOB':<8} PROGRESS")
     for port in status.get("ports", []):
         progress = f"{port.get('phase') or ''} {100 * float(port.get('progress') or 0):.0f}%".strip()

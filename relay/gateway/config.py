@@ -17,12 +17,19 @@
     [[port]]
     url = "/dev/ttyUSB1"
     baud = 921600
+    [[port]]                               # every board with this USB VID:PID, plugged in now or later
+    usb = "0483:5740"
+    serial_number = "3376..."              # optional: only that one
+    [[port]]                               # every path that matches, now or later
+    glob = "/dev/serial/by-id/usb-STMicro*"
 
 Unknown keys and wrong types are errors (:class:`~relay.gateway.errors.ConfigError`), never silently ignored.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -33,17 +40,54 @@ from .errors import ConfigError
 
 __all__ = ["DEFAULT_LISTEN", "GatewayConfig", "PortConfig", "load_config"]
 
+_USB = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+
 DEFAULT_LISTEN = "127.0.0.1:9110"
 DEFAULT_BAUD = 115200
 
 
 @dataclass(frozen=True, kw_only=True)
 class PortConfig:
-    url: str
+    """One port (``url``), or a rule that finds ports as they come and go (``usb`` VID:PID, ``glob``)."""
+
+    url: str = ""
     baud: int = DEFAULT_BAUD
     fast_baud: int | None = None
     hw_boardname: str | None = None  # overrides the gateway-wide value for this port
     hw_revision: str | None = None
+    usb: str | None = None  # "0483:5740": every USB serial port with this vendor and product id
+    serial_number: str | None = None  # with usb: only the adapter with this USB serial number
+    glob: str | None = None  # "/dev/serial/by-id/usb-STMicro*": every path that matches
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("url", "usb", "glob") if getattr(self, k)]
+        if len(given) != 1:
+            what = " and ".join(given) if given else "none of them"
+            raise ConfigError(f"a port needs exactly one of url, usb or glob, not {what}")
+        if self.usb is not None and _USB.match(self.usb) is None:
+            raise ConfigError(f'usb must be VID:PID in hex ("0483:5740"), not {self.usb!r}')
+        if self.serial_number is not None and self.usb is None:
+            raise ConfigError('serial_number narrows a usb = "VID:PID" port; give usb as well')
+
+    @property
+    def discovered(self) -> bool:
+        """A rule (usb, glob) rather than one fixed port."""
+        return not self.url
+
+    @property
+    def vid_pid(self) -> tuple[int, int] | None:
+        if self.usb is None:
+            return None
+        vid, pid = self.usb.split(":")
+        return int(vid, 16), int(pid, 16)
+
+    @property
+    def label(self) -> str:
+        if self.url:
+            return self.url
+        if self.usb:
+            return f"usb {self.usb}" + (f" serial {self.serial_number}" if self.serial_number else "")
+        return f"glob {self.glob}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +109,8 @@ class GatewayConfig:
     progress_interval: float = 2.0  # at most one progress feedback per port this often
     relay_attempts: int = 3  # a failed relay (power cut, cable) is resumed this often before it is reported
     logs: str = "auto"  # "auto": the server's log endpoint if it has one, else feedback details
+    events: str = "auto"  # "auto": our server's event stream if it offers one (instant start), "off": poll only
+    discovery_interval: float = 2.0  # seconds between scans of the port list for usb/glob ports
 
     def __post_init__(self) -> None:
         if not self.server.startswith(("http://", "https://")):
@@ -73,6 +119,13 @@ class GatewayConfig:
             raise ConfigError(f"logs must be auto, endpoint or details, not {self.logs!r}")
         if self.relay_attempts < 1:
             raise ConfigError("relay_attempts must be at least 1")
+        if self.events not in ("auto", "off"):
+            raise ConfigError(f"events must be auto or off, not {self.events!r}")
+        if self.discovery_interval <= 0:
+            raise ConfigError("discovery_interval must be a positive number of seconds")
+        for name in ("request_timeout", "progress_interval", "max_poll_interval"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive number of seconds")
 
     @property
     def journal_path(self) -> Path:
@@ -106,6 +159,8 @@ _SIMPLE: dict[str, type | tuple[type, ...]] = {
     "progress_interval": (int, float),
     "relay_attempts": int,
     "logs": str,
+    "events": str,
+    "discovery_interval": (int, float),
 }
 _PORT_KEYS: dict[str, type | tuple[type, ...]] = {
     "url": str,
@@ -113,7 +168,16 @@ _PORT_KEYS: dict[str, type | tuple[type, ...]] = {
     "fast_baud": int,
     "hw_boardname": str,
     "hw_revision": str,
+    "usb": str,
+    "serial_number": str,
+    "glob": str,
 }
+_TOP_KEYS = (*_SIMPLE, "trusted_keys", "state_dir", "target_tokens", "port")
+
+
+def _unknown(where: str, key: str, known: tuple[str, ...] | list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    return ConfigError(f"{where}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
 def _typed(where: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -143,7 +207,7 @@ def _from_table(table: Mapping[str, Any], where: str) -> dict[str, Any]:
                 raise ConfigError(f"{where}: write ports as [[port]] tables")
             out["ports"] = tuple(_port(p, f"{where}: port {i + 1}") for i, p in enumerate(value))
         else:
-            raise ConfigError(f"{where}: unknown key {key!r}")
+            raise _unknown(where, key, _TOP_KEYS)
     return out
 
 
@@ -152,10 +216,13 @@ def _port(table: Any, where: str) -> PortConfig:
         raise ConfigError(f"{where}: must be a table with url = ...")
     unknown = set(table) - set(_PORT_KEYS)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-    if "url" not in table:
-        raise ConfigError(f"{where}: url is missing")
-    return PortConfig(**{k: _typed(where, k, v, _PORT_KEYS[k]) for k, v in table.items()})
+        raise _unknown(where, sorted(unknown)[0], list(_PORT_KEYS))
+    if not {"url", "usb", "glob"} & set(table):
+        raise ConfigError(f'{where}: url is missing (or usb = "VID:PID", or glob = "/dev/serial/by-id/...")')
+    try:
+        return PortConfig(**{k: _typed(where, k, v, _PORT_KEYS[k]) for k, v in table.items()})
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def load_config(path: Path | str | None = None, **overrides: Any) -> GatewayConfig:
@@ -187,7 +254,10 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> GatewayConf
     if "server" not in values:
         raise ConfigError("no server URL", hint='give --server URL or server = "..." in the config file')
     if not values.get("ports"):
-        raise ConfigError("no serial ports", hint="give --port URL (repeatable) or [[port]] tables in the config")
+        raise ConfigError(
+            "no serial ports",
+            hint="give --port URL or --usb VID:PID (repeatable), or [[port]] tables in the config",
+        )
     baud = values.get("baud", DEFAULT_BAUD)
     if "baud" in values:
         # ports that name no rate of their own take the gateway-wide one

@@ -10,15 +10,19 @@ unchanged is not fetched again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiohttp
+from multidict import CIMultiDict
 
 from .errors import UplinkError
 
@@ -52,6 +56,7 @@ def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE_S, cap: float = BA
 class Poll:
     sleep: float
     links: dict[str, str]  # rel -> href
+    sent_at: float = 0.0  # wall-clock time the request went out (the answer describes the server after it)
 
     def action_link(self, rel: str) -> tuple[str, str] | None:
         """(href, action id) of ``deploymentBase``/``cancelAction``, if present."""
@@ -83,6 +88,16 @@ class Deployment:
     version: str | None
     chunks: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        """What this deployment delivers (version, and each artifact's name, size and hashes), hashed: an
+        action id alone is not unique (gooseBit's action id is its software id, offered again and again)."""
+        what = {
+            "version": self.version,
+            "artifacts": sorted([a.filename, a.size, sorted(a.hashes.items())] for a in self.artifacts),
+        }
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
 
     @property
     def may_install(self) -> bool:
@@ -212,17 +227,20 @@ class DdiClient:
 
     async def _json(
         self, method: str, url: str, controller_id: str, body: Any = None, *, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], Any]:
+    ) -> tuple[int, Mapping[str, str], Any]:
         self.requests += 1
         sent = self.headers(controller_id, **(headers or {}))
         try:
             async with self.session.request(method, url, json=body, headers=sent) as response:
                 raw = await response.read()
-                status, got = response.status, dict(response.headers)
+                status, got = response.status, CIMultiDict(response.headers)  # header names: any case
         except TimeoutError as err:
             raise UplinkError(f"{method} {url}: no answer within {self.timeout:.0f} s") from err
         except aiohttp.ClientError as err:
-            raise UplinkError(f"{method} {url}: {err or type(err).__name__}") from err
+            raise UplinkError(
+                f"{method} {url}: {err or type(err).__name__}",
+                hint="is the server up and reachable from here? (--server / server =)",
+            ) from err
         if status == 429 or status >= 500:
             raise UplinkError(
                 f"{method} {url}: HTTP {status}", status=status, retry_after=_retry_after(got.get("Retry-After"))
@@ -230,8 +248,6 @@ class DdiClient:
         parsed: Any = None
         if raw and status != 304:
             try:
-                import json
-
                 parsed = json.loads(raw)
             except ValueError:
                 parsed = None
@@ -244,15 +260,18 @@ class DdiClient:
             hint = None
             if status in (401, 403):
                 hint = "check the gateway token or the device's target token (and that the device is accepted)"
+            elif status in (404, 405):
+                hint = "is the server URL the DDI base (scheme, host and port, no path) and the tenant right?"
             raise UplinkError(f"{what}: HTTP {status}" + (f" ({message})" if message else ""), status=status, hint=hint)
 
     async def poll(self, controller_id: str) -> Poll:
         url = self.base(controller_id)
         cached = self._etags.get(controller_id)
         headers = {"If-None-Match": cached[0]} if cached else {}
+        sent_at = time.time()
         status, got, body = await self._json("GET", url, controller_id, headers=headers)
         if status == 304 and cached:
-            return cached[1]
+            return replace(cached[1], sent_at=sent_at)
         self._check(status, f"poll of {controller_id}", body)
         if not isinstance(body, dict):
             raise UplinkError(f"poll of {controller_id}: the answer is not a JSON object", status=status)
@@ -262,7 +281,7 @@ class DdiClient:
             for rel, link in (body.get("_links") or {}).items()
             if isinstance(link, dict) and isinstance(link.get("href"), str)
         }
-        poll = Poll(sleep=sleep, links=links)
+        poll = Poll(sleep=sleep, links=links, sent_at=sent_at)
         etag = got.get("ETag")
         if etag:
             self._etags[controller_id] = (etag, poll)

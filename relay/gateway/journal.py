@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 __all__ = ["FINAL_STATES", "Job", "Journal", "OutboxEntry"]
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FINAL_STATES = ("succeeded", "failed", "cancelled", "rejected")
 
 _SCHEMA = """
@@ -44,8 +44,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     detail TEXT NOT NULL DEFAULT '',
     created REAL NOT NULL,
     updated REAL NOT NULL,
-    UNIQUE (controller_id, action_id)
+    deployment TEXT NOT NULL DEFAULT '',
+    result_seq INTEGER
 );
+CREATE INDEX IF NOT EXISTS jobs_action ON jobs (controller_id, action_id, id);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     controller_id TEXT NOT NULL,
@@ -58,6 +60,21 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (controller_id, seq) WHERE delivered IS NULL;
 """
+
+# schema 1 keyed jobs by (controllerId, action id) alone, a UNIQUE constraint SQLite cannot drop: rebuild
+_FROM_1 = (
+    """
+ALTER TABLE jobs RENAME TO jobs_v1;
+"""
+    + _SCHEMA.split("CREATE TABLE IF NOT EXISTS outbox", maxsplit=1)[0]
+    + """
+INSERT INTO jobs (id, controller_id, action_id, port, version, state, attempts, progress_cnt, progress_of, detail,
+                  created, updated)
+    SELECT id, controller_id, action_id, port, version, state, attempts, progress_cnt, progress_of, detail,
+           created, updated FROM jobs_v1;
+DROP TABLE jobs_v1;
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,7 @@ class Job:
     progress_cnt: int
     progress_of: int
     detail: str
+    deployment: str = ""  # the deployment's digest: what it delivers
 
     @property
     def final(self) -> bool:
@@ -117,6 +135,8 @@ class Journal:
                 f"{self.path} was written by a newer gateway (schema {version})",
                 hint="run the newer gateway, or move the journal away",
             )
+        if version == 1:
+            db.executescript("BEGIN;" + _FROM_1 + "COMMIT;")
         db.executescript(_SCHEMA)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db = db
@@ -144,28 +164,46 @@ class Journal:
 
     # -- jobs -------------------------------------------------------------------------------------------------
     async def job(self, controller_id: str, action_id: str) -> Job | None:
+        """The latest job for this action id."""
+
         def read(db: sqlite3.Connection) -> Job | None:
-            row = db.execute(
-                "SELECT * FROM jobs WHERE controller_id=? AND action_id=?", (controller_id, action_id)
-            ).fetchone()
+            row = db.execute(_LATEST, (controller_id, action_id)).fetchone()
             return _job(row) if row else None
 
         return await self._run(self._tx, read)
 
-    async def start_job(self, controller_id: str, action_id: str, port: str, version: str | None) -> Job:
-        """The job for this action: the one already journalled (a restart), or a new one."""
+    async def start_job(
+        self,
+        controller_id: str,
+        action_id: str,
+        port: str,
+        version: str | None,
+        deployment: str = "",
+        *,
+        offered_at: float | None = None,
+    ) -> Job:
+        """The job for this deployment: the one already journalled (a restart), or a new one.
+
+        ``deployment`` is what the action delivers (:attr:`~relay.gateway.ddi.Deployment.digest`): an action
+        id that comes back with other content is a new deployment (gooseBit's ids are its software ids).  The
+        same content offered again although our closing result reached the server before the offer was made
+        (``offered_at``, the time the poll was sent) is a new deployment too (gooseBit, re-assigned); while the
+        result is undelivered, the server simply has not heard it yet, and the old job stands."""
+        asked = time.time() if offered_at is None else offered_at
 
         def upsert(db: sqlite3.Connection) -> Job:
+            row = db.execute(_LATEST, (controller_id, action_id)).fetchone()
+            if row is not None:
+                job = _job(row)
+                if job.deployment == deployment and (not job.final or not _reported_before(db, row, asked)):
+                    return job
             now = time.time()
-            db.execute(
-                "INSERT OR IGNORE INTO jobs (controller_id, action_id, port, version, state, created, updated)"
-                " VALUES (?, ?, ?, ?, 'new', ?, ?)",
-                (controller_id, action_id, port, version, now, now),
+            cursor = db.execute(
+                "INSERT INTO jobs (controller_id, action_id, port, version, state, created, updated, deployment)"
+                " VALUES (?, ?, ?, ?, 'new', ?, ?, ?)",
+                (controller_id, action_id, port, version, now, now, deployment),
             )
-            row = db.execute(
-                "SELECT * FROM jobs WHERE controller_id=? AND action_id=?", (controller_id, action_id)
-            ).fetchone()
-            return _job(row)
+            return _job(db.execute("SELECT * FROM jobs WHERE id=?", (cursor.lastrowid,)).fetchone())
 
         return await self._run(self._tx, upsert)
 
@@ -215,12 +253,14 @@ class Journal:
                 "INSERT INTO outbox (controller_id, kind, path, body, coalesce_key, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (controller_id, kind, path, text, coalesce_key, now),
             )
-            if job_update is not None:
-                job_id, fields = job_update
-                assignments = ", ".join(f"{key}=?" for key in fields)
-                db.execute(f"UPDATE jobs SET {assignments}, updated=? WHERE id=?", (*fields.values(), now, job_id))
             seq = cursor.lastrowid
             assert seq is not None
+            if job_update is not None:
+                job_id, fields = job_update
+                if fields.get("state") in FINAL_STATES:
+                    fields = {**fields, "result_seq": seq}  # the job's result is this message
+                assignments = ", ".join(f"{key}=?" for key in fields)
+                db.execute(f"UPDATE jobs SET {assignments}, updated=? WHERE id=?", (*fields.values(), now, job_id))
             return seq
 
         seq = await self._run(self._tx, insert)
@@ -251,6 +291,18 @@ class Journal:
         return await self._run(self._tx, count)
 
 
+_LATEST = "SELECT * FROM jobs WHERE controller_id=? AND action_id=? ORDER BY id DESC LIMIT 1"
+
+
+def _reported_before(db: sqlite3.Connection, row: tuple[Any, ...], when: float) -> bool:
+    """Whether the job's closing result reached the server before ``when``."""
+    result_seq = row[13]
+    if result_seq is None:
+        return False
+    delivered = db.execute("SELECT delivered FROM outbox WHERE seq=?", (result_seq,)).fetchone()
+    return bool(delivered and delivered[0] is not None and delivered[0] < when)
+
+
 def _job(row: tuple[Any, ...]) -> Job:
     return Job(
         id=row[0],
@@ -263,4 +315,5 @@ def _job(row: tuple[Any, ...]) -> Job:
         progress_cnt=row[7],
         progress_of=row[8],
         detail=row[9],
+        deployment=row[12],
     )

@@ -19,6 +19,9 @@ class GatewayMetrics:
         )
         self.backlog = Gauge("stm32ota_gateway_outbox_backlog", "Messages waiting for the uplink", registry=r)
         self.ports = Gauge("stm32ota_gateway_ports", "Ports by state", ["state"], registry=r)
+        self.port_events = Counter(
+            "stm32ota_gateway_port_events", "Discovered ports plugged in / unplugged", ["event"], registry=r
+        )
         self.uplink_up = Gauge("stm32ota_gateway_uplink_up", "1 when the last delivery reached the server", registry=r)
         self.requests = Gauge("stm32ota_gateway_http_requests", "HTTP requests sent to the server", registry=r)
         self.download_bytes = Gauge("stm32ota_gateway_download_bytes", "Artifact bytes downloaded", registry=r)

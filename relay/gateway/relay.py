@@ -90,9 +90,11 @@ class _Cancelled(Exception):
 
 
 class PortWorker:
-    def __init__(self, gateway: Gateway, port: PortConfig) -> None:
+    def __init__(self, gateway: Gateway, port: PortConfig, *, discovered: bool = False) -> None:
         self.gw = gateway
         self.port = port
+        self.discovered = discovered  # found by a usb/glob rule: it may vanish (unplugged) and come back
+        self.job: Job | None = None  # the job running on this port, if any
         self.status = PortStatus(url=port.url)
         self.info: DeviceInfo | None = None
         self.cid: str | None = None
@@ -100,15 +102,54 @@ class PortWorker:
         self._log_batch: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._link: AsyncSerialLink | None = None
+        self._last_warning = ""
 
     def wake(self) -> None:
         """Poll now (the server's event stream said something changed, or a test wants it)."""
         self._wake.set()
 
+    @property
+    def unplugged(self) -> bool:
+        return self.status.state == "unplugged"
+
+    async def close_port(self) -> None:
+        """Close the port under whatever runs on it (it fails with PortError; nothing more is written)."""
+        link = self._link
+        if link is not None:
+            with contextlib.suppress(Exception):
+                await link.close()
+
+    def mark_unplugged(self, phase: str | None, progress: float) -> None:
+        during = f" during {phase} at {100 * progress:.0f} %" if phase else ""
+        self._set(state="unplugged", message=f"unplugged{during} at {time.strftime('%H:%M:%S')}")
+
+    async def report_unplugged(self, job: Job, phase: str, progress: float) -> None:
+        """Tell the server (through the outbox) that the board of a running job went away."""
+        if self.cid is None:
+            return
+        detail = (
+            f"{self.cid}: unplugged from {self.port.url} during {phase or 'the job'} at {100 * progress:.0f} %; "
+            "the relay resumes from the device's resume record when it is back"
+        )
+        self._logs.append(detail)
+        await self._feedback(
+            job, "proceeding", details=[detail], progress=(int(progress * PROGRESS_STEPS), PROGRESS_STEPS)
+        )
+
     def _set(self, **fields: Any) -> None:
         for key, value in fields.items():
             setattr(self.status, key, value)
         self.status.updated = time.time()
+
+    def _warn(self, err: BaseException) -> None:
+        """One line per distinct problem (with its hint); the same problem again, retried, only at debug."""
+        hint = getattr(err, "hint", None)
+        text = f"port {self.port.url}: {err}" + (f" ({hint})" if hint else "")
+        if text == self._last_warning:
+            log.debug("%s (again)", text)
+            return
+        self._last_warning = text
+        log.warning("%s; retrying", text)
 
     # -- the port's life --------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -128,7 +169,7 @@ class PortWorker:
                 await self._serve(link)
                 failures = 0
             except (Stm32OtaError, OSError) as err:
-                log.warning("port %s: %s", self.port.url, err)
+                self._warn(err)
                 self._set(state="error", message=str(err))
                 failures += 1
                 await asyncio.sleep(min(REOPEN_MAX_S, REOPEN_MIN_S * 2 ** min(failures, 6)))
@@ -160,7 +201,7 @@ class PortWorker:
                 await self._cancel_idle(*cancel)
             elif (deployment := poll.action_link("deploymentBase")) is not None:
                 dep = await client.retrying(f"deploymentBase of {cid}", lambda: client.deployment(cid, deployment[0]))
-                if await self._job(link, dep):
+                if await self._job(link, dep, poll.sent_at):
                     return  # the device changed: read its INFO afresh
             await self._sleep(poll)
 
@@ -251,13 +292,24 @@ class PortWorker:
             self.cid, "cancel-feedback", f"cancelAction/{cancel_id}/feedback", body, job_update=update
         )
 
-    async def _job(self, link: AsyncSerialLink, dep: Deployment) -> bool:
+    async def _job(self, link: AsyncSerialLink, dep: Deployment, offered_at: float | None = None) -> bool:
         """Run one deployment; True if the device was touched (its INFO must be read again)."""
         assert self.cid is not None and self.info is not None
-        gw, cid, info = self.gw, self.cid, self.info
-        job = await gw.journal.start_job(cid, dep.action_id, self.port.url, dep.version)
+        gw, cid = self.gw, self.cid
+        job = await gw.journal.start_job(
+            cid, dep.action_id, self.port.url, dep.version, dep.digest, offered_at=offered_at or None
+        )
         if job.final or (job.state == "downloaded" and not dep.may_install):
             return False
+        self.job = job
+        try:
+            return await self._run_job(link, job, dep)
+        finally:
+            self.job = None
+
+    async def _run_job(self, link: AsyncSerialLink, job: Job, dep: Deployment) -> bool:
+        assert self.cid is not None and self.info is not None
+        gw, cid, info = self.gw, self.cid, self.info
         self._set(
             action_id=dep.action_id, target_version=dep.version, state="downloading", progress=0.0, phase="download"
         )
@@ -269,6 +321,8 @@ class PortWorker:
                 progress=(0, PROGRESS_STEPS),
                 state="downloading",
             )
+            files = ", ".join(f"{a.filename} ({a.size} bytes)" for a in dep.artifacts) or "no artifact"
+            await self._feedback(job, "download", details=[f"downloading {files}"])
         try:
             firmware, name = await self._artifact(dep)
         except (ArtifactError, UplinkError) as err:
@@ -280,8 +334,12 @@ class PortWorker:
             return False
         if not dep.may_install:
             if job.state != "downloaded":
-                why = "maintenance window closed" if dep.maintenance_window == "unavailable" else "download only"
-                await self._feedback(job, "downloaded", details=[f"downloaded {name}; {why}"], state="downloaded")
+                if dep.maintenance_window == "unavailable":  # installed once the window opens
+                    detail = f"downloaded and checked {name}; waiting for the maintenance window"
+                    await self._feedback(job, "scheduled", details=[detail], state="downloaded")
+                else:
+                    detail = f"downloaded and checked {name}; download only"
+                    await self._feedback(job, "downloaded", details=[detail], state="downloaded")
             self._set(state="idle", message="downloaded, waiting for the update to be allowed")
             return False
         if (done := self._already_running(firmware, info)) is not None:
@@ -302,6 +360,15 @@ class PortWorker:
             gw.metrics.jobs.labels(result="rejected").inc()
             self._set(state="idle", message=str(err))
             return False
+        if job.state in ("new", "downloading"):
+            checks = ", ".join(["size", *sorted(dep.artifacts[0].hashes)]) if dep.artifacts else "size"
+            await self._feedback(
+                job, "downloaded", details=[f"{name}: downloaded and checked ({checks}, signature, {cid})"]
+            )
+        elif job.state == "relaying":  # a restart (the gateway, or the board re-plugged) in the middle
+            await self._feedback(
+                job, "resumed", details=[f"{cid}: relay resumed after attempt {job.attempts} was interrupted"]
+            )
         await self._relay(link, job, dep, report.data, name)
         return True
 
@@ -363,7 +430,7 @@ class PortWorker:
                     return
                 await self._feedback(
                     job,
-                    "proceeding",
+                    "resumed",
                     details=[note, "resuming from the device's resume record"],
                     progress=(job.progress_cnt, PROGRESS_STEPS),
                     coalesce=None,
@@ -415,7 +482,12 @@ class PortWorker:
     async def _watch_cancel(self, job: Job, flash: asyncio.Future[Any]) -> _Cancelled | None:
         client, cid = self.gw.client, self.cid or ""
         while not flash.done():
-            await asyncio.sleep(CANCEL_CHECK_S * self.gw.time_factor)
+            # every CANCEL_CHECK_S, or at once when the server's event stream says this device has news
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=CANCEL_CHECK_S * self.gw.time_factor)
+            self._wake.clear()
+            if flash.done():
+                break
             try:
                 poll = await client.poll(cid)
             except UplinkError:

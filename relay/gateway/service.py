@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from protocol.image import load_public_key
-from protocol.image.keys import PublicKey
-
+from ..startup import load_trusted_keys, start_site
 from .artifacts import ArtifactCache
-from .config import GatewayConfig
+from .config import GatewayConfig, PortConfig
 from .ddi import DdiClient, backoff_delay, feedback_body
+from .discovery import Comports, PortScanner
 from .errors import ConfigError, UplinkError
 from .journal import Journal, OutboxEntry
 from .metrics import GatewayMetrics
@@ -40,34 +40,38 @@ __all__ = ["Gateway"]
 log = logging.getLogger(__name__)
 
 DELIVERY_IDLE_S = 1.0
-
-
-def _load_keys(paths: tuple[Path, ...]) -> tuple[PublicKey, ...]:
-    keys: list[PublicKey] = []
-    for path in paths:
-        files = sorted(path.glob("*.pem")) if path.is_dir() else [path]
-        for file in files:
-            try:
-                keys.append(load_public_key(file.read_bytes()))
-            except OSError as err:
-                raise ConfigError(f"cannot read trusted key {file}: {err.strerror or err}") from err
-    return tuple(keys)
+EVENTS_SILENCE_S = 60.0  # our server sends a keep-alive every 15 s: this much silence means the stream is dead
+EVENTS_RETRY_S = 600.0  # a server without an event stream is asked again this rarely (it may be upgraded)
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, *, name: str = "stm32ota-gateway", time_factor: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        name: str = "stm32ota-gateway",
+        time_factor: float = 1.0,
+        comports: Comports | None = None,
+    ) -> None:
         self.config = config
         self.name = name
         self.time_factor = time_factor  # tests shrink the gateway's own waits (cancel checks); never the server's
-        self.keys = _load_keys(config.trusted_keys)
+        self.keys = tuple(load_trusted_keys(config.trusted_keys, error=ConfigError))
         self.config_swu_image: str | None = None
         self.metrics = GatewayMetrics()
         self.client = DdiClient(config.server, config.tenant, config.token_for, timeout=config.request_timeout)
         self.cache = ArtifactCache(config.cache_dir, self.client)
-        self.workers = [PortWorker(self, port) for port in config.ports]
+        self.workers = [PortWorker(self, port) for port in config.ports if not port.discovered]
+        rules = [port for port in config.ports if port.discovered]
+        self.scanner = PortScanner(rules, comports) if rules else None
         self.by_controller: dict[str, PortWorker] = {}
         self._journal: Journal | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._worker_tasks: dict[PortWorker, asyncio.Task[None]] = {}
+        # our server's event stream: "off" (no gateway token, or events = "off"), "connecting", "connected",
+        # "down" (retrying), "unavailable" (the server has none: polling only)
+        self.events_state = "off"
+        self.events_received = 0
         self._runner: web.AppRunner | None = None
         self.status_url: str | None = None
         self.logs_endpoint: bool | None = {"endpoint": True, "details": False}.get(config.logs)
@@ -81,19 +85,41 @@ class Gateway:
 
     def register(self, controller_id: str, worker: PortWorker) -> None:
         self.by_controller[controller_id] = worker
+        # the same board back on another path: its old, unplugged row has done its job
+        self.workers = [w for w in self.workers if w is worker or not (w.unplugged and w.cid == controller_id)]
+
+    def _start_worker(self, worker: PortWorker) -> None:
+        self._worker_tasks[worker] = asyncio.create_task(worker.run(), name=f"port {worker.port.url}")
 
     async def start(self) -> None:
         self._journal = await Journal.open(self.config.journal_path)
-        self._tasks = [asyncio.create_task(w.run(), name=f"port {w.port.url}") for w in self.workers]
-        self._tasks.append(asyncio.create_task(self._deliver(), name="outbox"))
-        if self.config.listen:
-            await self._serve_status(self.config.listen)
+        if self.config.listen:  # first: a port that cannot be had stops the start before anything runs
+            try:
+                await self._serve_status(self.config.listen)
+            except BaseException:
+                await self.stop()
+                raise
+        if not self.keys:
+            log.warning(
+                "no trusted keys (trusted_keys / --trusted-key): signatures are checked only by each device, "
+                "after the transfer"
+            )
+        for worker in self.workers:
+            self._start_worker(worker)
+        self._tasks = [asyncio.create_task(self._deliver(), name="outbox")]
+        if self.scanner is not None:
+            self._tasks.append(asyncio.create_task(self._discover(), name="port discovery"))
+        if self.config.events == "auto" and self.config.gateway_token:
+            self.events_state = "connecting"
+            self._tasks.append(asyncio.create_task(self._events(), name="event stream"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._worker_tasks.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
+        self._worker_tasks = {}
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -115,6 +141,130 @@ class Gateway:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # -- ports found by rule (usb VID:PID, glob): hot-plug ---------------------------------------------------
+    async def _discover(self) -> None:
+        assert self.scanner is not None
+        while True:
+            try:
+                found = await asyncio.to_thread(self.scanner.scan)
+            except Exception:  # a scan must never end discovery; the next one may work
+                log.exception("port scan failed")
+            else:
+                await self._apply_scan(found)
+            await asyncio.sleep(self.config.discovery_interval)
+
+    async def _apply_scan(self, found: dict[str, PortConfig]) -> None:
+        fixed = {w.port.url for w in self.workers if not w.discovered}
+        present = {w.port.url: w for w in self.workers if w.discovered and not w.unplugged}
+        for url, port in found.items():
+            if url in present or url in fixed:
+                continue
+            self.workers = [w for w in self.workers if not (w.unplugged and w.port.url == url)]
+            worker = PortWorker(self, port, discovered=True)
+            self.workers.append(worker)
+            self._start_worker(worker)
+            self.metrics.port_events.labels(event="plugged").inc()
+            log.info("port %s: plugged in", url)
+        for url, worker in present.items():
+            if url not in found:
+                await self._unplugged(worker)
+
+    async def _unplugged(self, worker: PortWorker) -> None:
+        """A discovered port vanished: stop its worker, show it, and tell the server if a job was running."""
+        job, phase, progress = worker.job, worker.status.phase, worker.status.progress
+        task = self._worker_tasks.pop(worker, None)
+        await worker.close_port()  # first: a cancelled flow must not send ABORT to a board that may still hear it
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        worker.mark_unplugged(phase if job is not None else None, progress)
+        self.metrics.port_events.labels(event="unplugged").inc()
+        device = worker.cid or "no device yet"
+        if job is not None:
+            log.warning(
+                "port %s: unplugged (%s) during %s of action %s at %.0f %%; the job resumes when it is back",
+                worker.port.url,
+                device,
+                phase or "the job",
+                job.action_id,
+                100 * progress,
+            )
+            await worker.report_unplugged(job, phase, progress)
+        else:
+            log.warning("port %s: unplugged (%s)", worker.port.url, device)
+
+    # -- our server's event stream (instant start), else polling ---------------------------------------------
+    async def _events(self) -> None:
+        url = f"{self.client.server}/{self.config.tenant}/gateway/v1/events"
+        failures = 0
+        while True:
+            try:
+                await self._stream(url)
+                failures = 0
+                delay = backoff_delay(0, cap=5.0)
+            except UplinkError as err:
+                if not err.retryable:
+                    if self.events_state != "unavailable":
+                        log.info("the server offers no event stream (%s); polling at its sleep", err)
+                    self.events_state = "unavailable"
+                    await asyncio.sleep(EVENTS_RETRY_S)
+                    continue
+                delay = backoff_delay(failures, cap=30.0)
+                log.info("event stream: %s; again in %.1f s (polling meanwhile)", err, delay)
+            except (aiohttp.ClientError, TimeoutError, ConnectionError) as err:
+                delay = backoff_delay(failures, cap=30.0)
+                log.info("event stream: %s; again in %.1f s (polling meanwhile)", err or type(err).__name__, delay)
+            self.events_state = "down"
+            failures += 1
+            await asyncio.sleep(delay)
+
+    async def _stream(self, url: str) -> None:
+        """One connection to the stream: wake a port's worker for each ``poll`` event, until it ends."""
+        headers = {"Accept": "text/event-stream", "Authorization": f"GatewayToken {self.config.gateway_token}"}
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.config.request_timeout, sock_read=EVENTS_SILENCE_S
+        )
+        self.client.requests += 1
+        async with self.client.session.get(url, headers=headers, timeout=timeout) as response:
+            if response.status == 429 or response.status >= 500:
+                raise UplinkError(f"HTTP {response.status}", status=response.status)
+            if response.status != 200 or response.content_type != "text/event-stream":
+                raise UplinkError(f"HTTP {response.status} {response.content_type}", status=response.status or 404)
+            self.events_state = "connected"
+            log.info("event stream connected: deployments start at once")
+            event, data = "message", []
+            async for raw in response.content:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if line.startswith(":"):
+                    continue  # keep-alive
+                if line:
+                    key, _, value = line.partition(":")
+                    value = value.removeprefix(" ")
+                    if key == "event":
+                        event = value
+                    elif key == "data":
+                        data.append(value)
+                    continue
+                self._on_stream_event(event, "\n".join(data))
+                event, data = "message", []
+        raise UplinkError("the server closed the event stream")
+
+    def _on_stream_event(self, event: str, data: str) -> None:
+        self.events_received += 1
+        if event == "hello":  # (re)connected: something may have changed while the stream was down
+            for worker in self.workers:
+                worker.wake()
+        elif event == "poll":
+            try:
+                cid = json.loads(data)["controllerId"]
+            except (ValueError, KeyError, TypeError):
+                log.warning("event stream: a poll event without controllerId: %r", data[:200])
+                return
+            found = self.by_controller.get(str(cid))
+            if found is not None:
+                log.debug("event stream: %s has news", cid)
+                found.wake()
 
     # -- the outbox -------------------------------------------------------------------------------------------
     async def _deliver(self) -> None:
@@ -186,15 +336,15 @@ class Gateway:
 
     # -- /healthz, /metrics, /status --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        return {"gateway": self.name, "server": self.config.server, "ports": [w.status.to_json() for w in self.workers]}
+        return {
+            "gateway": self.name,
+            "server": self.config.server,
+            "events": self.events_state,
+            "rules": [p.label for p in self.config.ports if p.discovered],
+            "ports": [w.status.to_json() for w in self.workers],
+        }
 
     async def _serve_status(self, listen: str) -> None:
-        host, _, port = listen.rpartition(":")
-        try:
-            port_number = int(port)
-        except ValueError as err:
-            raise ConfigError(f"listen must be HOST:PORT, not {listen!r}") from err
-
         async def healthz(_request: web.Request) -> web.Response:
             backlog = await self.journal.backlog()
             return web.json_response({"status": "ok", "ports": len(self.workers), "backlog": backlog})
@@ -203,7 +353,7 @@ class Gateway:
             counts: dict[str, int] = {}
             for worker in self.workers:
                 counts[worker.status.state] = counts.get(worker.status.state, 0) + 1
-            for state in ("starting", "absent", "idle", "downloading", "relaying", "error"):
+            for state in ("starting", "absent", "idle", "downloading", "relaying", "error", "unplugged"):
                 self.metrics.ports.labels(state=state).set(counts.get(state, 0))
             self.metrics.backlog.set(await self.journal.backlog())
             body = generate_latest(self.metrics.registry)
@@ -216,15 +366,7 @@ class Gateway:
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/status", status)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]") or "127.0.0.1", port_number)
-        try:
-            await site.start()
-        except OSError as err:
-            raise ConfigError(f"cannot listen on {listen}: {err.strerror or err}") from err
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        bound = sockets[0].getsockname() if sockets else (host, port_number)
-        self.status_url = f"http://{bound[0]}:{bound[1]}"
+        self._runner, self.status_url = await start_site(
+            app, listen, error=ConfigError, default_host="127.0.0.1", access_log=None
+        )
         log.info("status on %s", self.status_url)

@@ -31,8 +31,9 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from protocol.image import ImageError, KeyFileError, PublicKey, load_public_key
+from protocol.image import PublicKey
 
+from .. import startup
 from . import admin, ddi, rollouts
 from .actions import ACTIVE_STATES
 from .context import CHANGE_FEED_INTERVAL, CONTEXT, LAST_SEEN_FLUSH, ServerContext
@@ -56,23 +57,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def load_trusted_keys(paths: tuple[Path, ...]) -> list[PublicKey]:
-    """Public keys from files, or from every ``*.pem`` in a folder."""
-    keys: list[PublicKey] = []
-    for path in paths:
-        files = sorted(path.glob("*.pem")) if path.is_dir() else [path]
-        for file in files:
-            try:
-                keys.append(load_public_key(file.read_bytes()))
-            except OSError as err:
-                raise ConfigError(f"trusted_keys: cannot read {file}: {err.strerror}") from err
-            except KeyFileError as err:  # its message may speak of a private key: we want a public one
-                raise ConfigError(
-                    f"trusted_keys: {file} is not a public key (PEM or DER)",
-                    hint="give the .pub.pem that `stm32ota keygen` wrote beside the signing key",
-                ) from err
-            except ImageError as err:
-                raise ConfigError(f"trusted_keys: {file}: {err}") from err
-    return keys
+    """Public keys from files, or from every ``*.pem`` in a folder (:func:`relay.startup.load_trusted_keys`)."""
+    return startup.load_trusted_keys(paths, error=ConfigError)
 
 
 async def ensure_admin_token(ctx: ServerContext) -> Path | None:

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
+from .. import startup
 from .access_log import JsonAccessLogger
 from .app import ADMIN_TOKEN_CREATED, create_app
 from .errors import ConfigError, ServerError
-from .settings import Settings, load_settings, parse_listen
+from .settings import Settings, load_settings
 from .validate import is_number
 
 __all__ = ["AdminClient", "cmd_serve"]
@@ -117,21 +117,9 @@ async def _serve(settings: Settings, *, access_log: bool = True) -> None:
 
 async def _serve_locked(settings: Settings, *, access_log: bool) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log_class=JsonAccessLogger, handle_signals=False)
-    try:
-        await runner.setup()
-    except OSError as err:
-        raise ServerError(f"cannot start: {err}") from err
-    host, port = parse_listen(settings.listen)
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as err:
-        await runner.cleanup()
-        raise ServerError(f"cannot listen on {settings.listen}: {err.strerror}") from err
-    bound = runner.addresses[0]
-    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    url = f"http://{shown}:{bound[1]}"
+    runner, url = await startup.start_site(
+        app, settings.listen, error=ServerError, access_log_class=JsonAccessLogger, handle_signals=False
+    )
     _out(url)
     (settings.data / SERVER_URL_FILE).write_text(url + "\n", encoding="utf-8")
     for path in app[ADMIN_TOKEN_CREATED]:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import startup
 from .errors import ConfigError
-from .validate import is_number
 
 __all__ = ["DEFAULT_TENANT", "Settings", "load_settings", "parse_listen"]
 
@@ -83,10 +83,7 @@ class Settings:
 
 def parse_listen(listen: str) -> tuple[str, int]:
     """``host:port`` (``[::1]:8080`` for IPv6) as a pair; port 0 picks a free one."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not is_number(port) or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"listen: {listen!r} is not host:port")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    return startup.parse_listen(listen, error=ConfigError)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 
 from emulator.demo import demo_firmware, factory_program
 from emulator.testing import EmulatorHandle, running_emulator
-from relay.gateway import Gateway, load_config
+from relay.gateway import Gateway, PortConfig, load_config
 from tests.peers.fixtures import goosebit  # noqa: F401  (re-exported fixture)
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -57,7 +57,7 @@ def devices(tmp_path: Path) -> Iterator[Callable[..., EmulatorHandle]]:
         yield start
 
 
-def gateway_for(server: str, ports: list[str], state: Path, **overrides: Any) -> Gateway:
+def gateway_for(server: str, ports: Sequence[str | PortConfig], state: Path, **overrides: Any) -> Gateway:
     settings: dict[str, Any] = {
         "listen": "127.0.0.1:0",
         "trusted_keys": [DEV_PUB],
@@ -82,7 +82,7 @@ async def wait_for(predicate: Callable[[], Awaitable[bool] | bool], what: str, t
         await asyncio.sleep(0.05)
 
 
-def primary_version(emu: EmulatorHandle) -> tuple[str, str]:
+def primary_version(emu: EmulatorHandle, baud: int = 115200) -> tuple[str, str]:
     """(version, state) of the primary slot, as the device reports it over its port (gateway stopped)."""
     import time
 
@@ -90,7 +90,7 @@ def primary_version(emu: EmulatorHandle) -> tuple[str, str]:
     from protocol.flow import read_info
     from protocol.update.host import HostConnection
 
-    with SerialLink(emu.port, 115200) as link:
-        info = link.execute(read_info(HostConnection(baud=115200), time.monotonic))
+    with SerialLink(emu.port, baud) as link:
+        info = link.execute(read_info(HostConnection(baud=baud), time.monotonic))
     slot = info.slot(0)
     return slot.version_text, slot.state.name.lower()

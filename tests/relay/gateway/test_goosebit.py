@@ -29,15 +29,25 @@ async def test_an_emulated_device_is_updated_through_goosebit(
     emu = devices(1)
     cid = cid_for(1)
     token = goosebit.add_device(cid)
-    gateway = gateway_for(goosebit.base_url, [emu.port], tmp_path / "gw", target_tokens={cid: token}, **BOARD)
+    # a gateway token as well: the gateway asks gooseBit for our server's event stream, finds none, and polls
+    gateway = gateway_for(
+        goosebit.base_url,
+        [emu.port],
+        tmp_path / "gw",
+        target_tokens={cid: token},
+        gateway_token="x",
+        max_poll_interval=2.0,  # gooseBit's sleep is 5 minutes in this setup: poll every 2 s instead
+        **BOARD,
+    )
     async with gateway:
         # the registration gate: configData first, then gooseBit knows the device's hardware and version
         await wait_for(lambda: _shown(goosebit, cid, "sw_version", "1.0.0"), "configData at gooseBit")
         bundle = build_swu("1.1.0", {"demo-1.1.0.signed.bin": NEW})
         software = await asyncio.to_thread(goosebit.upload_software, bundle, "demo-1.1.0.swu")
         await asyncio.to_thread(goosebit.assign, cid, software)
-        gateway.by_controller[cid].wake()  # gooseBit's sleep is minutes: poll now
+        # no wake(): the next poll finds the deployment
         await wait_for(lambda: _shown(goosebit, cid, "last_state", "Finished"), "gooseBit shows Finished", 120)
+        assert gateway.events_state == "unavailable"
         shown = await asyncio.to_thread(goosebit.device, cid)
         assert shown["sw_version"] == "1.1.0"
         assert shown["progress"] == 100

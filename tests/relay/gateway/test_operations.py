@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from emulator.testing import EmulatorHandle
 from relay.gateway import ConfigError, GatewayError
 from relay.gateway.commands import cmd_status, config_from_args, format_status
 from relay.gateway_cli import register
 
-from .conftest import gateway_for, wait_for
+from .conftest import DEV_PUB, gateway_for, wait_for
+from .ourserver import running_server
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -78,3 +82,40 @@ def test_cli_flag_errors_are_clear() -> None:
         config_from_args(_args("--server", "http://s"))
     config = config_from_args(_args("--server", "http://s", "-p", "/dev/x", "--target-token", "stm32-a=t"))
     assert config.token_for("stm32-a") == "TargetToken t"
+
+
+async def test_a_wrong_token_is_one_warning_with_a_hint_however_often_it_is_retried(
+    devices: Callable[..., EmulatorHandle], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = devices(1)
+    caplog.set_level(logging.DEBUG, logger="relay.gateway")
+    async with running_server(tmp_path / "server", DEV_PUB) as server:
+        gateway = gateway_for(server.url, [emu.port], tmp_path / "gw", gateway_token="wrong")
+        async with gateway:
+            worker = gateway.workers[0]
+            await wait_for(lambda: worker.status.state == "error", "the refusal")
+            await wait_for(lambda: any("(again)" in r.getMessage() for r in caplog.records), "a retry", 60)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "port" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "HTTP 401" in warnings[0] and "check the gateway token" in warnings[0]
+    assert not any(r.exc_info for r in caplog.records)  # a sentence, never a traceback
+
+
+def test_a_listen_address_that_cannot_be_had_stops_the_start_cleanly(tmp_path: Path) -> None:
+    async def start() -> None:
+        async with gateway_for("http://127.0.0.1:9", ["/dev/null"], tmp_path / "gw", listen="192.0.2.1:1"):
+            pass
+
+    with pytest.raises(ConfigError, match=r"cannot listen on 192\.0\.2\.1:1"):
+        asyncio.run(start())
+
+
+def test_json_logs_are_one_object_a_line() -> None:
+    import json
+
+    from relay.gateway.commands import JsonLogFormatter
+
+    record = logging.LogRecord("relay.gateway.relay", logging.WARNING, __file__, 1, "port %s: %s", ("p", "gone"), None)
+    entry = json.loads(JsonLogFormatter().format(record))
+    assert (entry["level"], entry["logger"], entry["message"]) == ("warning", "relay.gateway.relay", "port p: gone")
+    assert entry["time"].endswith("+00:00")

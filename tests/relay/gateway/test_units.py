@@ -142,3 +142,90 @@ def test_ddi_parsing_and_feedback_shapes() -> None:
         }
     )
     assert (dep.action_id, dep.version, dep.may_install, dep.artifacts[0].download_url) == ("8", "1.0", False, "u")
+
+
+async def test_an_action_id_that_comes_back_with_other_content_is_a_new_job(tmp_path: Path) -> None:
+    """gooseBit's action id is its software id: the journal keys a job by id *and* what the deployment holds."""
+    journal = await Journal.open(tmp_path / "journal.sqlite3")
+    try:
+        first = await journal.start_job("stm32-a", "1", "/dev/x", "1.1.0", "digest-1.1.0")
+        seq = await journal.enqueue(
+            "stm32-a",
+            "feedback",
+            "deploymentBase/1/feedback",
+            {"closed": 1},
+            job_update=(first.id, {"state": "succeeded"}),
+        )
+        # the same content again before the result went up: the server has not heard it, the old job stands
+        assert await journal.start_job("stm32-a", "1", "/dev/x", "1.1.0", "digest-1.1.0") == (await journal.jobs())[0]
+        # action 1 again, but another release behind it: a new deployment, not the finished one
+        second = await journal.start_job("stm32-a", "1", "/dev/x", "1.2.0", "digest-1.2.0")
+        assert second.id != first.id and second.state == "new" and not second.final
+        assert (await journal.job("stm32-a", "1")) == second  # the latest job for the id
+        # a finished job's content offered again after its result reached the server: re-assigned, a new job
+        done = await journal.start_job("stm32-b", "1", "/dev/y", "1.1.0", "digest-1.1.0")
+        seq = await journal.enqueue(
+            "stm32-b", "feedback", "deploymentBase/1/feedback", {"closed": 1}, job_update=(done.id, {"state": "failed"})
+        )
+        await journal.delivered(seq)
+        # ... but not for an offer made before the delivery (a poll that crossed the result on the wire)
+        crossed = await journal.start_job("stm32-b", "1", "/dev/y", "1.1.0", "digest-1.1.0", offered_at=0.0)
+        assert crossed.id == done.id and crossed.final
+        again = await journal.start_job("stm32-b", "1", "/dev/y", "1.1.0", "digest-1.1.0")
+        assert again.id != done.id and again.state == "new"
+    finally:
+        await journal.close()
+
+
+async def test_a_schema_1_journal_is_migrated_with_its_jobs(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "journal.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE jobs (id INTEGER PRIMARY KEY, controller_id TEXT NOT NULL, action_id TEXT NOT NULL,"
+            " port TEXT NOT NULL, version TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+            " progress_cnt INTEGER NOT NULL DEFAULT 0, progress_of INTEGER NOT NULL DEFAULT 0,"
+            " detail TEXT NOT NULL DEFAULT '', created REAL NOT NULL, updated REAL NOT NULL,"
+            " UNIQUE (controller_id, action_id));"
+            "INSERT INTO jobs VALUES (1, 'stm32-a', '1', '/dev/x', '1.0', 'relaying', 1, 5, 100, '', 0, 0);"
+            "PRAGMA user_version=1;"
+        )
+    journal = await Journal.open(path)
+    try:
+        (job,) = await journal.jobs()
+        assert (job.state, job.attempts, job.deployment) == ("relaying", 1, "")
+        again = await journal.start_job("stm32-a", "1", "/dev/x", "1.1", "other")  # no UNIQUE left in the way
+        assert again.id != job.id
+    finally:
+        await journal.close()
+
+
+def test_a_deployment_digest_follows_its_content() -> None:
+    def dep(version: str, sha1: str) -> Deployment:
+        art = {"filename": "a.swu", "size": 3, "hashes": {"sha1": sha1}, "_links": {"download": {"href": "u"}}}
+        return Deployment.from_json(
+            {"id": "1", "deployment": {"chunks": [{"part": "os", "version": version, "artifacts": [art]}]}}
+        )
+
+    assert dep("1.1", "ab").digest == dep("1.1", "ab").digest
+    assert len({dep("1.1", "ab").digest, dep("1.2", "ab").digest, dep("1.1", "cd").digest}) == 3
+
+
+def test_path_traversal_in_an_artifact_name_or_hash_never_reaches_the_file_system(tmp_path: Path) -> None:
+    """The cache names files by the artifact's hash, never by its filename; a hash that is not hex is refused."""
+    from relay.gateway.artifacts import ArtifactCache, firmware_of
+    from relay.gateway.ddi import Artifact
+
+    assert firmware_of(NEW, "../../etc/cron.d/evil.bin").name == "evil.bin"
+    cache = ArtifactCache(tmp_path / "cache", client=None)  # type: ignore[arg-type]
+    evil = Artifact(filename="../x", size=3, hashes={"sha256": "../../../etc/passwd"}, links={"download": "u"})
+
+    async def fetch() -> bytes:
+        return await cache.fetch("stm32-a", evil)
+
+    import asyncio
+
+    with pytest.raises(ArtifactError, match="no hash to check it by"):
+        asyncio.run(fetch())
+    assert not (tmp_path / "cache").exists()
