@@ -15,12 +15,15 @@ through ``POST /setup``, which answers with the JWT the admin API takes as ``Aut
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -48,6 +51,20 @@ ADMIN_PASSWORD = "stm32ota-test-only"
 MAX_TOKEN_LENGTH = 32
 #: The device states gooseBit's ``last_state`` column holds (``UpdateStateEnum``).
 STATE_REGISTERED = 2
+
+
+#: Per process: the empty database ``aerich upgrade`` made once, by the venv Python it ran with.  Every later
+#: :meth:`GooseBit.prepare` copies it (a file copy instead of a ~2-4 s interpreter start with Tortoise's imports),
+#: which yields the same file the migrations would: they are fixed by the pinned gooseBit version.
+_SCHEMA_TEMPLATES: dict[Path, Path] = {}
+
+
+def _keep_template(db_path: Path) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="stm32ota-goosebit-schema-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    template = folder / db_path.name
+    shutil.copyfile(db_path, template)
+    return template
 
 
 class GooseBitError(RuntimeError):
@@ -156,7 +173,8 @@ class GooseBit:
         return env
 
     def prepare(self) -> None:
-        """Write the settings and create the schema (``aerich upgrade``); the database can be seeded after."""
+        """Write the settings and create the schema (``aerich upgrade``, once per process; later a copy of that
+        empty database); the database can be seeded after."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         auth = (
             f"device_auth:\n  enable: true\n  mode: {self.device_auth}\n"
@@ -175,6 +193,15 @@ class GooseBit:
             f"tenant: {self.tenant}\n"
             "track_device_ip: false\n" + auth + logging_config
         )
+        template = _SCHEMA_TEMPLATES.get(self.python)
+        if template is None:
+            self._create_schema()
+            _SCHEMA_TEMPLATES[self.python] = _keep_template(self.db_path)
+        else:
+            shutil.copyfile(template, self.db_path)
+
+    def _create_schema(self) -> None:
+        """``aerich upgrade`` in ``workdir``: gooseBit's own migrations create its tables."""
         migrations = goosebit_site_packages(self.python) / "goosebit" / "db" / "migrations"
         (self.workdir / "pyproject.toml").write_text(
             '[tool.aerich]\ntortoise_orm = "goosebit.db.config.TORTOISE_CONF"\n'
