@@ -44,7 +44,7 @@ from .sansio import DeviceLog, Event, Progress
 from .update.constants import DEFAULT_BAUD, MIN_BLOCK_SIZE
 from .update.events import BaudChanged, BaudChangeFailed, CommandComplete, InfoReceived, TransferComplete
 from .update.host import HostConnection
-from .update.messages import DeviceInfo, Option, SlotInfo, SlotState
+from .update.messages import DeviceInfo, LogLevel, Option, SlotInfo, SlotState
 from .update.status import Status
 from .ymodem import ABORT_SEQUENCE, BatchComplete, YmodemFile, YmodemSender
 from .ymodem.iap import IAP_DOWNLOAD_KEY, LineProbe, is_iap_answer, looks_like_iap
@@ -69,6 +69,10 @@ PRIMARY_SLOT = 0
 SECONDARY_SLOT = 1
 REBOOT_TIMEOUT_S = 60.0  # the bootloader may swap two slots with real flash timings before the app answers
 REBOOT_POLL_S = 0.5
+# After a test boot the application judges itself (MCUboot's boot_set_confirmed() after its own self-test).  The
+# flow gives it this long to confirm itself, or to report an error, before the host confirms for it.
+SELF_TEST_WAIT_S = 3.0
+SELF_TEST_POLL_S = 0.25
 BUSY_RETRY_TIMEOUT_S = 60.0  # how long INFO is retried while the device answers BUSY (a swap, a long erase)
 BUSY_BACKOFF_FIRST_S = 0.25  # the first wait after a BUSY; doubled after each, up to BUSY_BACKOFF_MAX_S
 BUSY_BACKOFF_MAX_S = 2.0
@@ -109,6 +113,7 @@ class FlashOptions:
     # later change is the flow's own SetBaud, so the rate it reports is the link's, never a second opinion.
     baud: int = DEFAULT_BAUD
     reboot_timeout: float = REBOOT_TIMEOUT_S
+    self_test_wait: float = SELF_TEST_WAIT_S  # 0: confirm at once, without waiting for the image's own verdict
     allow_downgrade: bool = False  # install an image that is not newer than the running one
     force: bool = False  # install the version that already runs
     keys: tuple[TrustedKey, ...] = ()  # public keys the host checks signatures with (protocol.preflight)
@@ -373,6 +378,22 @@ class _Context:
     report: Callable[[Event], None]  # the pumps' on_event
     mark: int = 0  # bytes written when the running phase started
     name: str = "firmware.bin"
+    device_errors: list[str] | None = None  # ERROR-level device log lines, collected while not None
+
+    def collect_device_errors(self) -> list[str]:
+        """From now on, every ERROR-level device log line that passes ``report`` is also kept in the list."""
+        errors: list[str] = []
+        if self.device_errors is None:
+            forward = self.report
+
+            def report(event: Event) -> None:
+                if isinstance(event, DeviceLog) and event.level == LogLevel.ERROR and self.device_errors is not None:
+                    self.device_errors.append(event.text)
+                forward(event)
+
+            self.report = report
+        self.device_errors = errors
+        return errors
 
     def start(self, phase: Phase, message: str, *, total: int = 0) -> None:
         self.mark = self.wire.written
@@ -481,6 +502,7 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
         return result
 
     ctx.start(Phase.REBOOT, "restarting the device (the bootloader swaps the slots)")
+    ctx.collect_device_errors()  # what the new image says about itself from its first line on
     host.reboot()
     yield from _command(host, clock, ctx.report)
     ctx.note("the device is restarting; waiting for it to answer")
@@ -494,6 +516,9 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
             "the device came back without the new image (the bootloader refused or reverted it)",
             hint="run `stm32ota info` and `stm32ota monitor` to see what the bootloader reported",
         )
+    if primary.state is SlotState.ACTIVE and options.confirm and not options.permanent:
+        info_after = yield from _await_self_test(info_after, options, ctx)
+        primary = _slot(info_after, PRIMARY_SLOT) or primary
     running = f"running {primary.version_text} ({primary.state.name.lower()})"
     if primary.state is SlotState.CONFIRMED and not options.permanent:
         running += ": the image confirmed itself after its self-test"
@@ -609,6 +634,45 @@ def _wait_for_device(options: FlashOptions, ctx: _Context) -> Generator[IoReques
             )
             continue
         return info
+
+
+def _await_self_test(
+    info: DeviceInfo, options: FlashOptions, ctx: _Context
+) -> Generator[IoRequest, PumpResult, DeviceInfo]:
+    """Give a test-booted image up to ``options.self_test_wait`` to judge itself: it confirms itself (returned
+    INFO shows CONFIRMED), stays silent (returned as is: the host confirms), or logs an ERROR.  An image that
+    reports an error is never confirmed by the host: the device is restarted so that its bootloader reverts
+    to the image it ran before, and the flash fails with the device's own words."""
+    clock = ctx.clock
+    deadline = clock() + options.self_test_wait
+    errors = ctx.device_errors if ctx.device_errors is not None else ctx.collect_device_errors()
+    listen = ctx.report
+
+    host = HostConnection(baud=ctx.wire.baud, info=info)
+    while not errors and clock() < deadline:
+        yield from with_deadline(pump(host, clock(), on_event=listen), min(clock() + SELF_TEST_POLL_S, deadline))
+        if errors:
+            break
+        info = yield from _handshake(host, clock, listen, ctx.note, BUSY_RETRY_TIMEOUT_S)
+        primary = _slot(info, PRIMARY_SLOT)
+        if primary is None or primary.state is not SlotState.ACTIVE:
+            return info  # it confirmed itself (or something else changed: the caller judges the slot)
+    if not errors:
+        return info
+    ctx.end(f"the new image reported an error during its test boot: {errors[0]}")
+    ctx.start(Phase.REBOOT, "restarting the device so that its bootloader brings back the previous image")
+    host.reboot()
+    yield from _command(host, clock, ctx.report)
+    if ctx.wire.baud != options.baud:
+        yield SetBaud(options.baud)
+    back = yield from _wait_for_device(options, ctx)
+    primary = _slot(back, PRIMARY_SLOT)
+    now_running = f"; the device runs {primary.version_text} again" if primary is not None else ""
+    ctx.end(f"restarted{now_running}")
+    raise UpdateError(
+        f"the new image failed on the device and was not confirmed: {errors[0]}{now_running}",
+        hint="the device kept its previous image; `stm32ota monitor` shows its log, `stm32ota info` its slots",
+    )
 
 
 def _slot(info: DeviceInfo, index: int) -> SlotInfo | None:

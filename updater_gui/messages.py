@@ -412,6 +412,14 @@ _FLOW = _table(
             QT_TRANSLATE_NOOP("Flow", "the device came back without the new image"),
         ),
         (
+            r"restarting the device so that its bootloader brings back the previous image",
+            QT_TRANSLATE_NOOP("Flow", "restarting the device so that its bootloader brings back the previous image"),
+        ),
+        (
+            r"the new image reported an error during its test boot: (?P<error>.+)",
+            QT_TRANSLATE_NOOP("Flow", "the new image reported an error during its test boot: {error}"),
+        ),
+        (
             r"image installed; left to do: (?P<left>.+)",
             QT_TRANSLATE_NOOP("Flow", "image installed; left to do: {left}"),
         ),

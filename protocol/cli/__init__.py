@@ -29,10 +29,11 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .. import __version__
@@ -140,7 +141,26 @@ def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
     return func_obj
 
 
-def _configure_logging(verbose: int, trace: bool) -> None:
+class _StderrNow(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream of the first call: a
+    program that calls :func:`main` more than once (a test run, the app) may replace stderr in between."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _logging_for(verbose: int, trace: bool) -> Iterator[None]:
+    """Log to stderr at the level ``-v`` asks for (and the wire at TRACE with ``--trace``) for one command,
+    then put logging back as it was: :func:`main` may run many times in one process (tests, the app)."""
     from ..wirelog import TRACE
 
     level = logging.WARNING
@@ -148,15 +168,32 @@ def _configure_logging(verbose: int, trace: bool) -> None:
         level = logging.INFO
     elif verbose >= 2:
         level = logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    root, wire = logging.getLogger(), logging.getLogger("stm32ota.wire")
+    saved = root.level, wire.level, wire.propagate
+    added: list[tuple[logging.Logger, logging.Handler]] = []
+    if not root.handlers:  # as logging.basicConfig: a program that configured logging keeps its own
+        handler = _StderrNow()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(level)
+        added.append((root, handler))
     if trace:
-        wire = logging.getLogger("stm32ota.wire")
         wire.setLevel(TRACE)
         if level > TRACE:
-            handler = logging.StreamHandler(sys.stderr)
+            handler = _StderrNow()
             handler.setFormatter(logging.Formatter("%(message)s"))
             wire.addHandler(handler)
             wire.propagate = False
+            added.append((wire, handler))
+    try:
+        yield
+    finally:
+        for logger, installed in added:
+            logger.removeHandler(installed)
+        if added and added[0][0] is root:
+            root.setLevel(saved[0])
+        wire.setLevel(saved[1])
+        wire.propagate = saved[2]
 
 
 def _error(message: str, hint: str | None = None) -> int:
@@ -187,7 +224,11 @@ def _run(argv: list[str]) -> int:
         return EXIT_USAGE
     verbose = args.verbose + getattr(args, VERBOSE_AFTER, 0)
     trace = args.trace or getattr(args, TRACE_AFTER, False)
-    _configure_logging(verbose, trace)
+    with _logging_for(verbose, trace):
+        return _run_handler(args)
+
+
+def _run_handler(args: argparse.Namespace) -> int:
     log = logging.getLogger(__name__)
     log.debug("stm32ota %s, Python %s: %s (%s)", __version__, sys.version.split()[0], args.command, args.handler)
     try:

@@ -164,3 +164,26 @@ def test_trace_dumps_every_frame_both_ways(tmp_path: Path, capsys: pytest.Captur
     assert "TX frame INFO seq=" in err
     assert "RX frame REPLY seq=" in err
     assert "00000000  a5" in err  # the raw bytes too, as a hexdump
+
+
+def test_an_image_that_fails_its_own_self_test_is_never_confirmed_by_the_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The host waits for the test-booted image's own verdict: one that logs an error is not confirmed; the
+    device is restarted, its bootloader reverts, and flash fails with the device's words (exit 1, no traceback)."""
+    from emulator.app import FAIL_MARKER
+
+    from ..emulator.chip_harness import make_image
+
+    factory_program(tmp_path, OLD)
+    image = tmp_path / "failing.bin"
+    image.write_bytes(make_image(version="1.3.0", counter=2, fill=FAIL_MARKER))
+    with running_emulator("ota", baud=0, time_scale=0, state_dir=tmp_path) as emu:
+        assert main(["flash", "-p", emu.port, str(image)]) == 1
+        err = capsys.readouterr().err
+        assert main(["info", "-p", emu.port, "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+    assert "failed on the device and was not confirmed" in err and "self-test FAILED" in err, err
+    assert "Traceback" not in err
+    assert "runs 1.0.0+0 again" in err, err
+    assert (info["slots"][0]["version"], info["slots"][0]["state"]) == ("1.0.0+0", "confirmed")

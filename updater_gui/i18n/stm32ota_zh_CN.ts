@@ -412,6 +412,14 @@
         <translation>设备重启后没有运行新固件</translation>
     </message>
     <message>
+        <source>restarting the device so that its bootloader brings back the previous image</source>
+        <translation>正在重启设备，由引导程序恢复之前的镜像</translation>
+    </message>
+    <message>
+        <source>the new image reported an error during its test boot: {error}</source>
+        <translation>新镜像在试运行启动时报告错误：{error}</translation>
+    </message>
+    <message>
         <source>image installed; left to do: {left}</source>
         <translation>固件已安装；尚需：{left}</translation>
     </message>
