@@ -263,8 +263,12 @@ class Journal:
                 db.execute(f"UPDATE jobs SET {assignments}, updated=? WHERE id=?", (*fields.values(), now, job_id))
             return seq
 
-        seq = await self._run(self._tx, insert)
-        self.changed.set()
+        try:
+            seq = await self._run(self._tx, insert)
+        finally:
+            # also when the caller was cancelled meanwhile: the journal thread commits the row all the same,
+            # and the deliverer must hear of it now, not at its next idle tick
+            self.changed.set()
         return int(seq)
 
     async def pending(self, limit: int = 100) -> list[OutboxEntry]:

@@ -34,6 +34,7 @@ from .config import PortConfig
 from .ddi import Deployment, Poll, feedback_body
 from .errors import ArtifactError, UplinkError
 from .journal import Job
+from .waiting import wait_event
 
 if TYPE_CHECKING:
     from .service import Gateway
@@ -208,8 +209,7 @@ class PortWorker:
     async def _sleep(self, poll: Poll) -> None:
         cfg = self.gw.config
         interval = min(poll.sleep, cfg.max_poll_interval) * (1 + random.uniform(-cfg.poll_jitter, cfg.poll_jitter))
-        with contextlib.suppress(TimeoutError):  # a wake() while we polled counts: cleared only once seen
-            await asyncio.wait_for(self._wake.wait(), timeout=max(interval, 0.05))
+        await wait_event(self._wake, max(interval, 0.05))  # a wake() while we polled counts: cleared once seen
         self._wake.clear()
 
     def config_data(self, info: DeviceInfo) -> dict[str, str]:
@@ -483,8 +483,7 @@ class PortWorker:
         client, cid = self.gw.client, self.cid or ""
         while not flash.done():
             # every CANCEL_CHECK_S, or at once when the server's event stream says this device has news
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=CANCEL_CHECK_S * self.gw.time_factor)
+            await wait_event(self._wake, CANCEL_CHECK_S * self.gw.time_factor)
             self._wake.clear()
             if flash.done():
                 break

@@ -15,7 +15,6 @@ the server refuses a message for good (a 4xx other than 404/410), which is logge
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -34,6 +33,7 @@ from .errors import ConfigError, UplinkError
 from .journal import Journal, OutboxEntry
 from .metrics import GatewayMetrics
 from .relay import PortWorker
+from .waiting import cancel_and_wait, wait_event
 
 __all__ = ["Gateway"]
 
@@ -114,10 +114,7 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self._events(), name="event stream"))
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._worker_tasks.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([*self._tasks, *self._worker_tasks.values()])
         self._tasks = []
         self._worker_tasks = {}
         if self._runner is not None:
@@ -176,8 +173,7 @@ class Gateway:
         task = self._worker_tasks.pop(worker, None)
         await worker.close_port()  # first: a cancelled flow must not send ABORT to a board that may still hear it
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait([task])
         worker.mark_unplugged(phase if job is not None else None, progress)
         self.metrics.port_events.labels(event="unplugged").inc()
         device = worker.cid or "no device yet"
@@ -292,8 +288,7 @@ class Gateway:
                 self.metrics.requests.set(self.client.requests)
                 self.metrics.download_bytes.set(self.cache.downloaded_bytes)
             if not entries or len(entries) < 100:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(journal.changed.wait(), timeout=DELIVERY_IDLE_S)
+                await wait_event(journal.changed, DELIVERY_IDLE_S)
 
     async def _send(self, entry: OutboxEntry) -> None:
         """One message to the server; returns when it is there (or the server refused it for good)."""

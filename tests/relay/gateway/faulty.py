@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 _FORWARD = ("Authorization", "Range", "If-Range", "If-None-Match", "If-Match", "Content-Type", "Accept")
+SHUTDOWN_S = 10.0  # a handler still running when the proxy closes gets this long (aiohttp: 60 s)
 
 
 @dataclass
@@ -46,7 +47,7 @@ class FaultyProxy:
     async def __aenter__(self) -> FaultyProxy:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -56,10 +57,13 @@ class FaultyProxy:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        # the server first: a request the gateway left in flight as it stopped (its configData after the
+        # update) is still being forwarded, and closing the upstream session under it left that handler
+        # waiting until the runner's shutdown_timeout (60 s by default) cancelled it
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
 
     def posts(self, suffix: str = "/feedback") -> list[Seen]:
         return [s for s in self.seen if s.method == "POST" and s.path.endswith(suffix) and s.status < 300]

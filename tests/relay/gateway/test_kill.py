@@ -32,30 +32,33 @@ _RUN = (
 
 
 async def _start(server: str, token: str, port: str, state: Path) -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        _RUN,
-        "gateway",
-        "--server",
-        server,
-        "--gateway-token",
-        token,
-        "-p",
-        port,
-        "--trusted-key",
-        str(DEV_PUB),
-        "--state",
-        str(state),
-        "--listen",
-        "127.0.0.1:0",
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    state.mkdir(parents=True, exist_ok=True)
+    errors = state / "gateway-stderr.txt"  # a gateway that ends at start-up says why there
+    with errors.open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _RUN,
+            "gateway",
+            "--server",
+            server,
+            "--gateway-token",
+            token,
+            "-p",
+            port,
+            "--trusted-key",
+            str(DEV_PUB),
+            "--state",
+            str(state),
+            "--listen",
+            "127.0.0.1:0",
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
     assert process.stdout is not None
     status_url = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().strip()
-    assert status_url.startswith("http://"), status_url
+    assert status_url.startswith("http://"), errors.read_text(errors="replace")[-3000:]
     return process, status_url
 
 
