@@ -52,6 +52,12 @@ async def test_an_emulated_device_is_updated_through_goosebit(
         assert shown["sw_version"] == "1.1.0"
         assert shown["progress"] == 100
         assert gateway.cache.downloaded_bytes == len(bundle)
+        # gooseBit shows Finished as soon as it has the closed feedback; the gateway counts it delivered once the
+        # answer is back and the journal has it, a moment later
+        await wait_for(
+            lambda: any(e.kind == "feedback" and e.body["status"]["execution"] == "closed" for e in gateway.delivered),
+            "the closed feedback counted as delivered",
+        )
         executions = [e.body["status"]["execution"] for e in gateway.delivered if e.kind == "feedback"]
         assert executions[0] == "proceeding" and executions[-1] == "closed"
         assert executions.count("closed") == 1
