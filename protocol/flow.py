@@ -378,21 +378,17 @@ class _Context:
     report: Callable[[Event], None]  # the pumps' on_event
     mark: int = 0  # bytes written when the running phase started
     name: str = "firmware.bin"
-    device_errors: list[str] | None = None  # ERROR-level device log lines, collected while not None
-
     def collect_device_errors(self) -> list[str]:
         """From now on, every ERROR-level device log line that passes ``report`` is also kept in the list."""
         errors: list[str] = []
-        if self.device_errors is None:
-            forward = self.report
+        forward = self.report
 
-            def report(event: Event) -> None:
-                if isinstance(event, DeviceLog) and event.level == LogLevel.ERROR and self.device_errors is not None:
-                    self.device_errors.append(event.text)
-                forward(event)
+        def report(event: Event) -> None:
+            if isinstance(event, DeviceLog) and event.level == LogLevel.ERROR:
+                errors.append(event.text)
+            forward(event)
 
-            self.report = report
-        self.device_errors = errors
+        self.report = report
         return errors
 
     def start(self, phase: Phase, message: str, *, total: int = 0) -> None:
@@ -502,13 +498,8 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
         return result
 
     ctx.start(Phase.REBOOT, "restarting the device (the bootloader swaps the slots)")
-    ctx.collect_device_errors()  # what the new image says about itself from its first line on
-    host.reboot()
-    yield from _command(host, clock, ctx.report)
-    ctx.note("the device is restarting; waiting for it to answer")
-    if ctx.wire.baud != options.baud:  # a reset brings the UART back to the start rate
-        yield SetBaud(options.baud)
-    info_after = yield from _wait_for_device(options, ctx)
+    errors = ctx.collect_device_errors()  # what the new image says about itself from its first line on
+    info_after = yield from _restart(host, ctx)
     primary = _slot(info_after, PRIMARY_SLOT)
     if primary is None or primary.digest not in image_digests(image):
         ctx.end("the device came back without the new image")
@@ -517,7 +508,7 @@ def _flash_ota(image: bytes, digest: bytes, ctx: _Context) -> Generator[IoReques
             hint="run `stm32ota info` and `stm32ota monitor` to see what the bootloader reported",
         )
     if primary.state is SlotState.ACTIVE and options.confirm and not options.permanent:
-        info_after = yield from _await_self_test(info_after, options, ctx)
+        info_after = yield from _await_self_test(info_after, errors, ctx)
         primary = _slot(info_after, PRIMARY_SLOT) or primary
     running = f"running {primary.version_text} ({primary.state.name.lower()})"
     if primary.state is SlotState.CONFIRMED and not options.permanent:
@@ -614,6 +605,16 @@ def _transfer(
     return host
 
 
+def _restart(host: HostConnection, ctx: _Context) -> Generator[IoRequest, PumpResult, DeviceInfo]:
+    """REBOOT, back to the start rate (a reset brings the UART back to it), and INFO once the device answers."""
+    host.reboot()
+    yield from _command(host, ctx.clock, ctx.report)
+    ctx.note("the device is restarting; waiting for it to answer")
+    if ctx.wire.baud != ctx.options.baud:
+        yield SetBaud(ctx.options.baud)
+    return (yield from _wait_for_device(ctx.options, ctx))
+
+
 def _wait_for_device(options: FlashOptions, ctx: _Context) -> Generator[IoRequest, PumpResult, DeviceInfo]:
     """Poll INFO until the rebooted device answers (it may be swapping slots with real flash timings)."""
     clock = ctx.clock
@@ -637,15 +638,15 @@ def _wait_for_device(options: FlashOptions, ctx: _Context) -> Generator[IoReques
 
 
 def _await_self_test(
-    info: DeviceInfo, options: FlashOptions, ctx: _Context
+    info: DeviceInfo, errors: list[str], ctx: _Context
 ) -> Generator[IoRequest, PumpResult, DeviceInfo]:
     """Give a test-booted image up to ``options.self_test_wait`` to judge itself: it confirms itself (returned
-    INFO shows CONFIRMED), stays silent (returned as is: the host confirms), or logs an ERROR.  An image that
-    reports an error is never confirmed by the host: the device is restarted so that its bootloader reverts
-    to the image it ran before, and the flash fails with the device's own words."""
+    INFO shows CONFIRMED), stays silent (returned as is: the host confirms), or logs an ERROR (``errors``
+    collects them from the reboot on).  An image that reports an error is never confirmed by the host: the
+    device is restarted so that its bootloader reverts to the image it ran before, and the flash fails with the
+    device's own words."""
     clock = ctx.clock
-    deadline = clock() + options.self_test_wait
-    errors = ctx.device_errors if ctx.device_errors is not None else ctx.collect_device_errors()
+    deadline = clock() + ctx.options.self_test_wait
     listen = ctx.report
 
     host = HostConnection(baud=ctx.wire.baud, info=info)
@@ -661,11 +662,7 @@ def _await_self_test(
         return info
     ctx.end(f"the new image reported an error during its test boot: {errors[0]}")
     ctx.start(Phase.REBOOT, "restarting the device so that its bootloader brings back the previous image")
-    host.reboot()
-    yield from _command(host, clock, ctx.report)
-    if ctx.wire.baud != options.baud:
-        yield SetBaud(options.baud)
-    back = yield from _wait_for_device(options, ctx)
+    back = yield from _restart(host, ctx)
     primary = _slot(back, PRIMARY_SLOT)
     now_running = f"; the device runs {primary.version_text} again" if primary is not None else ""
     ctx.end(f"restarted{now_running}")

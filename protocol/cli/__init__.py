@@ -171,7 +171,8 @@ def _logging_for(verbose: int, trace: bool) -> Iterator[None]:
     root, wire = logging.getLogger(), logging.getLogger("stm32ota.wire")
     saved = root.level, wire.level, wire.propagate
     added: list[tuple[logging.Logger, logging.Handler]] = []
-    if not root.handlers:  # as logging.basicConfig: a program that configured logging keeps its own
+    configure_root = not root.handlers
+    if configure_root:  # as logging.basicConfig: a program that configured logging keeps its own
         handler = _StderrNow()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
@@ -190,7 +191,7 @@ def _logging_for(verbose: int, trace: bool) -> Iterator[None]:
     finally:
         for logger, installed in added:
             logger.removeHandler(installed)
-        if added and added[0][0] is root:
+        if configure_root:
             root.setLevel(saved[0])
         wire.setLevel(saved[1])
         wire.propagate = saved[2]
