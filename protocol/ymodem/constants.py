@@ -21,6 +21,7 @@ START_TIMEOUT_S = 60.0  # silence tolerated while waiting for the receiver's fir
 ACK_TIMEOUT_S = 10.0  # ACK of a data block or EOT, and the 'C' that asks for the next file
 HEADER_ACK_TIMEOUT_S = 60.0  # block-0 ACK: AN4657's IAP erases the whole application area before it ACKs
 FINAL_ACK_TIMEOUT_S = 2.0  # ACK of the end-of-batch block; silence after it ends the batch anyway (see below)
+FINAL_ACK_RESENDS = 1  # times the end-of-batch block is sent again after that silence, before it ends the batch
 MAX_RETRIES = 10  # consecutive failures of one block (timeouts, NAKs) before we give up
 DUPLICATE_NAKS_BEFORE_SKIP = 2  # NAKs of a block whose ACK may have been lost before we assume a duplicate
 REQUEST_SETTLE_S = 0.05  # quiet line required after a 'C'/NAK start request that followed text (see below)

@@ -18,6 +18,7 @@ from .constants import (
     CRC_REQUEST,
     DUPLICATE_NAKS_BEFORE_SKIP,
     EOT,
+    FINAL_ACK_RESENDS,
     FINAL_ACK_TIMEOUT_S,
     HEADER_ACK_TIMEOUT_S,
     LOSSES_BEFORE_HOLDING,
@@ -56,8 +57,9 @@ class YmodemSender(_Core):
     ``duplicate_naks_before_skip=0`` disables this.
 
     Every file is acknowledged by its EOT ACK; the end-of-batch block only closes the session.  Silence for
-    ``FINAL_ACK_TIMEOUT_S`` after it therefore completes the batch (with a warning in the log): lrzsz's
-    ``rb`` sometimes exits before its last ACK leaves the tty.
+    ``FINAL_ACK_TIMEOUT_S`` after it is answered by sending it again (``rb`` may have flushed it with its
+    input), :data:`FINAL_ACK_RESENDS` times; silence after that completes the batch (with a warning in the
+    log): lrzsz's ``rb`` sometimes exits before its last ACK leaves the tty.
 
     A start request ('C' or NAK before a block 0 or before block 1) is answered only after the line has been
     quiet for a while: lrzsz's ``rb`` flushes its input (TCIFLUSH) right after writing a 'C', so an immediate
@@ -114,6 +116,7 @@ class YmodemSender(_Core):
         self._first_start = True
         self._crc = True
         self._retries = 0
+        self._final_resends = 0  # the end-of-batch block sent again after silence
         self._suspect = False  # this block's ACK may have been lost
         self._dup_naks = 0
         self._probing: tuple[Phase, int, int, int, bytes] | None = None  # state to step back to
@@ -328,6 +331,12 @@ class YmodemSender(_Core):
                     hint="start the receiving side first (rb --ymodem, or the IAP menu's download option)",
                 )
             self._count_failure(timeout=True)  # receivers repeat their 'C' themselves
+            return
+        if phase is Phase.FINAL_ACK and self._final_resends < FINAL_ACK_RESENDS:
+            # rb flushes its input right after its 'C': under load the block can land before the flush and
+            # vanish, and rb then waits 10 s before asking again; a resend reaches it while it waits
+            self._final_resends += 1
+            self._out += self._frame
             return
         if phase is Phase.FINAL_ACK:
             log.warning("no ACK for the end-of-batch block; every file was acknowledged, so the batch is done")

@@ -14,6 +14,9 @@ from protocol.sansio import Connection, Event
 from protocol.ymodem import (
     ACK,
     CRC_REQUEST,
+    EOT,
+    FINAL_ACK_RESENDS,
+    FINAL_ACK_TIMEOUT_S,
     LOSSES_BEFORE_HOLDING,
     NAK,
     REPLY_DELAY_S,
@@ -22,6 +25,7 @@ from protocol.ymodem import (
     BatchComplete,
     FileData,
     FileReceived,
+    FileSent,
     FileStarted,
     YmodemFile,
     YmodemReceiver,
@@ -402,3 +406,53 @@ def test_an_abort_waits_for_a_quiet_line_even_before_any_loss() -> None:
     assert sender.data_to_send() == b"\x18" * 5
     with pytest.raises(TransferAborted):
         sender.next_event()
+
+
+# -- the end-of-batch block: rb may flush it with its input ----------------------------------------------------
+def _sender_at_end_of_batch() -> YmodemSender:
+    """A sender whose only file was ACKed at its EOT and whose end-of-batch block is out."""
+    sender = YmodemSender([YmodemFile("a", b"x")])
+    sender.receive_data(bytes([CRC_REQUEST]))
+    _drain(sender)
+    sender.handle_timeout()
+    sender.data_to_send()  # block 0
+    sender.receive_data(bytes([ACK, CRC_REQUEST]))
+    _drain(sender)
+    sender.handle_timeout()
+    sender.data_to_send()  # block 1
+    sender.receive_data(bytes([ACK]))
+    _drain(sender)
+    assert sender.data_to_send() == bytes([EOT])
+    sender.receive_data(bytes([NAK]))  # rb NAKs the first EOT
+    _drain(sender)
+    sender.handle_timeout()
+    assert sender.data_to_send() == bytes([EOT])
+    sender.receive_data(bytes([ACK, CRC_REQUEST]))
+    assert isinstance(_drain(sender)[0], FileSent)
+    sender.handle_timeout()  # the request settles
+    assert sender.data_to_send()[:5] == b"\x01\x00\xff\x00\x00"
+    return sender
+
+
+def test_a_silent_end_of_batch_block_is_sent_again_and_its_late_ack_completes(caplog: pytest.LogCaptureFixture) -> None:
+    sender = _sender_at_end_of_batch()
+    assert sender.timeout == FINAL_ACK_TIMEOUT_S
+    sender.handle_timeout()  # rb flushed it with its input and waits: it goes once more
+    assert sender.data_to_send()[:5] == b"\x01\x00\xff\x00\x00"
+    assert _drain(sender) == []
+    sender.receive_data(bytes([ACK]))
+    assert _drain(sender) == [BatchComplete()]
+    assert "no ACK" not in caplog.text
+
+
+def test_an_end_of_batch_block_never_answered_still_completes_the_delivered_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sender = _sender_at_end_of_batch()
+    for _ in range(FINAL_ACK_RESENDS):
+        sender.handle_timeout()
+        assert sender.data_to_send()[:3] == b"\x01\x00\xff"
+    sender.handle_timeout()  # rb exited before its ACK left the tty: every file was ACKed, the batch is done
+    assert sender.data_to_send() == b""
+    assert _drain(sender) == [BatchComplete()]
+    assert "no ACK for the end-of-batch block" in caplog.text
