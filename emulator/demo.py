@@ -33,9 +33,7 @@ def demo_firmware(name: str) -> Path:
         path = folder / name
         if path.is_file():
             return path
-    raise Stm32OtaError(
-        f"demo firmware {name} not found", hint="run from a checkout installed with `pip install -e .`"
-    )
+    raise Stm32OtaError(f"demo firmware {name} not found", hint="run from a checkout installed with `pip install -e .`")
 
 
 def factory_program(state_dir: Path, image: bytes, chip_name: str = DEMO_CHIP) -> None:
@@ -82,9 +80,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 reporter.message(f"-- before: {_slots_line(before)}")
                 options = FlashOptions(protocol="ota", baud=args.baud, compress=args.compress)
                 result = link.execute(
-                    flash_image(
-                        new_image, options, on_event=on_event, clock=time.monotonic, name=image_path.name
-                    )
+                    flash_image(new_image, options, on_event=on_event, clock=time.monotonic, name=image_path.name)
                 )
                 after = result.info_after
                 assert after is not None

@@ -760,9 +760,7 @@ class _ChunkedReader:
                 smaller = max(MIN_READ_CHUNK, self._chunk // READ_CHUNK_SHRINK)
                 if smaller < self._chunk:
                     self._chunk = smaller
-                    self._report(
-                        _step(Phase.READ, f"damaged answers to {length}-byte reads: going on in {smaller}")
-                    )
+                    self._report(_step(Phase.READ, f"damaged answers to {length}-byte reads: going on in {smaller}"))
                 continue
             failures = 0
             clean += 1

@@ -378,6 +378,7 @@ class _Context:
     report: Callable[[Event], None]  # the pumps' on_event
     mark: int = 0  # bytes written when the running phase started
     name: str = "firmware.bin"
+
     def collect_device_errors(self) -> list[str]:
         """From now on, every ERROR-level device log line that passes ``report`` is also kept in the list."""
         errors: list[str] = []

@@ -172,9 +172,7 @@ def _hint_for(err: ImageError, info: DeviceInfo, name: str, image: Image | None)
     if reason == "no-decrypt-key":
         if caps is not None and caps.encryption:
             schemes = ", ".join(e for e in ENCRYPTION_SCHEMES if e in caps.encryption)
-            return (
-                f"encrypt it for this device's public key ({schemes}; ENC_PUB.pem): add -E ENC_PUB.pem to {command}"
-            )
+            return f"encrypt it for this device's public key ({schemes}; ENC_PUB.pem): add -E ENC_PUB.pem to {command}"
         return f"this device decrypts no image: sign it without -E: {command}"
     if reason == "unsupported-signature" and caps is not None:
         kinds = [k for k in SIGNATURE_TYPES if k in caps.signatures and k != "ed25519-pure"]

@@ -116,9 +116,7 @@ def _families(command: str | None) -> Iterable[Callable[[], Register]]:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The whole command line, or (given the ``argv`` about to be parsed) just what that command needs."""
     command = _command_word(argv) if argv is not None else None
-    parser = argparse.ArgumentParser(
-        prog="stm32ota", description="Remote firmware updates for STM32 microcontrollers."
-    )
+    parser = argparse.ArgumentParser(prog="stm32ota", description="Remote firmware updates for STM32 microcontrollers.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_common_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)

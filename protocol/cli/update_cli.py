@@ -39,8 +39,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--allow-downgrade", action="store_true", help="install an image not newer than the running one")
     p.add_argument("--force", action="store_true", help="install the version that already runs")
     p.add_argument(
-        "-k", "--key", action="append", default=[], metavar="PUB.pem", help="public key to check the signature"
-        " with before sending (repeatable; without it the device checks the signature)"
+        "-k",
+        "--key",
+        action="append",
+        default=[],
+        metavar="PUB.pem",
+        help="public key to check the signature"
+        " with before sending (repeatable; without it the device checks the signature)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or device logs")

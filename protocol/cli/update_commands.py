@@ -150,9 +150,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
     )
     try:
         with SerialLink(args.port, args.baud) as link:
-            result = link.execute(
-                flash_image(image, options, on_event=reporter, clock=time.monotonic, name=args.image)
-            )
+            result = link.execute(flash_image(image, options, on_event=reporter, clock=time.monotonic, name=args.image))
     except IapMenuError as err:
         raise _for_port(err, args.port) from err
     finally:

@@ -45,6 +45,7 @@ _READ_CHUNK = 65536  # one read takes whatever the tty buffered, up to this
 # pyserial's timeout per read renegotiates every port setting with an rfc2217 server (a round trip, >= 50 ms).
 _READ_SLICE_S = 0.02
 
+
 class CancelToken:
     """A cooperative cancel flag, safe to set from another thread (a GUI button, a signal handler).
 

@@ -72,7 +72,7 @@ def test_info_of_an_older_peer_has_no_capabilities() -> None:
     assert DeviceInfo.decode(old.encode()).capabilities is None
     short = dataclasses.replace(full_info(), capabilities=Capabilities(signatures=frozenset({"ed25519"})))
     data = short.encode()
-    first = data[: -7] + b"\x02" + data[-6:-4]  # an early peer's 2-byte field: the rest reads as empty
+    first = data[:-7] + b"\x02" + data[-6:-4]  # an early peer's 2-byte field: the rest reads as empty
     assert DeviceInfo.decode(first).capabilities == Capabilities(signatures=frozenset({"ed25519"}))
 
 
