@@ -55,7 +55,7 @@ from .batch import ProgressDelegate
 from .emulated import EmulatorPool, EmulatorSpec
 from .log_console import LogConsole
 from .messages import error_text, gateway_message, gateway_state_label, phase_label
-from .operations import HOST, LogRecord
+from .operations import DEVICE, HOST, LogRecord
 from .ports import EMULATED
 from .workers import ErrorInfo
 
@@ -95,8 +95,14 @@ class _Collector(logging.Handler):
             text = record.getMessage()
         except Exception:  # a bad format string in someone's log call must not stop the gateway
             text = str(record.msg)
+        device = getattr(record, "device_level", None)
+        if isinstance(device, str):  # a board's own log line, relayed by the gateway (relay.gateway.device)
+            ms = getattr(record, "device_ms", None)
+            entry = LogRecord(time=record.created, level=device, source=DEVICE, text=text, device_ms=ms)
+        else:
+            entry = LogRecord(time=record.created, level=level, source=HOST, text=text)
         with self._guard:
-            self._records.append(LogRecord(time=record.created, level=level, source=HOST, text=text))
+            self._records.append(entry)
 
     def take(self) -> list[LogRecord]:
         with self._guard:

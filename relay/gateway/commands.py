@@ -77,7 +77,8 @@ async def _run(gateway: Gateway) -> None:
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object a line (``time``, ``level``, ``logger``, ``message``): for journald and log shippers."""
+    """One JSON object a line (``time``, ``level``, ``logger``, ``message``; a board's own line also ``device``,
+    ``device_level``, ``device_ms``): for journald and log shippers."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -86,6 +87,9 @@ class JsonLogFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for field in ("device", "device_level", "device_ms"):  # a board's own line (relay.gateway.device)
+            if hasattr(record, field):
+                entry[field] = getattr(record, field)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, separators=(",", ":"))

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["PortStatus", "PortWorker", "controller_id", "running_version"]
 
 log = logging.getLogger(__name__)
+# the boards' own log lines, at INFO (`stm32ota gateway -v` and the app's gateway tab show them; the default
+# level does not); ``extra``: ``device`` (controllerId), ``device_level`` (the device's level name), ``device_ms``
+device_log = logging.getLogger("relay.gateway.device")
 
 REOPEN_MIN_S = 0.5
 REOPEN_MAX_S = 30.0
@@ -235,8 +238,13 @@ class PortWorker:
             self._set(progress=event.done / event.total, phase=event.phase)
         elif isinstance(event, DeviceLog):
             line = event.text.rstrip()
+            level = _LOG_LEVELS.get(event.level, "info")
             self._logs.append(line)
-            self._log_batch.append({"message": line, "level": _LOG_LEVELS.get(event.level, "info")})
+            self._log_batch.append({"message": line, "level": level})
+            if device_log.isEnabledFor(logging.INFO):
+                cid = self.cid or self.port.url
+                extra = {"device": cid, "device_level": level, "device_ms": event.timestamp_ms}
+                device_log.info("%s: %s", cid, line, extra=extra)
 
     # -- feedback through the outbox --------------------------------------------------------------------------
     async def _feedback(

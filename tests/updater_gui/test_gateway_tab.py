@@ -19,6 +19,7 @@ import pytest
 from tests.relay.gateway.conftest import DEV_PUB, NEW, cid_for, emulated_device, primary_version
 from tests.relay.gateway.ourserver import START_TIMEOUT_S, server_tree
 from updater_gui.gateway_tab import GatewayPortModel
+from updater_gui.operations import DEVICE
 
 WAIT_MS = 90_000
 
@@ -103,6 +104,9 @@ def test_the_gateway_tab_relays_a_rollout_to_an_emulated_device(qtbot, window, t
         assert tab.state_value.text() == "Stopped." and tab.last_error is None
         lines = [r.text for r in tab.log_console.model.records()]
         assert any(cid in line for line in lines), lines  # the gateway's own log reached the tab
+        board = [r for r in tab.log_console.model.records() if r.source == DEVICE]
+        assert board and all(r.text.startswith(f"{cid}: ") for r in board), lines  # and the board's, named
+        assert {r.level for r in board} <= {"error", "warning", "info", "debug"}
         assert primary_version(emu) == ("1.1.0+0", "confirmed")
     states = [state for state, _phase, _version in seen]
     phases = [phase for _state, phase, _version in seen]

@@ -119,3 +119,19 @@ def test_json_logs_are_one_object_a_line() -> None:
     entry = json.loads(JsonLogFormatter().format(record))
     assert (entry["level"], entry["logger"], entry["message"]) == ("warning", "relay.gateway.relay", "port p: gone")
     assert entry["time"].endswith("+00:00")
+    assert "device" not in entry
+
+
+def test_a_boards_log_line_carries_its_device_in_json_logs() -> None:
+    import json
+
+    from relay.gateway.commands import JsonLogFormatter
+    from relay.gateway.relay import device_log
+
+    record = device_log.makeRecord(
+        device_log.name, logging.INFO, __file__, 1, "%s: %s", ("stm32-ab", "boot ok"), None,
+        extra={"device": "stm32-ab", "device_level": "warning", "device_ms": 1234},
+    )  # fmt: skip
+    entry = json.loads(JsonLogFormatter().format(record))
+    assert entry["message"] == "stm32-ab: boot ok" and entry["logger"] == "relay.gateway.device"
+    assert (entry["device"], entry["device_level"], entry["device_ms"]) == ("stm32-ab", "warning", 1234)
