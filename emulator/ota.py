@@ -48,7 +48,7 @@ from protocol.image import (
     reason_of,
 )
 from protocol.image.encryption import EncryptionPrivateKey, EncryptionPrivateKeyTypes, load_encryption_key
-from protocol.update.constants import BUSY_REPORT_INTERVAL_S, DIGEST_SIZE
+from protocol.update.constants import BUSY_REPORT_INTERVAL_S, DIGEST_SIZE, PRIMARY_SLOT, SECONDARY_SLOT
 from protocol.update.device import DeviceConnection
 from protocol.update.events import (
     AbortRequested,
@@ -104,8 +104,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BOOTLOADER_VERSION = "1.0.0"
-PRIMARY_SLOT = 0
-SECONDARY_SLOT = 1
 BAUD_RATES = (115200, 230400, 460800, 921600)
 DEFLATE_WBITS = 12  # a 4 KiB inflate window: what a small C inflater (uzlib) holds on any STM32
 PROGRAM_CHUNK = 1024  # bytes programmed per flash operation during the data phase

@@ -36,10 +36,8 @@ from .crc import crc16_xmodem
 from .drivers.link import SerialLink
 from .errors import DeviceError, PortError, ProtocolTimeoutError, Stm32OtaError
 from .flow import (
-    PRIMARY_SLOT,
     REBOOT_POLL_S,
     REBOOT_TIMEOUT_S,
-    SECONDARY_SLOT,
     detect_protocol,
     image_digests,
     read_info,
@@ -48,7 +46,15 @@ from .flow import (
 from .progress import Phase, PhaseStatus, ProgressSnapshot
 from .pump import IoRequest, PumpResult, Write, pump, with_deadline
 from .sansio import DeviceLog, Event, Progress
-from .update.constants import DIGEST_SIZE, FRAME_HEADER_SIZE, FRAME_TRAILER_SIZE, MAX_PAYLOAD, SOF
+from .update.constants import (
+    DIGEST_SIZE,
+    FRAME_HEADER_SIZE,
+    FRAME_TRAILER_SIZE,
+    MAX_PAYLOAD,
+    PRIMARY_SLOT,
+    SECONDARY_SLOT,
+    SOF,
+)
 from .update.events import CommandComplete, SlotDigest, SlotErased, SlotRead
 from .update.frames import FrameType
 from .update.host import HostConnection

@@ -41,7 +41,7 @@ from .preflight import GENERIC_IAP, check_application, check_image
 from .progress import Phase, PhaseTiming, ProgressMeter, ProgressSnapshot
 from .pump import CANCEL_CLEANUP_S, IoRequest, PumpResult, Read, SetBaud, Write, pump, with_deadline
 from .sansio import DeviceLog, Event, Progress
-from .update.constants import DEFAULT_BAUD, MIN_BLOCK_SIZE
+from .update.constants import DEFAULT_BAUD, MIN_BLOCK_SIZE, PRIMARY_SLOT, SECONDARY_SLOT
 from .update.events import BaudChanged, BaudChangeFailed, CommandComplete, InfoReceived, TransferComplete
 from .update.host import HostConnection
 from .update.messages import DeviceInfo, LogLevel, Option, SlotInfo, SlotState
@@ -65,8 +65,6 @@ __all__ = [
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-PRIMARY_SLOT = 0
-SECONDARY_SLOT = 1
 REBOOT_TIMEOUT_S = 60.0  # the bootloader may swap two slots with real flash timings before the app answers
 REBOOT_POLL_S = 0.5
 # After a test boot the application judges itself (MCUboot's boot_set_confirmed() after its own self-test).  The

@@ -48,6 +48,7 @@ from .image.loaders import Firmware, guess_format, load_firmware
 from .image.mcuboot import IMAGE_MAGIC, Image, ImageVersion, parse_image
 from .image.slot import SlotGeometry, check_slot_rules, flash_write_unit, slot_trailer_reserve
 from .image.verify import TrustedKey, check_claims, check_digest, check_structure, verify_parsed
+from .update.constants import PRIMARY_SLOT, SECONDARY_SLOT
 from .update.messages import DIGESTS, ENCRYPTION_SCHEMES, SIGNATURE_TYPES, DeviceInfo, SlotInfo, SlotState
 
 __all__ = [
@@ -61,8 +62,6 @@ __all__ = [
     "sign_command",
 ]
 
-PRIMARY_SLOT = 0
-SECONDARY_SLOT = 1
 HEADER_SIZE = 0x200  # what the sign command suggests: room for a Cortex-M vector table's alignment
 _RUNNING_STATES = (SlotState.CONFIRMED, SlotState.ACTIVE, SlotState.INACTIVE)
 _VECTOR_BYTES = 8  # initial stack pointer, reset handler

@@ -41,7 +41,9 @@ __all__ = [
     "MAX_WINDOW",
     "MIN_BLOCK_SIZE",
     "MIN_DEFLATE_WBITS",
+    "PRIMARY_SLOT",
     "PROTOCOL_VERSION",
+    "SECONDARY_SLOT",
     "SOF",
     "UID_SIZE",
 ]
@@ -98,3 +100,7 @@ INFO_RESTARTS = 3  # the record changed between pieces this often: give up
 UID_SIZE = 12  # the STM32 96-bit unique device id
 DIGEST_SIZE = 32  # SHA-256 of the (uncompressed) image
 KEY_HASH_SIZE = 32  # SHA-256 of a trusted public key
+
+# --- slots ----------------------------------------------------------------------------------------------------
+PRIMARY_SLOT = 0  # the slot the application runs from (INFO's slot table, ERASE, READ)
+SECONDARY_SLOT = 1  # the slot an update is written to and swapped in from
