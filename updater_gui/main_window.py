@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
     busy_changed = Signal(bool)
     device_changed = Signal(object)  # DeviceSnapshot | None
     operation_finished = Signal(str, bool)  # operation name, succeeded
+    progress_shown = Signal(object)  # Snapshot: each one the progress bar shows, on the GUI thread
     verdict_changed = Signal(object)  # Verdict
 
     def __init__(
@@ -521,6 +522,7 @@ class MainWindow(QMainWindow):
 
     def _show_progress(self, snapshot: Snapshot) -> None:
         self._last_snapshot = snapshot
+        self.progress_shown.emit(snapshot)
         phase = phase_label(snapshot.phase)
         if snapshot.total:
             self.progress.setValue(int(snapshot.fraction * 1000))

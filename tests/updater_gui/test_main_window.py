@@ -30,8 +30,8 @@ def test_inspect_an_image_and_flash_it_with_progress(qtbot, window) -> None:
     connect(qtbot, window)
     assert window.flash_button.isEnabled(), window.verdict_value.text()
     snapshots = []
-    window.worker_progress = snapshots  # keep a list of what the bar showed
-    run(qtbot, window, lambda: _flash(window, snapshots), "flash")
+    window.progress_shown.connect(snapshots.append)  # what the bar showed (connected before the worker starts)
+    run(qtbot, window, window.flash, "flash")
     assert window.last_result is not None and window.last_result.image_size == summary.size
     assert window.result_value.text().startswith("Done")
     assert window.progress.value() == 1000
@@ -41,13 +41,6 @@ def test_inspect_an_image_and_flash_it_with_progress(qtbot, window) -> None:
     assert primary.version_text == "1.1.0+0" and primary.state is SlotState.CONFIRMED
     assert window.slot_model.data(window.slot_model.index(0, 2)) == "1.1.0+0"
     assert str(FIRMWARE / "demo-1.1.0.signed.bin") in window.recent_files()
-
-
-def _flash(window, snapshots):  # type: ignore[no-untyped-def]
-    worker = window.flash()
-    if worker is not None:
-        worker.signals.progress.connect(snapshots.append)
-    return worker
 
 
 def test_tampered_image_is_refused_with_a_reason_and_nothing_sent(qtbot, window) -> None:
