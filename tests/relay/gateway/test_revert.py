@@ -28,6 +28,11 @@ async def test_a_release_that_fails_its_self_test_is_reported_as_a_failure_and_t
         await server.api("POST", "/api/v1/releases?filename=failing-1.3.0.signed.bin", data=failing)
         async with gateway_for(server.url, [emu.port], tmp_path / "gw", gateway_token=token) as gateway:
             await wait_for(lambda: cid in gateway.by_controller, "the device")
+
+            async def board_known() -> bool:  # the server checks the release's board against configData
+                return bool((await server.api("GET", f"/api/v1/devices/{cid}")).get("attributes"))
+
+            await wait_for(board_known, "the device's configData on the server")
             await server.api("POST", "/api/v1/actions", {"controller_id": cid, "release": "1.3.0", "forced": True})
             gateway.by_controller[cid].wake()
 
